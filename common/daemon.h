@@ -1,0 +1,64 @@
+/*
+ * The daemon skeleton every sync daemon shares: command line (-c FILE, -f, -n, --once), config, databases,
+ * instance lock, control socket, signals (TERM/INT: finish the step and exit 0; HUP: reload between runs),
+ * sd_notify (READY, STATUS, WATCHDOG, STOPPING) and the housekeeping timer.  A daemon's main() is one call:
+ *
+ *	int main(int argc, char **argv) { return daemon_main(argc, argv, &tga_sync_job); }
+ */
+#ifndef RTOPACKS_DAEMON_H
+#define RTOPACKS_DAEMON_H
+
+#include <ev.h>
+#include <stdbool.h>
+
+#include "cycle.h"
+
+struct config;
+struct control;
+struct db;
+struct evcurl;
+struct mailer;
+struct outbox;
+
+struct daemon {
+	const struct job_def *job;
+	const char *section;		/* = job->daemon: the config section */
+	struct ev_loop *loop;
+	char *config_path;
+	struct config *cfg;
+	struct db *db;			/* ops.db as main, rtopacks.db attached as "corpus" if the job uses it */
+	char *ops_path, *corpus_path;
+	struct evcurl *ec;
+	struct mailer *mailer;
+	struct outbox *outbox;
+	struct cycle *cycle;
+	struct control *control;
+	void *job_ctx;			/* the job's own state (set by job->init) */
+
+	bool once;			/* --once: run one cycle and exit with its status */
+	int exit_code;
+	bool stopping;
+	bool reload_pending;
+	int lock_fd;
+	char *socket_path;
+
+	ev_signal sigterm, sigint, sighup;
+	ev_timer watchdog, housekeeping, drain;
+	ev_prepare tx_check;
+	double drain_started, drain_limit;
+	double last_status_notify;
+};
+
+int daemon_main(int argc, char **argv, const struct job_def *);
+
+/* Socket path of a daemon under a config (shared with syncctl). */
+char *daemon_socket_path(const struct config *, const char *daemon);
+
+/*
+ * Queue a mail that must reach the operator once per occurrence of (kind, key): e.g. ("missed",
+ * "2026-12-05T16:00:00Z").  Returns 1 if queued now, 0 if it was sent before, -1 on error.
+ */
+int daemon_alert_once(struct daemon *, const char *kind, const char *key, const char *subject, const char *body,
+    char **cause);
+
+#endif

@@ -1,0 +1,275 @@
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "log.h"
+#include "xmalloc.h"
+
+struct stmt_cache_entry {
+	const char *sql;	/* identity: the literal's address */
+	sqlite3_stmt *stmt;
+};
+
+struct db {
+	sqlite3 *h;
+	char *path;
+	struct stmt_cache_entry *cache;
+	size_t ncache;
+};
+
+int
+db_error(struct db *db, char **cause, const char *context)
+{
+	if (cause != NULL)
+		xasprintf(cause, "%s: %s: %s", db->path, context, sqlite3_errmsg(db->h));
+	return -1;
+}
+
+struct db *
+db_open(const char *path, int flags, int busy_timeout_ms, char **cause)
+{
+	struct db *db;
+	int oflags, rc;
+
+	db = xcalloc(1, sizeof *db);
+	db->path = xstrdup(path);
+	oflags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI;
+	oflags |= (flags & DB_READONLY) ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+	rc = sqlite3_open_v2(path, &db->h, oflags, NULL);
+	if (rc != SQLITE_OK) {
+		if (db->h == NULL)
+			xasprintf(cause, "%s: cannot open: out of memory", path);
+		else
+			xasprintf(cause, "%s: cannot open: %s", path, sqlite3_errmsg(db->h));
+		db_close(db);
+		return NULL;
+	}
+	sqlite3_extended_result_codes(db->h, 1);
+	sqlite3_busy_timeout(db->h, busy_timeout_ms);
+	if (!(flags & DB_READONLY)) {
+		/* WAL lets syncctl and the web side read while a daemon writes. */
+		if (db_exec(db, "PRAGMA journal_mode=WAL", cause) == -1 ||
+		    db_exec(db, "PRAGMA synchronous=FULL", cause) == -1) {
+			db_close(db);
+			return NULL;
+		}
+	}
+	if (db_exec(db, "PRAGMA foreign_keys=ON", cause) == -1) {
+		db_close(db);
+		return NULL;
+	}
+	return db;
+}
+
+void
+db_close(struct db *db)
+{
+	size_t i;
+
+	if (db == NULL)
+		return;
+	for (i = 0; i < db->ncache; i++)
+		sqlite3_finalize(db->cache[i].stmt);
+	free(db->cache);
+	if (db->h != NULL && sqlite3_close(db->h) != SQLITE_OK)
+		log_warnx("%s: close: %s", db->path, sqlite3_errmsg(db->h));
+	free(db->path);
+	free(db);
+}
+
+sqlite3 *
+db_handle(struct db *db)
+{
+	return db->h;
+}
+
+const char *
+db_path(const struct db *db)
+{
+	return db->path;
+}
+
+int
+db_exec(struct db *db, const char *sql, char **cause)
+{
+	char *err = NULL;
+
+	if (sqlite3_exec(db->h, sql, NULL, NULL, &err) != SQLITE_OK) {
+		if (cause != NULL)
+			xasprintf(cause, "%s: %s: %s", db->path, sql, err ? err : sqlite3_errmsg(db->h));
+		sqlite3_free(err);
+		return -1;
+	}
+	return 0;
+}
+
+int
+db_begin(struct db *db, char **cause)
+{
+	return db_exec(db, "BEGIN IMMEDIATE", cause);
+}
+
+int
+db_commit(struct db *db, char **cause)
+{
+	return db_exec(db, "COMMIT", cause);
+}
+
+void
+db_rollback(struct db *db)
+{
+	if (!sqlite3_get_autocommit(db->h) && db_exec(db, "ROLLBACK", NULL) == -1)
+		log_warnx("%s: rollback: %s", db->path, sqlite3_errmsg(db->h));
+}
+
+bool
+db_in_tx(struct db *db)
+{
+	return !sqlite3_get_autocommit(db->h);
+}
+
+int
+db_schema_version(struct db *db, const char *schema, int *version, char **cause)
+{
+	sqlite3_stmt *st;
+	char sql[128];
+	int rc;
+
+	/* PRAGMA takes no bound parameters; schema is one of our own constant names. */
+	snprintf(sql, sizeof sql, "PRAGMA \"%s\".user_version", schema);
+	if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK)
+		return db_error(db, cause, "read schema version");
+	rc = sqlite3_step(st);
+	*version = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW)
+		return db_error(db, cause, "read schema version");
+	return 0;
+}
+
+int
+db_migrate(struct db *db, const struct migration *m, char **cause)
+{
+	int have, want = 0, i;
+	char sql[64];
+
+	for (want = 0; m[want].sql != NULL; want++)
+		;
+	if (db_schema_version(db, "main", &have, cause) == -1)
+		return -1;
+	if (have > want) {
+		xasprintf(cause, "%s: schema version %d is newer than this program knows (%d): run a newer version",
+		    db->path, have, want);
+		return -1;
+	}
+	for (i = have; i < want; i++) {
+		if (db_begin(db, cause) == -1)
+			return -1;
+		if (db_exec(db, m[i].sql, cause) == -1) {
+			char *inner = *cause;
+
+			xasprintf(cause, "migration %s failed: %s", m[i].name, inner);
+			free(inner);
+			db_rollback(db);
+			return -1;
+		}
+		snprintf(sql, sizeof sql, "PRAGMA user_version = %d", i + 1);
+		if (db_exec(db, sql, cause) == -1 || db_commit(db, cause) == -1) {
+			db_rollback(db);
+			return -1;
+		}
+		log_info("%s: applied migration %s", db->path, m[i].name);
+	}
+	return 0;
+}
+
+int
+db_attach(struct db *db, const char *path, const char *schema, char **cause)
+{
+	sqlite3_stmt *st;
+	char sql[128];
+
+	snprintf(sql, sizeof sql, "ATTACH DATABASE ? AS \"%s\"", schema);
+	if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK)
+		return db_error(db, cause, "attach");
+	sqlite3_bind_text(st, 1, path, -1, SQLITE_TRANSIENT);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		sqlite3_finalize(st);
+		if (cause != NULL)
+			xasprintf(cause, "%s: cannot attach %s: %s", db->path, path, sqlite3_errmsg(db->h));
+		return -1;
+	}
+	sqlite3_finalize(st);
+	snprintf(sql, sizeof sql, "PRAGMA \"%s\".journal_mode=WAL", schema);
+	if (db_exec(db, sql, cause) == -1)
+		return -1;
+	snprintf(sql, sizeof sql, "PRAGMA \"%s\".synchronous=FULL", schema);
+	return db_exec(db, sql, cause);
+}
+
+sqlite3_stmt *
+db_stmt(struct db *db, const char *sql, char **cause)
+{
+	sqlite3_stmt *st;
+	size_t i;
+
+	for (i = 0; i < db->ncache; i++) {
+		if (db->cache[i].sql == sql) {
+			st = db->cache[i].stmt;
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+			return st;
+		}
+	}
+	if (sqlite3_prepare_v3(db->h, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
+		if (cause != NULL)
+			xasprintf(cause, "%s: prepare: %s (in: %.200s)", db->path, sqlite3_errmsg(db->h), sql);
+		return NULL;
+	}
+	db->cache = xreallocarray(db->cache, db->ncache + 1, sizeof *db->cache);
+	db->cache[db->ncache].sql = sql;
+	db->cache[db->ncache].stmt = st;
+	db->ncache++;
+	return st;
+}
+
+int
+db_step_done(struct db *db, sqlite3_stmt *st, char **cause)
+{
+	int rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		;
+	if (rc != SQLITE_DONE) {
+		if (cause != NULL)
+			xasprintf(cause, "%s: %s (in: %.120s)", db->path, sqlite3_errmsg(db->h), sqlite3_sql(st));
+		sqlite3_reset(st);
+		return -1;
+	}
+	sqlite3_reset(st);
+	return 0;
+}
+
+int
+db_bind_text(sqlite3_stmt *st, int idx, const char *s)
+{
+	if (s == NULL)
+		return sqlite3_bind_null(st, idx);
+	return sqlite3_bind_text(st, idx, s, -1, SQLITE_TRANSIENT);
+}
+
+int
+db_bind_int(sqlite3_stmt *st, int idx, int64_t v)
+{
+	return sqlite3_bind_int64(st, idx, v);
+}
+
+const char *
+db_col_text(sqlite3_stmt *st, int col)
+{
+	const unsigned char *s = sqlite3_column_text(st, col);
+
+	return s != NULL ? (const char *)s : "";
+}

@@ -1,0 +1,269 @@
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+static const char *log_name = "rtopacks-sync";
+static int log_verbose;
+static int log_journal;		/* stderr is journald's stream: <N> prefixes, journald adds the time */
+
+#define SECRETS_MAX 32
+static char *secrets[SECRETS_MAX];
+static size_t nsecrets;
+
+static const char redacted[] = "[REDACTED]";
+
+static const char *
+level_name(enum log_level lvl)
+{
+	switch (lvl) {
+	case LOG_LVL_ERR:
+		return "error";
+	case LOG_LVL_WARNING:
+		return "warning";
+	case LOG_LVL_NOTICE:
+		return "notice";
+	case LOG_LVL_INFO:
+		return "info";
+	default:
+		return "debug";
+	}
+}
+
+/*
+ * systemd sets JOURNAL_STREAM to "<dev>:<ino>" of the stream it connected to stderr.  Only trust it while stderr
+ * still is that stream: a process started from a unit inherits the variable but maybe not the stream.
+ */
+static int
+stderr_is_journal(void)
+{
+	unsigned long long dev, ino;
+	const char *js;
+	struct stat sb;
+
+	if ((js = getenv("JOURNAL_STREAM")) == NULL || sscanf(js, "%llu:%llu", &dev, &ino) != 2)
+		return 0;
+	if (fstat(STDERR_FILENO, &sb) == -1)
+		return 0;
+	return (unsigned long long)sb.st_dev == dev && (unsigned long long)sb.st_ino == ino;
+}
+
+void
+log_init(const char *progname, int verbose)
+{
+	log_name = progname;
+	log_verbose = verbose;
+	log_journal = stderr_is_journal();
+}
+
+void
+log_setverbose(int verbose)
+{
+	log_verbose = verbose;
+}
+
+int
+log_getverbose(void)
+{
+	return log_verbose;
+}
+
+const char *
+log_progname(void)
+{
+	return log_name;
+}
+
+void
+secret_register(const char *secret)
+{
+	size_t i;
+
+	/* Very short strings would redact ordinary words; config validation rejects secrets that short anyway. */
+	if (secret == NULL || strlen(secret) < 4)
+		return;
+	for (i = 0; i < nsecrets; i++)
+		if (strcmp(secrets[i], secret) == 0)
+			return;
+	if (nsecrets == SECRETS_MAX) {
+		/* Forget the oldest: rotating tokens register a new value every day. */
+		explicit_bzero(secrets[0], strlen(secrets[0]));
+		free(secrets[0]);
+		memmove(secrets, secrets + 1, (SECRETS_MAX - 1) * sizeof *secrets);
+		nsecrets--;
+	}
+	if ((secrets[nsecrets] = strdup(secret)) == NULL)
+		return;
+	nsecrets++;
+}
+
+void
+secret_forget_all(void)
+{
+	size_t i;
+
+	for (i = 0; i < nsecrets; i++) {
+		explicit_bzero(secrets[i], strlen(secrets[i]));
+		free(secrets[i]);
+	}
+	nsecrets = 0;
+}
+
+char *
+redact_dup(const char *s)
+{
+	size_t i, len, cap, n;
+	char *out, *tmp, *p, *hit;
+	const char *cur;
+
+	if (s == NULL)
+		return NULL;
+	len = strlen(s);
+	/* Worst case: every registered secret is 4 bytes and each becomes sizeof(redacted) - 1 bytes. */
+	cap = len / 4 * (sizeof redacted) + len + 1;
+	if ((out = malloc(cap)) == NULL)
+		return NULL;
+	memcpy(out, s, len + 1);
+	for (i = 0; i < nsecrets; i++) {
+		size_t slen = strlen(secrets[i]);
+
+		if (strstr(out, secrets[i]) == NULL)
+			continue;
+		if ((tmp = malloc(cap)) == NULL) {
+			free(out);
+			return NULL;
+		}
+		p = tmp;
+		cur = out;
+		while ((hit = strstr(cur, secrets[i])) != NULL) {
+			n = (size_t)(hit - cur);
+			memcpy(p, cur, n);
+			p += n;
+			memcpy(p, redacted, sizeof redacted - 1);
+			p += sizeof redacted - 1;
+			cur = hit + slen;
+		}
+		memcpy(p, cur, strlen(cur) + 1);
+		free(out);
+		out = tmp;
+	}
+	return out;
+}
+
+void
+redact(char *buf)
+{
+	size_t i;
+	char *hit;
+
+	/* In place, so never longer: each secret is overwritten by '*' of its own length. */
+	for (i = 0; i < nsecrets; i++) {
+		size_t slen = strlen(secrets[i]);
+
+		while ((hit = strstr(buf, secrets[i])) != NULL)
+			memset(hit, '*', slen);
+	}
+}
+
+void
+log_emit(enum log_level lvl, const char *fmt, va_list ap)
+{
+	char msg[4096], *clean;
+	int saved = errno;
+
+	if (lvl == LOG_LVL_DEBUG && log_verbose < 1)
+		return;
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	clean = redact_dup(msg);
+	if (clean == NULL) {
+		redact(msg);
+		clean = msg;
+	}
+	if (log_journal) {
+		fprintf(stderr, "<%d>%s\n", (int)lvl, clean);
+	} else {
+		char ts[32];
+		time_t now = time(NULL);
+		struct tm tm;
+
+		gmtime_r(&now, &tm);
+		strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+		fprintf(stderr, "%s %s[%ld]: %s: %s\n", ts, log_name, (long)getpid(), level_name(lvl), clean);
+	}
+	fflush(stderr);
+	if (clean != msg)
+		free(clean);
+	errno = saved;
+}
+
+#define LOG_FN(name, lvl)                                                                                          \
+	void name(const char *fmt, ...)                                                                            \
+	{                                                                                                          \
+		va_list ap;                                                                                        \
+		va_start(ap, fmt);                                                                                 \
+		log_emit(lvl, fmt, ap);                                                                            \
+		va_end(ap);                                                                                        \
+	}
+
+LOG_FN(log_warnx, LOG_LVL_WARNING)
+LOG_FN(log_notice, LOG_LVL_NOTICE)
+LOG_FN(log_info, LOG_LVL_INFO)
+LOG_FN(log_debug, LOG_LVL_DEBUG)
+
+static void
+log_emitf(enum log_level lvl, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_emit(lvl, fmt, ap);
+	va_end(ap);
+}
+
+/* Log fmt followed by ": strerror(errno)". */
+static void
+emit_errno(enum log_level lvl, const char *fmt, va_list ap)
+{
+	char buf[3072];
+	int saved = errno;
+
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	log_emitf(lvl, "%s: %s", buf, strerror(saved));
+}
+
+void
+log_warn(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	emit_errno(LOG_LVL_WARNING, fmt, ap);
+	va_end(ap);
+}
+
+void
+fatal(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	emit_errno(LOG_LVL_ERR, fmt, ap);
+	va_end(ap);
+	exit(1);
+}
+
+void
+fatalx(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_emit(LOG_LVL_ERR, fmt, ap);
+	va_end(ap);
+	exit(1);
+}
