@@ -1,0 +1,164 @@
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "config.h"
+#include "control.h"
+#include "daemon.h"
+#include "syncctl.h"
+#include "xmalloc.h"
+
+struct sctl_conn {
+	int fd;
+	char *daemon;
+	struct buf in;
+};
+
+struct sctl_conn *
+sctl_connect(struct sctl *s, const char *daemon, int *exitcode)
+{
+	struct sockaddr_un sun;
+	struct sctl_conn *c;
+	char *path;
+	int fd;
+
+	path = daemon_socket_path(s->cfg, daemon);
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof sun.sun_path) {
+		fprintf(stderr, "syncctl: socket path too long: %s\n", path);
+		free(path);
+		*exitcode = SCTL_USAGE;
+		return NULL;
+	}
+	strcpy(sun.sun_path, path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
+	    connect(fd, (struct sockaddr *)&sun, sizeof sun) == -1) {
+		int e = errno;
+
+		if (e == ENOENT || e == ECONNREFUSED)
+			fprintf(stderr, "syncctl: %s is not running (no one answers on %s)\n", daemon, path);
+		else if (e == EACCES)
+			fprintf(stderr, "syncctl: %s: permission denied: ask to be added to the operators group\n",
+			    path);
+		else
+			fprintf(stderr, "syncctl: %s: %s\n", path, strerror(e));
+		if (fd != -1)
+			close(fd);
+		free(path);
+		*exitcode = e == EACCES ? SCTL_DENIED : SCTL_UNREACHABLE;
+		return NULL;
+	}
+	free(path);
+	c = xcalloc(1, sizeof *c);
+	c->fd = fd;
+	c->daemon = xstrdup(daemon);
+	buf_init(&c->in);
+	return c;
+}
+
+int
+sctl_send(struct sctl_conn *c, const char *cmd, cJSON *args)
+{
+	cJSON *req = cJSON_CreateObject();
+	char *line;
+	size_t len, off = 0;
+	ssize_t n;
+
+	cJSON_AddNumberToObject(req, "v", CTL_PROTO_VERSION);
+	cJSON_AddStringToObject(req, "cmd", cmd);
+	if (args != NULL)
+		cJSON_AddItemToObject(req, "args", args);
+	line = cJSON_PrintUnformatted(req);
+	cJSON_Delete(req);
+	len = strlen(line);
+	line[len++] = '\n';	/* replaces the NUL: the buffer had room for it */
+	while (off < len) {
+		n = send(c->fd, line + off, len - off, MSG_NOSIGNAL);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			fprintf(stderr, "syncctl: %s: cannot send: %s\n", c->daemon, strerror(errno));
+			free(line);
+			return -1;
+		}
+		off += (size_t)n;
+	}
+	free(line);
+	return 0;
+}
+
+cJSON *
+sctl_recv(struct sctl_conn *c, int timeout_ms)
+{
+	struct pollfd pfd;
+	char chunk[8192], *nl;
+	cJSON *msg;
+	ssize_t n;
+
+	for (;;) {
+		if (c->in.len > 0 && (nl = memchr(c->in.data, '\n', c->in.len)) != NULL) {
+			size_t len = (size_t)(nl - c->in.data);
+
+			msg = cJSON_ParseWithLength(c->in.data, len);
+			buf_consume(&c->in, len + 1);
+			if (msg == NULL) {
+				fprintf(stderr, "syncctl: %s sent a line that is not JSON\n", c->daemon);
+				return NULL;
+			}
+			return msg;
+		}
+		if (c->in.len > CTL_LINE_MAX * 16) {
+			fprintf(stderr, "syncctl: %s sent an over-long line\n", c->daemon);
+			return NULL;
+		}
+		pfd.fd = c->fd;
+		pfd.events = POLLIN;
+		n = poll(&pfd, 1, timeout_ms);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == 0) {
+			fprintf(stderr, "syncctl: %s did not answer in %d s\n", c->daemon, timeout_ms / 1000);
+			return NULL;
+		}
+		if ((n = read(c->fd, chunk, sizeof chunk)) <= 0) {
+			if (n == -1 && errno == EINTR)
+				continue;
+			return NULL;
+		}
+		buf_add(&c->in, chunk, (size_t)n);
+	}
+}
+
+void
+sctl_close(struct sctl_conn *c)
+{
+	if (c == NULL)
+		return;
+	close(c->fd);
+	buf_free(&c->in);
+	free(c->daemon);
+	free(c);
+}
+
+int
+sctl_reply_error(const char *daemon, const cJSON *reply)
+{
+	const cJSON *code = cJSON_GetObjectItemCaseSensitive(reply, "code");
+	const cJSON *err = cJSON_GetObjectItemCaseSensitive(reply, "error");
+	const char *c = cJSON_IsString(code) ? code->valuestring : "failed";
+
+	fprintf(stderr, "syncctl: %s: %s\n", daemon, cJSON_IsString(err) ? err->valuestring : "error");
+	if (strcmp(c, "permission_denied") == 0)
+		return SCTL_DENIED;
+	if (strcmp(c, "already_running") == 0)
+		return SCTL_ALREADY;
+	return SCTL_FAILED;
+}

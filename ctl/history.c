@@ -1,0 +1,157 @@
+/* Reading ops.db for run history, and the plain-text tables syncctl prints. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "db.h"
+#include "syncctl.h"
+#include "timeutil.h"
+#include "xmalloc.h"
+
+struct db *
+sctl_open_ops(struct sctl *s, int *exitcode)
+{
+	const char *ops = config_str(s->cfg, "paths", "ops_db");
+	char *path, *uri, *enc, *cause = NULL;
+	struct db *db;
+
+	if (ops != NULL)
+		path = xstrdup(ops);
+	else
+		xasprintf(&path, "%s/ops.db", config_str(s->cfg, "paths", "state_dir"));
+	/* Read-only: history commands never take a write lock, so they work while a daemon writes. */
+	enc = path;
+	xasprintf(&uri, "file:%s?mode=ro", enc);
+	if ((db = db_open(uri, DB_READONLY, 5000, &cause)) == NULL) {
+		fprintf(stderr, "syncctl: %s\n(is [paths] state_dir right, and may you read it?)\n", cause);
+		free(cause);
+		*exitcode = SCTL_FAILED;
+	}
+	free(uri);
+	free(path);
+	return db;
+}
+
+const char *
+fmt_count(long long v, char *buf, size_t len)
+{
+	char raw[32];
+	size_t n, i, o = 0;
+
+	snprintf(raw, sizeof raw, "%lld", v < 0 ? -v : v);
+	n = strlen(raw);
+	if (v < 0)
+		buf[o++] = '-';
+	for (i = 0; i < n && o + 2 < len; i++) {
+		if (i > 0 && (n - i) % 3 == 0)
+			buf[o++] = ',';
+		buf[o++] = raw[i];
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+const char *
+fmt_duration(const char *from, const char *to, char *buf, size_t len)
+{
+	time_t a, b;
+	long long s;
+
+	if (from == NULL || to == NULL || !iso8601_parse(from, &a) || !iso8601_parse(to, &b) || b < a) {
+		snprintf(buf, len, "-");
+		return buf;
+	}
+	s = (long long)(b - a);
+	if (s >= 3600)
+		snprintf(buf, len, "%lldh %02lldm %02llds", s / 3600, s / 60 % 60, s % 60);
+	else if (s >= 60)
+		snprintf(buf, len, "%lldm %02llds", s / 60, s % 60);
+	else
+		snprintf(buf, len, "%llds", s);
+	return buf;
+}
+
+void
+print_json(const cJSON *j)
+{
+	char *s = cJSON_Print(j);
+
+	printf("%s\n", s);
+	free(s);
+}
+
+struct sctl_table {
+	int ncols;
+	const char *const *headers;
+	const bool *numeric;
+	char ***rows;
+	size_t nrows;
+};
+
+struct sctl_table *
+table_new(const char *const *headers, const bool *numeric, int ncols)
+{
+	struct sctl_table *t = xcalloc(1, sizeof *t);
+
+	t->ncols = ncols;
+	t->headers = headers;
+	t->numeric = numeric;
+	return t;
+}
+
+void
+table_add(struct sctl_table *t, const char *const *cells)
+{
+	int i;
+
+	t->rows = xreallocarray(t->rows, t->nrows + 1, sizeof *t->rows);
+	t->rows[t->nrows] = xcalloc((size_t)t->ncols, sizeof(char *));
+	for (i = 0; i < t->ncols; i++)
+		t->rows[t->nrows][i] = xstrdup(cells[i] ? cells[i] : "");
+	t->nrows++;
+}
+
+void
+table_print(struct sctl_table *t)
+{
+	size_t *w = xcalloc((size_t)t->ncols, sizeof *w), r;
+	int i;
+
+	for (i = 0; i < t->ncols; i++)
+		w[i] = strlen(t->headers[i]);
+	for (r = 0; r < t->nrows; r++)
+		for (i = 0; i < t->ncols; i++)
+			if (strlen(t->rows[r][i]) > w[i])
+				w[i] = strlen(t->rows[r][i]);
+	for (i = 0; i < t->ncols; i++) {
+		if (i + 1 == t->ncols)
+			printf("%s\n", t->headers[i]);
+		else
+			printf(t->numeric[i] ? "%*s  " : "%-*s  ", (int)w[i], t->headers[i]);
+	}
+	for (r = 0; r < t->nrows; r++)
+		for (i = 0; i < t->ncols; i++) {
+			if (i + 1 == t->ncols)
+				printf("%s\n", t->rows[r][i]);
+			else
+				printf(t->numeric[i] ? "%*s  " : "%-*s  ", (int)w[i], t->rows[r][i]);
+		}
+	free(w);
+}
+
+void
+table_free(struct sctl_table *t)
+{
+	size_t r;
+	int i;
+
+	for (r = 0; r < t->nrows; r++) {
+		for (i = 0; i < t->ncols; i++)
+			free(t->rows[r][i]);
+		free(t->rows[r]);
+	}
+	free(t->rows);
+	free(t);
+}
