@@ -1,0 +1,391 @@
+"""Test harness shared by the integration tests (run with /usr/bin/python3; Debian python3-* packages only).
+
+What it gives a test:
+  * Workdir: a private temporary directory with state/ and run/ (short paths: AF_UNIX names are limited).
+  * Server: starts a fake upstream (tests/fakes/*.py or tests/lib/*_server.py) on a random loopback port.
+  * SmtpSink: a real SMTP server (aiosmtpd) on a random loopback port that keeps what it receives.
+  * Daemon: writes nothing itself; starts a daemon binary with -f -c CONFIG, stops it (TERM) or kills it (KILL).
+  * ctl(): one control-socket request, raw; syncctl(): the real CLI.
+  * wait_for(): polling waits (never fixed sleeps), as redis's test suite does.
+  * dump_db(): a database's tables by content, for "identical to an uninterrupted run" comparisons.
+"""
+
+import email
+import email.policy
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+BIN = os.environ.get("RTOPACKS_BUILD_BIN") or os.path.join(REPO, "build", "bin")
+PY = "/usr/bin/python3"
+SHARED = os.environ.get("RTOPACKS_SHARED") or os.path.join(os.path.dirname(REPO), "shared")
+
+
+def wait_for(pred, timeout=15.0, interval=0.05, what="the condition"):
+    """Poll pred() until it returns something truthy; return that, or fail the test after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while time.monotonic() < deadline:
+        try:
+            v = pred()
+            if v:
+                return v
+        except Exception as e:  # the thing polled may not exist yet
+            last_exc = e
+        time.sleep(interval)
+    raise AssertionError("timed out after %.1fs waiting for %s%s" % (timeout, what,
+                         " (last error: %r)" % last_exc if last_exc else ""))
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Workdir:
+    def __init__(self, name="t"):
+        self.path = tempfile.mkdtemp(prefix="rs-%s-" % name, dir="/tmp")
+        self.state = os.path.join(self.path, "state")
+        self.run = os.path.join(self.path, "run")
+        os.makedirs(self.state)
+        os.makedirs(self.run)
+
+    def file(self, *parts):
+        return os.path.join(self.path, *parts)
+
+    def cleanup(self, keep=False):
+        if keep or os.environ.get("RTOPACKS_KEEP_TEST_DIRS"):
+            sys.stderr.write("test files kept in %s\n" % self.path)
+            return
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def write_config(path, sections):
+    """sections: {"paths": {"state_dir": ...}, ...} -> an INI file."""
+    with open(path, "w") as f:
+        for name, keys in sections.items():
+            f.write("[%s]\n" % name)
+            for k, v in keys.items():
+                if v is None:
+                    continue
+                if isinstance(v, bool):
+                    v = "yes" if v else "no"
+                f.write("%s = %s\n" % (k, v))
+            f.write("\n")
+    return path
+
+
+def base_config(wd, smtp_port=None, extra=None):
+    """The shared sections every test config starts from: fast timeouts, private paths."""
+    cfg = {
+        "paths": {"state_dir": wd.state, "spool_dir": wd.path, "busy_timeout": "5s"},
+        "control": {"socket_dir": wd.run},
+        "smtp": {"url": "smtp://127.0.0.1:%d" % smtp_port if smtp_port else None, "tls": "none",
+                 "from": "RTOpacks Sync <noreply@rtopacks.test>", "to": "ops@rtopacks.test",
+                 "timeout": "5s", "retries": "1", "retry_backoff": "200ms", "queue_retry": "2s"},
+        "http": {"connect_timeout": "2s", "low_speed_time": "3s", "total_timeout": "20s", "retries": "2",
+                 "backoff": "100ms", "backoff_max": "1s"},
+    }
+    for sec, keys in (extra or {}).items():
+        cfg.setdefault(sec, {}).update(keys)
+    return cfg
+
+
+class Server:
+    """A fake upstream started on a random port (see tests/fakes/README.md for the conventions)."""
+
+    def __init__(self, script, *args, wd=None, name=None):
+        self.wd = wd or Workdir("srv")
+        self.name = name or os.path.basename(script).replace(".py", "")
+        self.port_file = self.wd.file("%s.%d.port" % (self.name, id(self)))
+        self.log_path = self.wd.file("%s.log" % self.name)
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([PY, script, "--port", "0", "--port-file", self.port_file] + list(args),
+                                     stdout=self.log, stderr=self.log)
+        self.port = int(wait_for(lambda: self._port(), timeout=120, what="%s to listen" % self.name))
+        self.url = "http://127.0.0.1:%d" % self.port
+
+    def _port(self):
+        if self.proc.poll() is not None:
+            raise RuntimeError("%s exited with %s; see %s" % (self.name, self.proc.returncode, self.log_path))
+        if os.path.exists(self.port_file):
+            return open(self.port_file).read().strip()
+        return None
+
+    def post(self, path, obj=None, timeout=30):
+        req = urllib.request.Request(self.url + path, data=json.dumps(obj or {}).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            body = r.read()
+        return json.loads(body) if body else None
+
+    def get(self, path, timeout=60):
+        with urllib.request.urlopen(self.url + path, timeout=timeout) as r:
+            return json.loads(r.read())
+
+    def fault(self, op, kind, count=1, **kw):
+        spec = {"op": op, "kind": kind, "count": count}
+        spec.update(kw)
+        return self.post("/_fake/fault", spec)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+class SmtpSink:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps every message it accepts."""
+
+    def __init__(self, port=None):
+        from aiosmtpd.controller import Controller
+
+        self.messages = []
+        self.lock = threading.Lock()
+        sink = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):
+                msg = email.message_from_bytes(envelope.original_content or envelope.content,
+                                               policy=email.policy.default)
+                with sink.lock:
+                    sink.messages.append({"from": envelope.mail_from, "to": list(envelope.rcpt_tos),
+                                          "raw": envelope.original_content or envelope.content, "msg": msg})
+                return "250 Message accepted for delivery"
+
+        self.port = port or free_port()
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        self.running = False
+        self.start()
+
+    def start(self):
+        if not self.running:
+            self.controller.start()
+            self.running = True
+
+    def stop(self):
+        if self.running:
+            self.controller.stop()
+            self.running = False
+
+    def received(self):
+        with self.lock:
+            return list(self.messages)
+
+    def wait(self, n, timeout=20):
+        return wait_for(lambda: self.received() if len(self.received()) >= n else None, timeout,
+                        what="%d mail(s) (have %d)" % (n, len(self.received())))
+
+
+class Daemon:
+    """A daemon process under test (always -f, with its stderr in a log file)."""
+
+    def __init__(self, binary, config, wd, env=None):
+        self.binary = binary if os.path.isabs(binary) else os.path.join(BIN, binary)
+        self.config = config
+        self.wd = wd
+        self.env = env or {}
+        self.proc = None
+        self.name = os.path.basename(binary)
+        self.log_path = wd.file("%s.log" % self.name)
+
+    def start(self, *args, env=None, wait=True):
+        e = dict(os.environ)
+        e.pop("NOTIFY_SOCKET", None)
+        e.update(self.env)
+        e.update(env or {})
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([self.binary, "-f", "-c", self.config] + list(args), stdout=self.log,
+                                     stderr=self.log, env=e)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def socket_path(self):
+        return os.path.join(self.wd.run, "%s.sock" % self.name)
+
+    def wait_ready(self, timeout=20):
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError("%s exited with %s during start-up:\n%s" % (self.name, self.proc.returncode,
+                                                                                self.read_log()[-3000:]))
+            return ctl(self.socket_path(), "status", timeout=2).get("ok")
+        wait_for(ready, timeout, what="%s to answer on its socket" % self.name)
+
+    def run_once(self, *args, env=None, timeout=120):
+        """--once: run one cycle in the foreground and return the exit code."""
+        e = dict(os.environ)
+        e.update(self.env)
+        e.update(env or {})
+        with open(self.log_path, "ab") as log:
+            p = subprocess.run([self.binary, "-f", "-c", self.config, "--once"] + list(args), stdout=log,
+                               stderr=log, env=e, timeout=timeout)
+        return p.returncode
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout=30):
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("%s did not stop within %ds of SIGTERM" % (self.name, timeout))
+        if self.proc is not None:
+            self.log.close()
+        return self.proc.returncode if self.proc else None
+
+    def kill(self):
+        if self.alive():
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+        if self.proc is not None:
+            self.log.close()
+
+    def wait_exit(self, timeout=60):
+        self.proc.wait(timeout)
+        self.log.close()
+        return self.proc.returncode
+
+    def read_log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+
+def ctl(sock_path, cmd, args=None, timeout=10, raw=None):
+    """One control-socket request; returns the reply as a dict (or {"ok": False, ...} if none came)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(sock_path)
+        if raw is None:
+            req = {"v": 1, "cmd": cmd}
+            if args is not None:
+                req["args"] = args
+            raw = (json.dumps(req) + "\n").encode()
+        s.sendall(raw)
+        buf = b""
+        while b"\n" not in buf:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+        if not buf:
+            return {"ok": False, "code": "no_reply"}
+        return json.loads(buf.split(b"\n", 1)[0])
+    finally:
+        s.close()
+
+
+class CtlConn:
+    """A raw, long-lived control connection (for watch streams and hostile-client tests)."""
+
+    def __init__(self, sock_path, timeout=10):
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.settimeout(timeout)
+        self.s.connect(sock_path)
+        self.buf = b""
+
+    def send(self, obj):
+        self.s.sendall((json.dumps(obj) + "\n").encode())
+
+    def send_raw(self, data):
+        self.s.sendall(data)
+
+    def recv(self):
+        while b"\n" not in self.buf:
+            chunk = self.s.recv(65536)
+            if not chunk:
+                return None
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def closed_by_peer(self, timeout=5):
+        self.s.settimeout(timeout)
+        try:
+            while True:
+                chunk = self.s.recv(65536)
+                if not chunk:
+                    return True
+                self.buf += chunk
+        except socket.timeout:
+            return False
+        except ConnectionResetError:
+            return True
+
+    def close(self):
+        self.s.close()
+
+
+def syncctl(config, *args, timeout=120, env=None):
+    e = dict(os.environ)
+    e.update(env or {})
+    return subprocess.run([os.path.join(BIN, "syncctl"), "-c", config] + list(args), capture_output=True,
+                          text=True, timeout=timeout, env=e)
+
+
+def query(db_path, sql, params=()):
+    con = sqlite3.connect("file:%s?mode=ro" % db_path, uri=True, timeout=10)
+    try:
+        return con.execute(sql, params).fetchall()
+    finally:
+        con.close()
+
+
+def dump_db(db_path, exclude_tables=(), exclude_columns=()):
+    """Every table's rows by content (sorted), minus the columns that name runs or times."""
+    con = sqlite3.connect("file:%s?mode=ro" % db_path, uri=True, timeout=10)
+    out = {}
+    try:
+        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE "
+                                            "'sqlite_%' ORDER BY name")]
+        for t in tables:
+            if t in exclude_tables:
+                continue
+            cols = [r[1] for r in con.execute('PRAGMA table_info("%s")' % t) if r[1] not in exclude_columns]
+            rows = con.execute('SELECT %s FROM "%s"' % (", ".join('"%s"' % c for c in cols), t)).fetchall()
+            out[t] = (cols, sorted(rows, key=lambda r: tuple("" if v is None else str(v) for v in r)))
+    finally:
+        con.close()
+    return out
+
+
+def runs(db_path, sync_type=None):
+    sql = "SELECT run_id, status, trigger, cycle_id, resumed_from, error, phase FROM sync_runs"
+    params = ()
+    if sync_type:
+        sql += " WHERE sync_type = ?"
+        params = (sync_type,)
+    return [dict(zip(("run_id", "status", "trigger", "cycle_id", "resumed_from", "error", "phase"), r))
+            for r in query(db_path, sql + " ORDER BY started_at, run_id", params)]
+
+
+def cursor(db_path, sync_type):
+    r = query(db_path, 'SELECT cycle_phase, phase_cursor, run_id, cycle_id FROM "%s_cursor"' % sync_type)
+    return dict(zip(("cycle_phase", "phase_cursor", "run_id", "cycle_id"), r[0])) if r else None
