@@ -37,14 +37,17 @@ cmd_trigger_exec(struct ctl_client *c, const cJSON *args, char **cause)
 		return CTL_DONE;
 	}
 	snprintf(by, sizeof by, "%s", strcmp(trigger, "timer") == 0 ? "timer" : ctl_peer_name(c));
-	if (cJSON_IsTrue(watch))
-		ctl_set_watching(c, true);
+	/*
+	 * The reply goes out before any event, and watching starts right after it: the run's first step is only
+	 * scheduled on the loop, so nothing after run_start (which the reply stands for) can be missed.
+	 */
 	switch (cycle_trigger(d->cycle, trigger, by, cJSON_IsTrue(full), run_id, sizeof run_id, cause)) {
 	case TRIGGER_STARTED:
 		r = cJSON_CreateObject();
 		cJSON_AddStringToObject(r, "run_id", run_id);
 		cJSON_AddBoolToObject(r, "watching", cJSON_IsTrue(watch));
 		ctl_reply(c, r);
+		ctl_set_watching(c, cJSON_IsTrue(watch));
 		return CTL_DONE;
 	case TRIGGER_ALREADY_RUNNING:
 		r = cJSON_CreateObject();
@@ -56,10 +59,10 @@ cmd_trigger_exec(struct ctl_client *c, const cJSON *args, char **cause)
 			snprintf(msg, sizeof msg, "already running: %s is in progress", run_id);
 			ctl_reply_error(c, "already_running", msg, r);
 		}
+		ctl_set_watching(c, cJSON_IsTrue(watch));
 		return CTL_DONE;
 	case TRIGGER_ERROR:
 	default:
-		ctl_set_watching(c, false);
 		return CTL_ERROR;
 	}
 }

@@ -429,9 +429,10 @@ config_load(const char *path, const struct cfg_section *const *sections, char **
 	ini_allow_realloc = false;
 	rc = ini_parse_stream(ini_reader_cb, &ps, ini_handler_cb, &ps);
 	fclose(ps.fp);
-	if (rc > 0 && ps.nerrors == 0)
+	/* The handler never fails a line (it records its own errors), so rc > 0 is inih's first syntax error. */
+	if (rc > 0)
 		cfg_error(&ps, rc, NULL, NULL, "syntax error (expected [section] or key = value)");
-	else if (rc < 0 && ps.nerrors == 0)
+	else if (rc < 0)
 		cfg_error(&ps, 0, NULL, NULL, "cannot parse (out of memory?)");
 
 	/* Defaults and required keys. */

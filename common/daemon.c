@@ -453,20 +453,25 @@ daemon_main(int argc, char **argv, const struct job_def *job)
 			break;
 		case 'h':
 			usage(job, stdout);
+			free(d->config_path);
 			return 0;
 		case 'H':
 			config_print_sample(list);
+			free(d->config_path);
 			return 0;
 		case 'V':
 			printf("%s %s\n", job->daemon, RTOPACKS_VERSION);
+			free(d->config_path);
 			return 0;
 		default:
 			usage(job, stderr);
+			free(d->config_path);
 			return EXIT_USAGE;
 		}
 	}
 	if (optind != argc) {
 		usage(job, stderr);
+		free(d->config_path);
 		return EXIT_USAGE;
 	}
 	log_setverbose(verbose);
@@ -476,6 +481,7 @@ daemon_main(int argc, char **argv, const struct job_def *job)
 		fprintf(stderr, "%s\n", cause);
 		fprintf(stderr, "%s: configuration not valid\n", job->daemon);
 		free(cause);
+		free(d->config_path);
 		return EXIT_CANNOT_START;
 	}
 	if (check_only) {

@@ -44,9 +44,9 @@ static const char SQL_QUEUE[] =
 static const char SQL_ID_BY_KEY[] = "SELECT id FROM mail_outbox WHERE mail_key = ?";
 static const char SQL_GET[] = "SELECT status, message, subject FROM mail_outbox WHERE id = ?";
 static const char SQL_SENT[] =
-    "UPDATE mail_outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?";
+    "UPDATE mail_outbox SET status = 'sent', sent_at = ?, attempts = attempts + ?, last_error = NULL WHERE id = ?";
 static const char SQL_FAILED[] =
-    "UPDATE mail_outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?";
+    "UPDATE mail_outbox SET attempts = attempts + ?, last_error = ?, next_attempt_at = ? WHERE id = ?";
 static const char SQL_DUE[] =
     "SELECT id FROM mail_outbox WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT 20";
 static const char SQL_DROP_OLD[] =
@@ -157,7 +157,7 @@ outbox_queue(struct outbox *ob, const char *key, const char *sync_type, const ch
 
 /* Short transaction of its own: the outbox is never written inside a step's transaction from a callback. */
 static void
-record_result(struct outbox *ob, int64_t id, const char *error)
+record_result(struct outbox *ob, int64_t id, int attempts, const char *error)
 {
 	char now[ISO8601_LEN], next[ISO8601_LEN], *cause = NULL;
 	sqlite3_stmt *st;
@@ -169,14 +169,16 @@ record_result(struct outbox *ob, int64_t id, const char *error)
 		if ((st = db_stmt(ob->db, SQL_SENT, &cause)) == NULL)
 			goto fail;
 		db_bind_text(st, 1, now);
-		db_bind_int(st, 2, id);
+		db_bind_int(st, 2, attempts);
+		db_bind_int(st, 3, id);
 	} else {
 		iso8601_fmt(clock_now() + ob->queue_retry_ms / 1000, next);
 		if ((st = db_stmt(ob->db, SQL_FAILED, &cause)) == NULL)
 			goto fail;
-		db_bind_text(st, 1, error);
-		db_bind_text(st, 2, next);
-		db_bind_int(st, 3, id);
+		db_bind_int(st, 1, attempts);
+		db_bind_text(st, 2, error);
+		db_bind_text(st, 3, next);
+		db_bind_int(st, 4, id);
 	}
 	if (db_step_done(ob->db, st, &cause) == -1 || db_commit(ob->db, &cause) == -1)
 		goto fail;
@@ -203,7 +205,7 @@ sent_cb(const char *error, void *arg)
 	struct outbox *ob = d->ob;
 
 	if (error == NULL) {
-		record_result(ob, d->id, NULL);
+		record_result(ob, d->id, d->attempt, NULL);
 		log_info("outbox: mail %lld delivered", (long long)d->id);
 		finish_delivery(d, NULL);
 		return;
@@ -217,7 +219,7 @@ sent_cb(const char *error, void *arg)
 		ev_timer_start(ob->loop, &d->retry);
 		return;
 	}
-	record_result(ob, d->id, error);
+	record_result(ob, d->id, d->attempt, error);
 	finish_delivery(d, error);
 }
 

@@ -49,7 +49,9 @@ cmd_status_exec(struct sctl *s, int argc, char **argv)
 	cJSON *all = cJSON_CreateArray(), *reply;
 	int rc = SCTL_OK, ch;
 
-	while ((ch = getopt(argc, argv, "j")) != -1) {
+	static const struct option longopts[] = { { "json", no_argument, NULL, 'j' }, { NULL, 0, NULL, 0 } };
+
+	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		if (ch != 'j')
 			return SCTL_USAGE;
 		s->json = true;

@@ -119,7 +119,8 @@ main(int argc, char **argv)
 		free(cause);
 		return SCTL_FAILED;
 	}
-	optind = 1;
+	/* A fresh getopt for the command's own options (optind = 0 re-initialises glibc's getopt, permuting too). */
+	optind = 0;
 	rc = cmd->exec(&s, argc, argv);
 	config_free(s.cfg);
 	return rc;

@@ -288,7 +288,10 @@ def ctl(sock_path, cmd, args=None, timeout=10, raw=None):
             if args is not None:
                 req["args"] = args
             raw = (json.dumps(req) + "\n").encode()
-        s.sendall(raw)
+        try:
+            s.sendall(raw)
+        except BrokenPipeError:
+            pass    # refused at connect time: the daemon's answer is already waiting to be read
         buf = b""
         while b"\n" not in buf:
             chunk = s.recv(65536)

@@ -3,6 +3,7 @@
 
   GET /meta?size=K              {"pages": P, "items": N}
   GET /items?page=N&size=K      {"page": N, "items": [{"id", "group", "name", "value"}, ...]}
+  GET /blob?bytes=N&type=T      a body of about N bytes with Content-Type T
   control (tests/fakes/README.md conventions): POST /_fake/fault, /_fake/fault/clear, /_fake/mutate
   ({"action": "update", "ids": [...]} | {"action": "add", "count": n} | {"action": "bad_item"}),
   GET /_fake/dump, GET /_fake/stats
@@ -46,6 +47,15 @@ class Handler(fakeserver.Handler):
             bad = STATE["bad"]
         if url.path == "/meta":
             body = json.dumps({"pages": (len(items) + size - 1) // size, "items": len(items)})
+        elif url.path == "/blob":
+            # A large body of a given size and type, for the HTTP layer's spool and content checks.
+            n = int(q.get("bytes", ["1000"])[0])
+            ctype = q.get("type", ["application/json"])[0]
+            body = '{"data": "' + "x" * max(0, n - 12) + '"}'
+            fault = FAULTS.take("blob")
+            if fault and self.apply_fault(fault, body.encode(), ctype):
+                return
+            return self.send_body(200, body, ctype)
         elif url.path == "/items":
             page = int(q.get("page", ["1"])[0])
             chunk = items[(page - 1) * size: page * size]
