@@ -18,6 +18,7 @@
 #include "buf.h"
 #include "config.h"
 #include "control.h"
+#include "ctl-proto.h"
 #include "daemon.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -227,67 +228,35 @@ find_cmd(struct control *ctl, const char *name)
 	return NULL;
 }
 
-/* Echo untrusted text into a reply only as printable ASCII, cut short. */
-static void
-sanitize(const char *s, char *out, size_t len)
-{
-	size_t i;
-
-	for (i = 0; s[i] != '\0' && i + 1 < len && i < 64; i++)
-		out[i] = isprint((unsigned char)s[i]) ? s[i] : '?';
-	out[i] = '\0';
-}
-
 static void
 handle_line(struct ctl_client *c, const char *line, size_t len)
 {
+	struct ctl_request req;
 	const struct ctl_cmd *cmd;
-	const cJSON *v, *name, *args;
+	const char *code;
 	char *cause = NULL, safe[80], msg[256];
-	cJSON *req;
 	enum ctl_retval rv;
 
 	if (len == 0)
 		return;
-	if ((req = cJSON_ParseWithLength(line, len)) == NULL || !cJSON_IsObject(req)) {
-		cJSON_Delete(req);
-		reply_and_close(c, "bad_request", "the request is not a JSON object");
+	if (ctl_parse_request(line, len, &req, &code, msg, sizeof msg) == -1) {
+		reply_and_close(c, code, msg);
 		return;
 	}
-	v = cJSON_GetObjectItemCaseSensitive(req, "v");
-	if (!cJSON_IsNumber(v) || v->valuedouble != CTL_PROTO_VERSION) {
-		snprintf(msg, sizeof msg, "protocol version %s is not supported (this daemon speaks %d): use the syncctl "
-		    "of the same release", cJSON_IsNumber(v) ? "given" : "missing", CTL_PROTO_VERSION);
-		cJSON_Delete(req);
-		reply_and_close(c, "bad_version", msg);
-		return;
-	}
-	name = cJSON_GetObjectItemCaseSensitive(req, "cmd");
-	if (!cJSON_IsString(name)) {
-		cJSON_Delete(req);
-		reply_and_close(c, "bad_request", "the request has no \"cmd\" string");
-		return;
-	}
-	if ((cmd = find_cmd(c->ctl, name->valuestring)) == NULL) {
-		sanitize(name->valuestring, safe, sizeof safe);
+	if ((cmd = find_cmd(c->ctl, req.cmd)) == NULL) {
+		ctl_sanitize(req.cmd, safe, sizeof safe);
 		snprintf(msg, sizeof msg, "unknown command '%s'", safe);
-		cJSON_Delete(req);
+		ctl_request_free(&req);
 		reply_and_close(c, "unknown_command", msg);
 		return;
 	}
-	args = cJSON_GetObjectItemCaseSensitive(req, "args");
-	if (args != NULL && !cJSON_IsObject(args)) {
-		cJSON_Delete(req);
-		reply_and_close(c, "bad_request", "\"args\" must be an object");
-		return;
-	}
 	log_debug("control: %s: %s", c->name, cmd->name);
-	rv = cmd->exec(c, args, &cause);
+	rv = cmd->exec(c, req.args, &cause);
 	if (rv == CTL_ERROR) {
 		ctl_reply_error(c, "failed", cause ? cause : "command failed", NULL);
 		free(cause);
 	}
-	cJSON_Delete(req);
+	ctl_request_free(&req);
 }
 
 /* --- input --------------------------------------------------------------------------------------------------- */
@@ -313,10 +282,6 @@ client_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	while (!c->closing && (nl = memchr(c->in.data, '\n', c->in.len)) != NULL) {
 		size_t len = (size_t)(nl - c->in.data);
 
-		if (len > CTL_LINE_MAX) {
-			reply_and_close(c, "line_too_long", "request line longer than 65536 bytes");
-			return;
-		}
 		*nl = '\0';
 		handle_line(c, c->in.data, len > 0 && c->in.data[len - 1] == '\r' ? len - 1 : len);
 		/* The command may have closed the client. */

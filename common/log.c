@@ -215,6 +215,9 @@ LOG_FN(log_notice, LOG_LVL_NOTICE)
 LOG_FN(log_info, LOG_LVL_INFO)
 LOG_FN(log_debug, LOG_LVL_DEBUG)
 
+static void log_emitf(enum log_level, const char *, ...) __attribute__((format(printf, 2, 3)));
+static void emit_errno(enum log_level, const char *, va_list) __attribute__((format(printf, 2, 0)));
+
 static void
 log_emitf(enum log_level lvl, const char *fmt, ...)
 {

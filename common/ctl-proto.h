@@ -1,0 +1,27 @@
+/*
+ * The control protocol's request framing, as a pure function (no sockets, no daemon): the control server and the
+ * fuzzer share it.  One request is one line of JSON: {"v":1,"cmd":"<name>","args":{...}}.
+ */
+#ifndef RTOPACKS_CTL_PROTO_H
+#define RTOPACKS_CTL_PROTO_H
+
+#include <cJSON.h>
+#include <stddef.h>
+
+struct ctl_request {
+	cJSON *doc;		/* owns everything below */
+	const char *cmd;
+	const cJSON *args;	/* an object, or NULL */
+};
+
+/*
+ * Parse one request line (without its newline).  Returns 0 and fills req (free with ctl_request_free), or -1
+ * with *code (a stable word: bad_request, bad_version, line_too_long) and msg (a sentence) set.
+ */
+int ctl_parse_request(const char *line, size_t len, struct ctl_request *req, const char **code, char *msg,
+    size_t msglen);
+void ctl_request_free(struct ctl_request *);
+/* Copy untrusted text for an error message: printable ASCII only, at most 64 characters. */
+void ctl_sanitize(const char *s, char *out, size_t len);
+
+#endif

@@ -1,0 +1,67 @@
+/*
+ * Replays inputs through a fuzz target without libFuzzer (any compiler): the seed corpus and every crash a fuzzer
+ * ever found (tests/fuzz-regressions/<target>/) run as ordinary tests in the ASan build.
+ */
+#include <dirent.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static int
+replay_file(const char *path)
+{
+	FILE *fp = fopen(path, "rb");
+	uint8_t *buf;
+	long n;
+
+	if (fp == NULL)
+		return -1;
+	fseek(fp, 0, SEEK_END);
+	n = ftell(fp);
+	fseek(fp, 0, SEEK_SET);
+	buf = malloc(n > 0 ? (size_t)n : 1);
+	if (n > 0 && fread(buf, 1, (size_t)n, fp) != (size_t)n) {
+		fclose(fp);
+		free(buf);
+		return -1;
+	}
+	fclose(fp);
+	LLVMFuzzerTestOneInput(buf, (size_t)(n > 0 ? n : 0));
+	free(buf);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	int i, count = 0;
+
+	for (i = 1; i < argc; i++) {
+		struct stat sb;
+		DIR *d;
+		struct dirent *de;
+		char path[4096];
+
+		if (stat(argv[i], &sb) == -1)
+			continue;	/* a regression folder that does not exist yet */
+		if (!S_ISDIR(sb.st_mode)) {
+			count += replay_file(argv[i]) == 0;
+			continue;
+		}
+		if ((d = opendir(argv[i])) == NULL)
+			continue;
+		while ((de = readdir(d)) != NULL) {
+			if (de->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof path, "%s/%s", argv[i], de->d_name);
+			count += replay_file(path) == 0;
+		}
+		closedir(d);
+	}
+	printf("replayed %d inputs\n", count);
+	return 0;
+}
