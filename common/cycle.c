@@ -288,11 +288,11 @@ phase_index(const struct job_def *job, const char *name)
 /* --- set-up -------------------------------------------------------------------------------------------------- */
 
 struct cycle *
-cycle_new(struct daemon *d)
+cycle_new(struct daemon *d, char **cause)
 {
 	struct cycle *cy = xcalloc(1, sizeof *cy);
 	const char *t = d->job->sync_type;
-	char *cause = NULL, now[ISO8601_LEN];
+	char now[ISO8601_LEN];
 	sqlite3_stmt *st;
 
 	cy->d = d;
@@ -321,15 +321,19 @@ cycle_new(struct daemon *d)
 	    "UPDATE \"%s_cursor\" SET cycle_phase = ?, run_id = ?, cycle_id = ?, phase_cursor = ?, cycle_state = ?,"
 	    " job_state = ?, full = ?, seq = ?, corpus_seq = ?, updated_at = ? WHERE id = 1", t);
 
-	if (db_begin(cy->db, &cause) == -1 || db_exec(cy->db, cy->sql_cursor_ddl, &cause) == -1 ||
-	    (st = db_stmt(cy->db, cy->sql_cursor_init, &cause)) == NULL)
-		fatalx("%s", cause);
+	if (db_begin(cy->db, cause) == -1 || db_exec(cy->db, cy->sql_cursor_ddl, cause) == -1 ||
+	    (st = db_stmt(cy->db, cy->sql_cursor_init, cause)) == NULL)
+		goto fail;
 	db_bind_text(st, 1, nowstr(now));
-	if (db_step_done(cy->db, st, &cause) == -1 || db_commit(cy->db, &cause) == -1)
-		fatalx("%s", cause);
-	if (cursor_load(cy, &cy->cur, &cause) == -1)
-		fatalx("%s", cause);
+	if (db_step_done(cy->db, st, cause) == -1 || db_commit(cy->db, cause) == -1)
+		goto fail;
+	if (cursor_load(cy, &cy->cur, cause) == -1)
+		goto fail;
 	return cy;
+fail:
+	db_rollback(cy->db);
+	cycle_free(cy);
+	return NULL;
 }
 
 void
@@ -738,18 +742,17 @@ queue_failure_mail(struct cycle *cy, const char *phase, const char *error, char 
 	return id;
 }
 
-static void
-fail_run(struct cycle *cy, const char *error)
+/* Write the failure to the step and run rows and queue the failure mail, in one transaction. */
+static int
+record_failure(struct cycle *cy, const char *error, const char *full_error, int64_t *mail, char **cause)
 {
 	const char *phase = cy->job->phases[cy->phase_idx].name;
-	char now[ISO8601_LEN], *cause = NULL, *full_error = NULL;
+	char now[ISO8601_LEN];
 	struct obs_step row;
-	int64_t mail = -1;
 
 	nowstr(now);
-	xasprintf(&full_error, "%s: %s", phase, error);
-	log_warnx("run %s failed: %s", cy->run_id, full_error);
-	if (db_begin(cy->db, &cause) == -1)
+	*mail = -1;
+	if (db_begin(cy->db, cause) == -1)
 		goto fail;
 	memset(&row, 0, sizeof row);
 	row.run_id = cy->run_id;
@@ -763,25 +766,43 @@ fail_run(struct cycle *cy, const char *error)
 	row.error = error;
 	row.started_at = cy->row_phase_idx == cy->phase_idx ? cy->ph_started : now;
 	row.finished_at = now;
-	if (obs_step_upsert(cy->db, &row, &cause) == -1 ||
-	    obs_run_finish(cy->db, cy->run_id, "failed", full_error, now, &cause) == -1)
+	if (obs_step_upsert(cy->db, &row, cause) == -1 ||
+	    obs_run_finish(cy->db, cy->run_id, "failed", full_error, now, cause) == -1)
 		goto fail;
 	if (config_bool(cy->d->cfg, cy->d->section, "notify") &&
-	    (mail = queue_failure_mail(cy, phase, error, &cause)) == -1)
+	    (*mail = queue_failure_mail(cy, phase, error, cause)) == -1)
 		goto fail;
-	if (db_commit(cy->db, &cause) == -1)
+	if (db_commit(cy->db, cause) == -1)
 		goto fail;
-	if (mail != -1)
-		outbox_deliver(cy->d->outbox, mail, 1, NULL, NULL);
-	run_finished(cy, "failed", full_error);
-	free(full_error);
-	return;
+	return 0;
 fail:
-	/* Not even the failure can be recorded (disk full? database locked?): say it everywhere we still can. */
 	db_rollback(cy->db);
-	log_warnx("run %s failed and the failure cannot be recorded in %s: %s; the run will show as stale after a "
-	    "restart", cy->run_id, db_path(cy->db), cause);
-	free(cause);
+	return -1;
+}
+
+static void
+fail_run(struct cycle *cy, const char *error)
+{
+	const char *phase = cy->job->phases[cy->phase_idx].name;
+	char *cause = NULL, *full_error = NULL;
+	int64_t mail;
+	int rc;
+
+	xasprintf(&full_error, "%s: %s", phase, error);
+	log_warnx("run %s failed: %s", cy->run_id, full_error);
+	rc = record_failure(cy, error, full_error, &mail, &cause);
+	if (rc == -1 && daemon_release_ballast(cy->d)) {
+		/* A full disk would silence the failure itself: the ballast makes room for this one last write. */
+		xfree(&cause);
+		rc = record_failure(cy, error, full_error, &mail, &cause);
+	}
+	if (rc == -1) {
+		/* Not even the failure can be recorded: say it everywhere we still can. */
+		log_warnx("run %s failed and the failure cannot be recorded in %s: %s; the run will show as stale after "
+		    "a restart", cy->run_id, db_path(cy->db), cause);
+		free(cause);
+	} else if (mail != -1)
+		outbox_deliver(cy->d->outbox, mail, 1, NULL, NULL);
 	run_finished(cy, "failed", full_error);
 	free(full_error);
 }

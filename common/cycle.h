@@ -112,7 +112,7 @@ void step_fail(struct step *, enum step_error, const char *fmt, ...) __attribute
 
 enum trigger_result { TRIGGER_STARTED, TRIGGER_ALREADY_RUNNING, TRIGGER_ERROR };
 
-struct cycle *cycle_new(struct daemon *);
+struct cycle *cycle_new(struct daemon *, char **cause);
 void cycle_free(struct cycle *);
 /* Re-read the engine's settings (step retries, backoff, stop grace) after a reload. */
 void cycle_reconfigure(struct cycle *);

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ballast.h"
 #include "config.h"
 #include "control.h"
 #include "cycle.h"
@@ -340,6 +341,12 @@ tx_check_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	cycle_check_tx(d->cycle);
 }
 
+bool
+daemon_release_ballast(struct daemon *d)
+{
+	return ballast_release(config_str(d->cfg, "paths", "state_dir"), d->job->daemon);
+}
+
 /* --- alerts -------------------------------------------------------------------------------------------------- */
 
 int
@@ -504,6 +511,7 @@ daemon_main(int argc, char **argv, const struct job_def *job)
 		goto cannot_start;
 	if (open_databases(d, &cause) == -1)
 		goto cannot_start;
+	ballast_create(config_str(d->cfg, "paths", "state_dir"), job->daemon);
 	d->ec = evcurl_new(d->loop);
 	if ((d->mailer = mailer_new(d->ec, d->cfg, &cause)) == NULL)
 		goto cannot_start;
@@ -512,7 +520,8 @@ daemon_main(int argc, char **argv, const struct job_def *job)
 	d->outbox = outbox_new(d->loop, d->db, d->mailer, d->cfg);
 	if (job->init != NULL && job->init(d, &cause) == -1)
 		goto cannot_start;
-	d->cycle = cycle_new(d);
+	if ((d->cycle = cycle_new(d, &cause)) == NULL)
+		goto cannot_start;
 	cycle_set_listener(d->cycle, on_cycle_event, d);
 	if (cycle_recover(d->cycle, &resume, &cause) == -1)
 		goto cannot_start;

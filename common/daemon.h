@@ -51,6 +51,9 @@ struct daemon {
 
 int daemon_main(int argc, char **argv, const struct job_def *);
 
+/* The file system of the databases is full: give up the ballast so a failure can still be recorded. */
+bool daemon_release_ballast(struct daemon *);
+
 /* Socket path of a daemon under a config (shared with syncctl). */
 char *daemon_socket_path(const struct config *, const char *daemon);
 

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "db.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -19,11 +20,41 @@ struct db {
 	size_t ncache;
 };
 
+/*
+ * Errors come from the connection, named after its main file; with rtopacks.db attached to ops.db a message such as
+ * "readonly database" or "disk is full" must say which file it means and what to do.
+ */
+static void
+explain(struct db *db, struct buf *b)
+{
+	int code = sqlite3_extended_errcode(db->h) & 0xff, i;
+	const char *name, *file;
+
+	if (code != SQLITE_READONLY && code != SQLITE_FULL && code != SQLITE_BUSY && code != SQLITE_CANTOPEN)
+		return;
+	for (i = 0; (name = sqlite3_db_name(db->h, i)) != NULL; i++) {
+		if (strcmp(name, "temp") == 0 || (file = sqlite3_db_filename(db->h, name)) == NULL || *file == '\0')
+			continue;
+		if (code == SQLITE_READONLY && sqlite3_db_readonly(db->h, name) == 1)
+			buf_printf(b, " (%s is read-only: check the file's owner, mode and attributes)", file);
+	}
+	if (code == SQLITE_FULL)
+		buf_adds(b, " (the file system holding the databases is full)");
+	else if (code == SQLITE_BUSY)
+		buf_adds(b, " (another process holds the write lock longer than [paths] busy_timeout)");
+}
+
 int
 db_error(struct db *db, char **cause, const char *context)
 {
-	if (cause != NULL)
-		xasprintf(cause, "%s: %s: %s", db->path, context, sqlite3_errmsg(db->h));
+	struct buf b;
+
+	if (cause != NULL) {
+		buf_init(&b);
+		buf_printf(&b, "%s: %s: %s", db->path, context, sqlite3_errmsg(db->h));
+		explain(db, &b);
+		*cause = buf_release(&b);
+	}
 	return -1;
 }
 
@@ -97,8 +128,14 @@ db_exec(struct db *db, const char *sql, char **cause)
 	char *err = NULL;
 
 	if (sqlite3_exec(db->h, sql, NULL, NULL, &err) != SQLITE_OK) {
-		if (cause != NULL)
-			xasprintf(cause, "%s: %s: %s", db->path, sql, err ? err : sqlite3_errmsg(db->h));
+		if (cause != NULL) {
+			struct buf b;
+
+			buf_init(&b);
+			buf_printf(&b, "%s: %.200s: %s", db->path, sql, err ? err : sqlite3_errmsg(db->h));
+			explain(db, &b);
+			*cause = buf_release(&b);
+		}
 		sqlite3_free(err);
 		return -1;
 	}
@@ -243,8 +280,14 @@ db_step_done(struct db *db, sqlite3_stmt *st, char **cause)
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		;
 	if (rc != SQLITE_DONE) {
-		if (cause != NULL)
-			xasprintf(cause, "%s: %s (in: %.120s)", db->path, sqlite3_errmsg(db->h), sqlite3_sql(st));
+		if (cause != NULL) {
+			struct buf b;
+
+			buf_init(&b);
+			buf_printf(&b, "%s: %s (in: %.120s)", db->path, sqlite3_errmsg(db->h), sqlite3_sql(st));
+			explain(db, &b);
+			*cause = buf_release(&b);
+		}
 		sqlite3_reset(st);
 		return -1;
 	}

@@ -196,8 +196,22 @@ class SmtpSink:
                         what="%d mail(s) (have %d)" % (n, len(self.received())))
 
 
+VALGRIND = os.environ.get("RTOPACKS_VALGRIND") == "1"
+VALGRIND_CMD = ["valgrind", "--quiet", "--error-exitcode=99", "--leak-check=full", "--show-leak-kinds=definite",
+                "--errors-for-leak-kinds=definite", "--track-fds=no", "--child-silent-after-fork=yes"]
+
+
+def slow_factor():
+    """How much slower daemons run here: sanitizers and valgrind stretch timing-based tests."""
+    return 20.0 if VALGRIND else 1.0
+
+
 class Daemon:
-    """A daemon process under test (always -f, with its stderr in a log file)."""
+    """A daemon process under test (always -f, with its stderr in a log file).
+
+    With RTOPACKS_VALGRIND=1 every daemon runs under valgrind (use a build without sanitizers); valgrind's own
+    findings make the exit code 99, which the tests' exit-code checks turn into failures.
+    """
 
     def __init__(self, binary, config, wd, env=None):
         self.binary = binary if os.path.isabs(binary) else os.path.join(BIN, binary)
@@ -214,16 +228,20 @@ class Daemon:
         e.update(self.env)
         e.update(env or {})
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([self.binary, "-f", "-c", self.config] + list(args), stdout=self.log,
-                                     stderr=self.log, env=e)
+        self.proc = subprocess.Popen(self.command(args), stdout=self.log, stderr=self.log, env=e)
         if wait:
             self.wait_ready()
         return self
+
+    def command(self, args, once=False):
+        cmd = [self.binary, "-f", "-c", self.config] + (["--once"] if once else []) + list(args)
+        return (VALGRIND_CMD + cmd) if VALGRIND else cmd
 
     def socket_path(self):
         return os.path.join(self.wd.run, "%s.sock" % self.name)
 
     def wait_ready(self, timeout=20):
+        timeout *= slow_factor()
         def ready():
             if self.proc.poll() is not None:
                 raise AssertionError("%s exited with %s during start-up:\n%s" % (self.name, self.proc.returncode,
@@ -237,14 +255,15 @@ class Daemon:
         e.update(self.env)
         e.update(env or {})
         with open(self.log_path, "ab") as log:
-            p = subprocess.run([self.binary, "-f", "-c", self.config, "--once"] + list(args), stdout=log,
-                               stderr=log, env=e, timeout=timeout)
+            p = subprocess.run(self.command(args, once=True), stdout=log, stderr=log, env=e,
+                               timeout=timeout * slow_factor())
         return p.returncode
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self, timeout=30):
+        timeout *= slow_factor()
         if self.alive():
             self.proc.send_signal(signal.SIGTERM)
             try:

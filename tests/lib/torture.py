@@ -1,0 +1,103 @@
+"""Crash torture: kill a daemon with SIGKILL at random points of a cycle, restart it each time, and check that the
+end state is what an uninterrupted cycle gives (nothing lost, nothing twice).
+
+A daemon's torture test gives a `Subject`:
+  * new_env()      -> an object with .daemon (harness.Daemon) and whatever compare() needs, on a fresh workdir with
+                      the same upstream data as the reference run;
+  * reference()    -> the end state of an uninterrupted cycle (e.g. dump_db(...)) and how long that cycle took;
+  * state(env)     -> the end state of a tortured env, comparable with the reference;
+  * duplicates(env)-> how many things happened twice (completion mails per cycle, invoices per DocNumber...);
+  * crash_points   -> names of crashpoint()s the daemon passes (RTOPACKS_CRASH_AT), with how often each is hit.
+
+Kills are drawn from a seeded random generator: half at a random time inside the cycle (as a power cut or the OOM
+killer would), half at a random crash point (inside a step, before or after a commit), so a failing seed replays.
+"""
+
+import os
+import random
+import signal
+import subprocess
+import time
+
+from harness import slow_factor
+
+
+class TortureResult:
+    def __init__(self):
+        self.kills = 0           # SIGKILLs that landed while the daemon was working
+        self.restarts_ok = 0     # restarts after a kill that came up and went on
+        self.mismatches = []     # descriptions of end-state differences
+        self.duplicates = 0
+        self.cycles_completed_early = 0
+
+    def line(self, name):
+        return ("%s: kills survived %d / %d, mismatches %d, duplicates %d"
+                % (name, self.restarts_ok if not self.mismatches else 0, self.kills, len(self.mismatches),
+                   self.duplicates))
+
+
+def diff_states(ref, got):
+    """Name what differs between two dump_db() results (table by table)."""
+    out = []
+    for table in sorted(set(ref) | set(got)):
+        if table not in got:
+            out.append("%s: missing" % table)
+        elif table not in ref:
+            out.append("%s: unexpected" % table)
+        elif ref[table] != got[table]:
+            rcols, rrows = ref[table]
+            gcols, grows = got[table]
+            missing = [r for r in rrows if r not in grows]
+            extra = [r for r in grows if r not in rrows]
+            out.append("%s: %d rows missing (e.g. %s), %d extra (e.g. %s)" % (table, len(missing), missing[:1],
+                                                                              len(extra), extra[:1]))
+    return out
+
+
+def torture(subject, kills, seed, per_run_timeout=300):
+    rng = random.Random(seed)
+    ref_state, ref_seconds = subject.reference()
+    env = subject.new_env()
+    d = env.daemon
+    res = TortureResult()
+    for i in range(kills):
+        use_point = subject.crash_points and rng.random() < 0.5
+        extra_env = {}
+        if use_point:
+            name, hits = rng.choice(subject.crash_points)
+            extra_env["RTOPACKS_CRASH_AT"] = "%s:%d" % (name, rng.randint(1, max(1, hits)))
+        log = open(d.log_path, "ab")
+        e = dict(os.environ)
+        e.update(d.env)
+        e.update(extra_env)
+        p = subprocess.Popen(d.command([], once=True), stdout=log, stderr=log, env=e)
+        if use_point:
+            try:
+                rc = p.wait(per_run_timeout * slow_factor())
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+                rc = -signal.SIGKILL
+        else:
+            time.sleep(rng.uniform(0.0, ref_seconds * slow_factor()))
+            if p.poll() is None:
+                p.send_signal(signal.SIGKILL)
+            rc = p.wait()
+        log.close()
+        if rc == -signal.SIGKILL:
+            res.kills += 1
+            continue
+        if rc in (0, 3):
+            # The cycle finished before the kill fell: start the next kill on a new cycle of the same data.
+            res.cycles_completed_early += 1
+            continue
+        res.mismatches.append("run %d exited with %s (see %s)" % (i + 1, rc, d.log_path))
+    # Every kill was followed by a restart; the last one runs to the end.
+    final = d.run_once(timeout=per_run_timeout)
+    if final not in (0, 3):
+        res.mismatches.append("the final run exited with %s (see %s)" % (final, d.log_path))
+    else:
+        res.restarts_ok = res.kills
+    res.mismatches += diff_states(ref_state, subject.state(env))
+    res.duplicates = subject.duplicates(env)
+    return res, env
