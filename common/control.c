@@ -359,8 +359,18 @@ client_close(struct ctl_client *c)
 	ev_io_stop(loop, &c->rio);
 	ev_io_stop(loop, &c->wio);
 	ev_timer_stop(loop, &c->timer);
-	if (c->fd != -1)
+	if (c->fd != -1) {
+		char sink[4096];
+		int i;
+
+		/*
+		 * Closing with unread input makes the peer's read fail with ECONNRESET and lose our last reply (e.g.
+		 * "busy"): swallow what is waiting first (bounded, never blocking).
+		 */
+		for (i = 0; i < 16 && recv(c->fd, sink, sizeof sink, MSG_DONTWAIT) > 0; i++)
+			;
 		close(c->fd);
+	}
 	TAILQ_REMOVE(&ctl->clients, c, entry);
 	ctl->nclients--;
 	buf_free(&c->in);
@@ -398,6 +408,30 @@ peer_in_group(int fd, uid_t uid, gid_t gid, gid_t want)
 	return false;
 }
 
+/* Names of peers for messages: getpwuid reads /etc/passwd, too slow for every connection of a flood. */
+static const char *
+uid_name(uid_t uid)
+{
+	static struct {
+		uid_t uid;
+		char name[64];
+		bool used;
+	} cache[16];
+	static unsigned next;
+	struct passwd *pw;
+	unsigned i;
+
+	for (i = 0; i < 16; i++)
+		if (cache[i].used && cache[i].uid == uid)
+			return cache[i].name;
+	i = next++ % 16;
+	cache[i].used = true;
+	cache[i].uid = uid;
+	pw = getpwuid(uid);
+	snprintf(cache[i].name, sizeof cache[i].name, "%s", pw ? pw->pw_name : "?");
+	return cache[i].name;
+}
+
 static void
 accept_pause_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -413,10 +447,10 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	struct ctl_client *c, *o;
 	struct ucred cred;
 	socklen_t len = sizeof cred;
-	struct passwd *pw;
-	int fd, same_uid;
+	int fd, same_uid, n;
 
-	for (;;) {
+	/* A batch per wake-up: a flood of connections must not keep the loop from the clients already in. */
+	for (n = 0; n < 64; n++) {
 		fd = accept4(ctl->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd == -1) {
 			if (errno == EINTR || errno == ECONNABORTED)
@@ -454,8 +488,7 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		c->uid = cred.uid;
 		c->gid = cred.gid;
 		c->pid = cred.pid;
-		pw = getpwuid(cred.uid);
-		snprintf(c->name, sizeof c->name, "uid %u (%s)", (unsigned)cred.uid, pw ? pw->pw_name : "?");
+		snprintf(c->name, sizeof c->name, "uid %u (%s)", (unsigned)cred.uid, uid_name(cred.uid));
 		if (!(cred.uid == 0 || cred.uid == geteuid() ||
 		    (ctl->have_ops_gid && peer_in_group(fd, cred.uid, cred.gid, ctl->ops_gid)))) {
 			char msg[256];
@@ -467,7 +500,8 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			reply_and_close(c, "permission_denied", msg);
 			continue;
 		}
-		if (ctl->nclients > ctl->max_clients) {
+		/* Root and the daemon's own user are not held back by others' connections: they can always get in. */
+		if (ctl->nclients > ctl->max_clients && cred.uid != 0 && cred.uid != geteuid()) {
 			reply_and_close(c, "busy", "too many control connections; try again");
 			continue;
 		}
@@ -533,7 +567,7 @@ control_new(struct daemon *d, const char *path, char **cause)
 		return NULL;
 	}
 	umask(old);
-	if (listen(fd, 64) == -1) {
+	if (listen(fd, SOMAXCONN) == -1) {
 		xasprintf(cause, "listen on %s: %s", path, strerror(errno));
 		close(fd);
 		unlink(path);

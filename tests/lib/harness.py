@@ -299,9 +299,11 @@ class Daemon:
 def ctl(sock_path, cmd, args=None, timeout=10, raw=None):
     """One control-socket request; returns the reply as a dict (or {"ok": False, ...} if none came)."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
     try:
+        # A blocking connect, as syncctl's: with a full listen backlog it waits its turn in the kernel instead of
+        # failing with EAGAIN (Python's settimeout would make it non-blocking).
         s.connect(sock_path)
+        s.settimeout(timeout)
         if raw is None:
             req = {"v": 1, "cmd": cmd}
             if args is not None:
