@@ -1,0 +1,56 @@
+/*
+ * Writing the register into rtopacks.db (schema/corpus/0002-tga.sql), inside a step's transaction.
+ *
+ * Every upsert only writes when something differs (ON CONFLICT ... DO UPDATE ... WHERE old IS NOT new), so a
+ * record fetched again (an overlapping window, a page repeated after a crash) changes nothing and stamps nothing.
+ * An entity (a component or an RTO) and all its child rows are written from one staged GetDetails answer.
+ */
+#ifndef TGA_STORE_H
+#define TGA_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <cJSON.h>
+
+#include "source.h"
+#include "stage.h"
+#include "tga.h"
+
+struct db;
+struct step;
+
+struct store {
+	struct step *st;
+	struct tga *t;
+	struct db *db;
+	int64_t run_n, cycle_n;
+	bool full;
+	int64_t changed;		/* entities whose rows changed in this step */
+	int64_t scope_rows_written;
+	struct rec head, r;
+};
+
+/* Open the step's transaction and make sure this run has its number in tga_runs. */
+int store_begin(struct store *, struct step *, struct tga *, char **cause);
+void store_end(struct store *);
+
+/* Write one staged entity.  summary: the search result it came from (NULL for a re-fetch). */
+int store_component(struct store *, struct stage *, const struct stage_entity *, const struct src_item *summary,
+    char **cause);
+int store_rto(struct store *, struct stage *, const struct stage_entity *, char **cause);
+/* Record a tombstone and soft-delete the row it names if the row is not newer. */
+int store_tombstone(struct store *, enum tga_service, const struct src_tomb *, char **cause);
+
+/* Outside a transaction: the stored UpdatedDate of a live row ("" if none), for skipping unchanged records. */
+int store_stored_updated(struct db *, enum tga_service, const char *code, char *out, size_t len, char **cause);
+/* Is the corpus empty of TGA rows (a replaced rtopacks.db must not be synced incrementally)? */
+int store_is_empty(struct db *, bool *empty, char **cause);
+
+/* Codes to fetch again next cycle (a record that came without a key part): kept in job_state. */
+void store_refetch_add(struct step *, enum tga_service, const char *code);
+
+/* Bind helpers over a staged record. */
+void store_bind_field(void *stmt, int idx, const struct rec *, int field);
+
+#endif

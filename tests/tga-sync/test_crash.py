@@ -1,0 +1,142 @@
+#!/usr/bin/python3
+"""SIGKILL during sync_training and during sync_orgs (inside a page's write, at commit boundaries, and at random
+moments), then a restart: the cycle resumes at its phase and window and ends with the same database, the same
+change summary and one completion mail, as an uninterrupted cycle.
+"""
+
+import os
+import random
+import re
+import signal
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tgalib  # noqa: E402
+from harness import SmtpSink, Workdir, ctl, cursor, runs, wait_for  # noqa: E402
+
+# Small pages, so that both phases span several steps at the small scale.
+KEYS = {"page_size": 20}
+
+
+def strip_window(summary):
+    s = dict(summary)
+    s.pop("window", None)
+    return s
+
+
+class CrashTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.fwd = Workdir("tgacrashfake")
+        cls.fake = tgalib.start_fake(cls.fwd)
+        cls.smtp = SmtpSink()
+        ref = tgalib.Env(cls.fake, cls.smtp, name="tgaref", **KEYS)
+        assert ref.daemon.run_once("-v") == 0, ref.daemon.read_log()[-4000:]
+        cls.reference = tgalib.corpus_dump(ref)
+        cls.ref_summary = strip_window(tgalib.summary(ref.ops)[0])
+        log = ref.daemon.read_log()
+        # Pages written per phase: the crash points inside a page's write are counted from these.
+        cls.pages = {p: len(re.findall(r"debug: %s: .* written in" % p, log)) for p in ("sync_training", "sync_orgs")}
+        assert tgalib.compare(ref.corpus, tgalib.fake_dump(cls.fake)) == {}
+        cls.ref = ref
+        sys.stderr.write("reference cycle: %s pages\n" % cls.pages)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.fake.stop()
+        cls.smtp.stop()
+        cls.ref.cleanup()
+        cls.fwd.cleanup()
+
+    def check_resumed(self, env, first_phase, smtp):
+        self.assertEqual(tgalib.corpus_dump(env), self.reference)
+        self.assertEqual(strip_window(tgalib.summary(env.ops)[0]), self.ref_summary)
+        r = runs(env.ops, "tga_sync")
+        self.assertEqual([x["status"] for x in r], ["stale", "complete"], r)
+        self.assertEqual(r[1]["trigger"], "resume")
+        self.assertEqual(r[1]["resumed_from"], r[0]["run_id"])
+        self.assertEqual(r[1]["cycle_id"], r[0]["run_id"])
+        self.assertEqual(cursor(env.ops, "tga_sync")["cycle_phase"], "done")
+        # The resumed run started where the first stopped: no init of its own, the interrupted phase first.
+        steps = [s[0] for s in tgalib._con(env.ops).execute(
+            "SELECT step FROM sync_steps WHERE run_id = ? ORDER BY started_at, rowid", (r[1]["run_id"],))]
+        self.assertEqual(steps[0], first_phase, steps)
+        self.assertNotIn("init", steps)
+        # Exactly one completion mail for the cycle, however the kill fell.
+        key = "tga_sync/complete/%s" % r[0]["run_id"]
+        wait_for(lambda: [m for m in smtp.received() if m["msg"]["X-RTOpacks-Mail-Key"] == key],
+                 what="the completion mail")
+        time.sleep(0.2)
+        self.assertEqual(len([m for m in smtp.received() if m["msg"]["X-RTOpacks-Mail-Key"] == key]), 1)
+
+    def crash_and_resume(self, point, n, phase):
+        # A sink of its own: run ids are per second, and envs started in the same second share them.
+        smtp = SmtpSink()
+        env = tgalib.Env(self.fake, smtp, name="tgacrash", **KEYS)
+        rc = env.run_once(env={"RTOPACKS_CRASH_AT": "%s:%d" % (point, n)})
+        self.assertEqual(rc, -signal.SIGKILL, "crash point %s:%d was not reached:\n%s" % (
+            point, n, env.daemon.read_log()[-3000:]))
+        cur = cursor(env.ops, "tga_sync")
+        self.assertEqual(cur["cycle_phase"], phase, cur)
+        if n > 1 and point.endswith("_written"):
+            # Mid-phase: the cursor names a window and a page.
+            self.assertRegex(cur["phase_cursor"], r"^w=\d{4}-\d\d-\d\dT[0-9:.]+Z\+\d+ p=\d+ n=-?\d+$")
+        self.assertEqual(env.run_once(), 0, env.daemon.read_log()[-3000:])
+        self.check_resumed(env, phase, smtp)
+        smtp.stop()
+        env.cleanup()
+
+    def test_kill_inside_a_training_page(self):
+        self.assertGreaterEqual(self.pages["sync_training"], 3)
+        for n in (1, 2, self.pages["sync_training"] // 2 + 1):
+            with self.subTest(page=n):
+                self.crash_and_resume("tga_training_written", n, "sync_training")
+
+    def test_kill_inside_an_orgs_page(self):
+        self.assertGreaterEqual(self.pages["sync_orgs"], 3)
+        for n in (1, self.pages["sync_orgs"] - 1):
+            with self.subTest(page=n):
+                self.crash_and_resume("tga_orgs_written", n, "sync_orgs")
+
+    def test_kill_at_commit_boundaries(self):
+        # Commit 1 is init; then the sync_training pages, then the sync_orgs pages.
+        t, o = self.pages["sync_training"], self.pages["sync_orgs"]
+        for point, n, phase in (("before_commit", 3, "sync_training"), ("after_commit", 3, "sync_training"),
+                                ("before_commit", 1 + t + 2, "sync_orgs"), ("after_commit", 1 + t + 1, "sync_orgs")):
+            with self.subTest(point=point, n=n):
+                self.crash_and_resume(point, n, phase)
+
+    def test_kill_at_random_moments(self):
+        seed = int(os.environ.get("TGA_CRASH_SEED", "3"))
+        rnd = random.Random(seed)
+        interrupted = 0
+        for i in range(3):
+            # Spaced requests stretch the cycle to a few seconds, so that the kill lands inside it.
+            env = tgalib.Env(self.fake, self.smtp, name="tgarandom", min_interval="4ms", **KEYS)
+            d = env.daemon.start()
+            self.assertTrue(ctl(d.socket_path(), "trigger")["ok"])
+            wait_for(lambda: cursor(env.ops, "tga_sync")["cycle_phase"] in ("sync_training", "sync_orgs"),
+                     timeout=30, interval=0.01, what="a sync phase")
+            time.sleep(rnd.uniform(0.0, 1.2))
+            d.kill()
+            phase = cursor(env.ops, "tga_sync")["cycle_phase"]
+            if phase == "done":
+                env.cleanup()
+                continue
+            interrupted += 1
+            # A daemon that starts with an unfinished cycle resumes it by itself.
+            d.start()
+            wait_for(lambda: cursor(env.ops, "tga_sync")["cycle_phase"] == "done", timeout=60,
+                     what="the resumed cycle (seed %d, kill %d)" % (seed, i))
+            wait_for(lambda: runs(env.ops, "tga_sync")[-1]["status"] == "complete", what="the run row")
+            self.assertEqual(d.stop(), 0)
+            self.assertEqual(tgalib.corpus_dump(env), self.reference, "seed %d, kill %d in %s" % (seed, i, phase))
+            self.assertEqual(strip_window(tgalib.summary(env.ops)[0]), self.ref_summary)
+            env.cleanup()
+        self.assertGreaterEqual(interrupted, 2, "the kills fell outside the cycles (seed %d)" % seed)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -1,0 +1,245 @@
+"""Shared helpers of the tga-sync tests: the fake TGA server, the daemon's config, and the comparison of
+rtopacks.db with the fake's register (GET /_fake/dump) by content, table by table.
+"""
+
+import json
+import os
+import sqlite3
+import sys
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+from harness import (Daemon, Server, Workdir, base_config, write_config, REPO)  # noqa: E402
+
+FAKE = os.path.join(REPO, "tests", "fakes", "fake_tga_soap.py")
+PASSWORD = "Asdf098"
+# Columns that name a run or a time of ours: they differ between any two runs by design.
+VOLATILE = ("run", "updated_at")
+# Tables that hold run bookkeeping rather than register content.
+BOOKKEEPING = ("sync_checkpoint", "tga_runs")
+# The fake register's base data starts in 2011; a later epoch keeps the first cycle short.
+EPOCH = "2011-01-01"
+
+
+def start_fake(wd, *args, now=None):
+    extra = list(args)
+    if now:
+        extra += ["--now", now]
+    return Server(FAKE, "--scale", "small", *extra, wd=wd, name="fake_tga_%d" % id(extra))
+
+
+class Env:
+    """A workdir, a config for tga-sync against a fake TGA server, and the daemon."""
+
+    def __init__(self, fake, smtp=None, name="tga", password=PASSWORD, **keys):
+        self.wd = Workdir(name)
+        self.fake = fake
+        pw = self.wd.file("tga-password")
+        with open(pw, "w") as f:
+            f.write(password)
+        os.chmod(pw, 0o600)
+        tga = {"base_url": fake.url + "/Deewr.Tga.Webservices", "username": "WebService.Read",
+               "password_file": pw, "epoch": EPOCH, "page_size": 50, "step_backoff": "50ms",
+               "step_backoff_max": "200ms", "step_retries": 1, "overlap": "1h"}
+        tga.update(keys)
+        cfg = base_config(self.wd, smtp.port if smtp else None, {"tga-sync": tga})
+        self.config = write_config(self.wd.file("sync.conf"), cfg)
+        self.ops = os.path.join(self.wd.state, "ops.db")
+        self.corpus = os.path.join(self.wd.state, "rtopacks.db")
+        self.daemon = Daemon("tga-sync", self.config, self.wd)
+
+    def run_once(self, *args, **kw):
+        return self.daemon.run_once(*args, **kw)
+
+    def cleanup(self):
+        self.wd.cleanup()
+
+
+def fake_dump(fake):
+    with urllib.request.urlopen(fake.url + "/_fake/dump", timeout=120) as r:
+        return json.loads(r.read())
+
+
+def _con(path):
+    return sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=10)
+
+
+def _b(v):
+    return None if v is None else (1 if v else 0)
+
+
+def expected_tables(dump):
+    """The dump projected onto our tables: {table: sorted list of row tuples} (live rows only)."""
+    out = {k: [] for k in ("tga_components", "tga_releases", "tga_unit_grid", "tga_mappings", "tga_classifications",
+                           "tga_usage_recommendations", "tga_currency_periods", "tga_rtos",
+                           "tga_rto_registration_periods", "tga_rto_trading_names", "tga_rto_locations",
+                           "tga_rto_urls", "tga_rto_scope", "tga_deletions")}
+    for c in dump["TrainingComponents"]:
+        code = c["Code"]
+        out["tga_components"].append((code, c["ComponentType"], c["Title"], c["ParentCode"], c["ParentTitle"],
+                                      c["UsageRecommendation"], _b(c["IsCurrent"]), c["CurrencyStatus"],
+                                      _b(c["IsConfidential"]), _b(c["IsLegacyData"]), c["IscOrganisationCode"],
+                                      c["CreatedDate"], c["UpdatedDate"]))
+        g = 0
+        for i, r in enumerate(c["Releases"]):
+            out["tga_releases"].append((code, i, r["ReleaseNumber"], r["ReleaseDate"], r["Currency"],
+                                        r["ApprovalProcess"]))
+            for e in r["UnitGrid"] or ():
+                out["tga_unit_grid"].append((code, g, r["ReleaseNumber"], e["Code"], e["Title"],
+                                             _b(e["IsEssential"])))
+                g += 1
+        for i, m in enumerate(c["MappingInformation"]):
+            out["tga_mappings"].append((code, i, m["Code"], m["Title"], m["MapsToCode"], m["MapsToTitle"],
+                                        _b(m["IsEquivalent"]), m["Notes"]))
+        for i, x in enumerate(c["Classifications"]):
+            out["tga_classifications"].append((code, i, x["SchemeCode"], x["ValueCode"], x["PurposeCode"],
+                                               x["StartDate"], x["EndDate"]))
+        for i, x in enumerate(c["UsageRecommendations"]):
+            out["tga_usage_recommendations"].append((code, i, x["State"], x["StartDate"], x["EndDate"]))
+        for i, x in enumerate(c["CurrencyPeriods"]):
+            out["tga_currency_periods"].append((code, i, x["Authority"], x["StartDate"], x["EndDate"],
+                                                x["EndReasonCode"], x["EndComment"]))
+    for o in dump["Organisations"]:
+        code = o["Code"]
+        persons = o["ResponsibleLegalPersons"]
+        cur = next((p for p in persons if p["EndDate"] is None), persons[-1] if persons else None)
+        out["tga_rtos"].append((code, cur["Name"] if cur else None, (cur["Abns"] or [None])[0] if cur else None,
+                                cur["Acn"] if cur else None, o["RegistrationStatus"], _b(o["IsLegacyData"]),
+                                o["CreatedDate"], o["UpdatedDate"]))
+        for i, x in enumerate(o["RegistrationPeriods"]):
+            out["tga_rto_registration_periods"].append((code, i, x["StartDate"], x["EndDate"], x["EndReasonCode"],
+                                                        x["EndReasonComments"], x["Exerciser"],
+                                                        x["LegalAuthority"]))
+        for i, x in enumerate(o["TradingNames"]):
+            out["tga_rto_trading_names"].append((code, i, x["Name"], x["StartDate"], x["EndDate"]))
+        for i, x in enumerate(o["Locations"]):
+            a = x["Address"]
+            out["tga_rto_locations"].append((code, i, a["Line1"], a["Line2"], a["Suburb"], a["Postcode"],
+                                             a["StateCode"], a["CountryCode"], a["StateOverseas"], x["StartDate"],
+                                             x["EndDate"]))
+        for i, x in enumerate(o["Urls"]):
+            out["tga_rto_urls"].append((code, i, x["Link"], x["StartDate"], x["EndDate"]))
+        for s in o.get("Scopes", ()):
+            out["tga_rto_scope"].append((code, s["NrtCode"], _b(s["IsImplicit"]), s["TrainingComponentType"],
+                                         s["ExtentCode"], _b(s["IsRefused"]), s["ScopeDecisionType"],
+                                         s["StartDate"], s["EndDate"]))
+    for d in dump["DeletedTrainingComponents"]:
+        out["tga_deletions"].append(("training", d["NationalCode"], d["Operation"], d["UpdatedDate"]))
+    for d in dump["DeletedOrganisations"]:
+        out["tga_deletions"].append(("organisation", d["OrganisationCode"], d["Operation"], d["UpdatedDate"]))
+    for k in out:
+        out[k].sort(key=lambda r: tuple("" if v is None else str(v) for v in r))
+    return out
+
+
+# Our side: the same columns, live rows only (soft-deleted parents and removed scope rows are not the register).
+OUR_SQL = {
+    "tga_components": "SELECT code, component_type, title, parent_code, parent_title, usage_recommendation,"
+                      " is_current, currency_status, is_confidential, is_legacy, isc_organisation_code, created_date,"
+                      " updated_date FROM tga_components WHERE deleted_at IS NULL",
+    "tga_releases": "SELECT component_code, seq, release_number, release_date, currency, approval_process"
+                    " FROM tga_releases JOIN tga_components c ON c.code = component_code WHERE c.deleted_at IS NULL",
+    "tga_unit_grid": "SELECT component_code, seq, release_number, unit_code, g.title, is_essential FROM tga_unit_grid g"
+                     " JOIN tga_components c ON c.code = component_code WHERE c.deleted_at IS NULL",
+    "tga_mappings": "SELECT component_code, seq, m.code, m.title, maps_to_code, maps_to_title, is_equivalent, notes"
+                    " FROM tga_mappings m JOIN tga_components c ON c.code = component_code WHERE c.deleted_at IS NULL",
+    "tga_classifications": "SELECT component_code, seq, scheme_code, value_code, purpose_code, start_date, end_date"
+                           " FROM tga_classifications JOIN tga_components c ON c.code = component_code"
+                           " WHERE c.deleted_at IS NULL",
+    "tga_usage_recommendations": "SELECT component_code, seq, state, start_date, end_date FROM"
+                                 " tga_usage_recommendations JOIN tga_components c ON c.code = component_code"
+                                 " WHERE c.deleted_at IS NULL",
+    "tga_currency_periods": "SELECT component_code, seq, authority, start_date, end_date, end_reason_code,"
+                            " end_comment FROM tga_currency_periods JOIN tga_components c ON c.code = component_code"
+                            " WHERE c.deleted_at IS NULL",
+    "tga_rtos": "SELECT code, legal_name, abn, acn, registration_status, is_legacy, created_date, updated_date"
+                " FROM tga_rtos WHERE deleted_at IS NULL",
+    "tga_rto_registration_periods": "SELECT rto_code, seq, start_date, end_date, end_reason_code, end_reason_comments,"
+                                    " exerciser, legal_authority FROM tga_rto_registration_periods JOIN tga_rtos r"
+                                    " ON r.code = rto_code WHERE r.deleted_at IS NULL",
+    "tga_rto_trading_names": "SELECT rto_code, seq, name, start_date, end_date FROM tga_rto_trading_names"
+                             " JOIN tga_rtos r ON r.code = rto_code WHERE r.deleted_at IS NULL",
+    "tga_rto_locations": "SELECT rto_code, seq, line1, line2, suburb, postcode, state_code, country_code,"
+                         " state_overseas, start_date, end_date FROM tga_rto_locations JOIN tga_rtos r"
+                         " ON r.code = rto_code WHERE r.deleted_at IS NULL",
+    "tga_rto_urls": "SELECT rto_code, seq, link, start_date, end_date FROM tga_rto_urls JOIN tga_rtos r"
+                    " ON r.code = rto_code WHERE r.deleted_at IS NULL",
+    "tga_rto_scope": "SELECT rto_code, nrt_code, is_implicit, component_type, extent_code, is_refused, decision_type,"
+                     " start_date, end_date FROM tga_rto_scope WHERE removed_in IS NULL",
+    "tga_deletions": "SELECT service, code, operation, updated_date FROM tga_deletions",
+}
+
+
+def our_tables(corpus):
+    con = _con(corpus)
+    try:
+        out = {}
+        for t, sql in OUR_SQL.items():
+            rows = con.execute(sql).fetchall()
+            out[t] = sorted(rows, key=lambda r: tuple("" if v is None else str(v) for v in r))
+        return out
+    finally:
+        con.close()
+
+
+def compare(corpus, dump, limit=5):
+    """Differences between rtopacks.db and the dump, table by table: {} when they hold the same register."""
+    want, have = expected_tables(dump), our_tables(corpus)
+    diffs = {}
+    for t in want:
+        w, h = set(want[t]), set(have[t])
+        if len(want[t]) != len(w):
+            diffs.setdefault(t, {})["duplicates_expected"] = len(want[t]) - len(w)
+        if len(have[t]) != len(h):
+            diffs.setdefault(t, {})["duplicates_stored"] = len(have[t]) - len(h)
+        missing, extra = sorted(w - h, key=str), sorted(h - w, key=str)
+        if missing or extra:
+            diffs.setdefault(t, {}).update({"missing": missing[:limit], "n_missing": len(missing),
+                                            "extra": extra[:limit], "n_extra": len(extra)})
+    # Soft deletes: a stored row deleted upstream is kept, marked; never a live row for a deleted code.
+    con = _con(corpus)
+    try:
+        live_codes = {c["Code"] for c in dump["TrainingComponents"]}
+        tomb_codes = {d["NationalCode"] for d in dump["DeletedTrainingComponents"]}
+        for code, at, op in con.execute("SELECT code, deleted_at, deleted_operation FROM tga_components"
+                                        " WHERE deleted_at IS NOT NULL"):
+            if code in live_codes or code not in tomb_codes or op not in ("PhysicalDelete", "LogicalDelete"):
+                diffs.setdefault("soft_deleted_components", []).append((code, at, op))
+        live_orgs = {o["Code"] for o in dump["Organisations"]}
+        org_tombs = {d["OrganisationCode"] for d in dump["DeletedOrganisations"]}
+        for code, at in con.execute("SELECT code, deleted_at FROM tga_rtos WHERE deleted_at IS NOT NULL"):
+            if code in live_orgs or code not in org_tombs:
+                diffs.setdefault("soft_deleted_rtos", []).append((code, at))
+    finally:
+        con.close()
+    return diffs
+
+
+def corpus_dump(env):
+    """Every corpus table by content minus run bookkeeping (for crash/resume comparisons)."""
+    from harness import dump_db
+    return dump_db(env.corpus, exclude_tables=BOOKKEEPING + tuple(t for t in _other_tables(env.corpus)),
+                   exclude_columns=VOLATILE)
+
+
+def _other_tables(corpus):
+    con = _con(corpus)
+    try:
+        return [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'"
+                                          " AND name NOT LIKE 'tga_%'")]
+    finally:
+        con.close()
+
+
+def summary(ops, run_id=None):
+    con = _con(ops)
+    try:
+        if run_id is None:
+            row = con.execute("SELECT summary, changes FROM sync_runs WHERE sync_type = 'tga_sync' AND summary IS NOT"
+                              " NULL ORDER BY started_at DESC, run_id DESC LIMIT 1").fetchone()
+        else:
+            row = con.execute("SELECT summary, changes FROM sync_runs WHERE run_id = ?", (run_id,)).fetchone()
+        return (json.loads(row[0]), row[1]) if row and row[0] else (None, None)
+    finally:
+        con.close()
