@@ -6,6 +6,9 @@
  * deliver it (smtp.retries attempts).  A crash after delivery finds the outbox row 'sent' and does not send again;
  * a mail server that is down leaves the row queued for the housekeeping passes, marks this step 'failed' with the
  * reason, and the run still completes: a mail problem never fails or loses the sync.
+ *
+ * A phase can decide that a cycle has nothing to tell: a string "notify_skip" in the cycle state (the reason) makes
+ * the phase complete without a mail.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -227,6 +230,7 @@ notify_run(struct step *st)
 	struct daemon *d = step_daemon(st);
 	const char *cur = step_cursor(st);
 	char *subject = NULL, *body = NULL, *cause = NULL, key[256];
+	const cJSON *skip;
 	long long id;
 	int64_t changes;
 
@@ -238,6 +242,14 @@ notify_run(struct step *st)
 	}
 	if (!config_bool(d->cfg, d->section, "notify")) {
 		step_set_status(st, "complete", "completion mail disabled (notify = no)");
+		step_done(st, STEP_PHASE_DONE);
+		return;
+	}
+	/* A phase may decide this cycle has nothing to tell (e.g. a re-check that found nothing new). */
+	skip = cJSON_GetObjectItemCaseSensitive(step_cycle_state(st), "notify_skip");
+	if (cJSON_IsString(skip)) {
+		log_info("no completion mail: %s", skip->valuestring);
+		step_set_status(st, "complete", skip->valuestring);
 		step_done(st, STEP_PHASE_DONE);
 		return;
 	}
