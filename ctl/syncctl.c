@@ -14,8 +14,11 @@ const struct sctl_daemon sctl_daemons[] = {
 	{ NULL, NULL },
 };
 
+extern const struct sctl_cmd sctl_cmd_qb;	/* cmd-qb.c: QuickBooks (qb-reconcile) */
+
 static const struct sctl_cmd *const ctl_table[] = {
 	&sctl_cmd_status, &sctl_cmd_trigger, &sctl_cmd_cancel, &sctl_cmd_runs, &sctl_cmd_steps, &sctl_cmd_cursor,
+	&sctl_cmd_qb,
 	NULL,
 };
 
@@ -53,7 +56,7 @@ usage(FILE *fp)
 	    "DAEMON is tga-sync, cricos-sync or qb-reconcile (or tga_sync, cricos_sync, qb_reconcile).\n\n"
 	    "Exit status:\n"
 	    "  0  success; for trigger --wait: the run completed\n"
-	    "  1  the run failed, or the command failed\n"
+	    "  1  the run failed, or the command failed (qb retry: the invoice did not sync)\n"
 	    "  2  usage error\n"
 	    "  3  trigger --wait: the run completed but rejected records (partial)\n"
 	    "  4  trigger --wait: the run was cancelled, or the daemon stopped\n"

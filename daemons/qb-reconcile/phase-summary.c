@@ -1,0 +1,224 @@
+/*
+ * Phase summary: the cycle's result, exactly
+ *
+ *	{"status":"ok"|"degraded","synced":N,"failed":N,"abandoned":N,"heartbeat":true|false}
+ *
+ * (degraded when anything failed or was abandoned this cycle, or the heartbeat failed), stored on the run row
+ * (sync_runs.summary, shown by `syncctl runs --json` and `syncctl qb status`) and printed by `qb-reconcile --once`.
+ *
+ * Mail only when something needs the operator: failures, abandons, new reconcile issues, a failed heartbeat (but
+ * not for reconnect_required, which has its own once-only mail), plus the optional digest ([qb-reconcile]
+ * digest = yes).  Like the generic notify phase: the first step queues the mail in the outbox with the cursor
+ * "queued:<id>" in one commit, the second delivers it, so a crash never sends it twice and a mail server that is
+ * down never fails the cycle.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "config.h"
+#include "cycle.h"
+#include "daemon.h"
+#include "db.h"
+#include "log.h"
+#include "outbox.h"
+#include "qbr.h"
+#include "timeutil.h"
+#include "xmalloc.h"
+
+static const char SQL_PROBLEMS[] =
+    "SELECT id, doc_number, qb_sync_status, qb_attempts, coalesce(qb_last_error, '') FROM billing_invoices"
+    " WHERE qb_sync_status IN ('failed', 'abandoned') ORDER BY id LIMIT 50";
+static const char SQL_NEW_ISSUES[] =
+    "SELECT i.invoice_id, b.doc_number, i.kind, i.detail FROM qb_reconcile_issues i JOIN billing_invoices b"
+    " ON b.id = i.invoice_id WHERE i.first_cycle_id = ? AND i.resolved_at IS NULL ORDER BY i.id LIMIT 50";
+static const char SQL_NEW_ISSUE_COUNT[] =
+    "SELECT count(*) FROM qb_reconcile_issues WHERE first_cycle_id = ? AND resolved_at IS NULL";
+static const char SQL_CONN[] =
+    "SELECT state, coalesce(realm_id, '-'), coalesce(refresh_expires_at, '-'), coalesce(refresh_hard_expires_at,"
+    " '-'), coalesce(last_heartbeat_ok, 'never'), coalesce(last_error, '') FROM qb_connection WHERE id = 1";
+
+cJSON *
+qbr_result_json(const cJSON *cs)
+{
+	cJSON *o = cJSON_CreateObject();
+	const cJSON *v;
+	double synced = 0, failed = 0, abandoned = 0;
+	bool hb;
+
+	if (cJSON_IsNumber(v = cJSON_GetObjectItem(cs, "synced")))
+		synced = v->valuedouble;
+	if (cJSON_IsNumber(v = cJSON_GetObjectItem(cs, "failed")))
+		failed = v->valuedouble;
+	if (cJSON_IsNumber(v = cJSON_GetObjectItem(cs, "abandoned")))
+		abandoned = v->valuedouble;
+	hb = cJSON_IsTrue(cJSON_GetObjectItem(cs, "heartbeat"));
+	/* Key order as the operator's runbook prints it. */
+	cJSON_AddStringToObject(o, "status", failed > 0 || abandoned > 0 || !hb ? "degraded" : "ok");
+	cJSON_AddNumberToObject(o, "synced", synced);
+	cJSON_AddNumberToObject(o, "failed", failed);
+	cJSON_AddNumberToObject(o, "abandoned", abandoned);
+	cJSON_AddBoolToObject(o, "heartbeat", hb);
+	return o;
+}
+
+static int64_t
+count_new_issues(struct db *db, const char *cycle_id, char **cause)
+{
+	sqlite3_stmt *s;
+	int64_t n;
+
+	if ((s = db_stmt(db, SQL_NEW_ISSUE_COUNT, cause)) == NULL)
+		return -1;
+	db_bind_text(s, 1, cycle_id);
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return db_error(db, cause, "count issues");
+	}
+	n = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return n;
+}
+
+static int
+compose(struct step *st, const char *result, bool attention, int64_t new_issues, char **subject, char **body,
+    char **cause)
+{
+	struct db *db = step_daemon(st)->db;
+	struct buf b;
+	sqlite3_stmt *s;
+	const cJSON *cs = step_cycle_state(st);
+	int n = 0;
+
+	buf_init(&b);
+	buf_printf(&b, "Result:   %s\nRun ID:   %s\n\n", result, step_run_id(st));
+	if ((s = db_stmt(db, SQL_CONN, cause)) == NULL)
+		goto fail;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		buf_printf(&b, "QuickBooks connection: %s (company %s)\n  refresh token expires: %s (hard limit %s)\n"
+		    "  last good heartbeat:   %s\n%s%s%s\n", db_col_text(s, 0), db_col_text(s, 1), db_col_text(s, 2),
+		    db_col_text(s, 3), db_col_text(s, 4), *db_col_text(s, 5) ? "  last error: " : "",
+		    db_col_text(s, 5), *db_col_text(s, 5) ? "\n" : "");
+	sqlite3_reset(s);
+
+	if ((s = db_stmt(db, SQL_PROBLEMS, cause)) == NULL)
+		goto fail;
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		if (n++ == 0)
+			buf_adds(&b, "Invoices that did not reach QuickBooks (syncctl qb retry ID pushes one at once):\n");
+		buf_printf(&b, "  %" PRId64 "  %-21s  %-9s  attempts %" PRId64 "\n      %s\n",
+		    (int64_t)sqlite3_column_int64(s, 0), db_col_text(s, 1), db_col_text(s, 2),
+		    (int64_t)sqlite3_column_int64(s, 3), db_col_text(s, 4));
+	}
+	sqlite3_reset(s);
+	if (n > 0)
+		buf_adds(&b, "\n");
+	if (new_issues > 0) {
+		buf_printf(&b, "Reconciliation found %" PRId64 " new issue%s:\n", new_issues, new_issues == 1 ? "" : "s");
+		if ((s = db_stmt(db, SQL_NEW_ISSUES, cause)) == NULL)
+			goto fail;
+		db_bind_text(s, 1, step_cycle_id(st));
+		while (sqlite3_step(s) == SQLITE_ROW)
+			buf_printf(&b, "  invoice %" PRId64 " (%s): %s: %s\n", (int64_t)sqlite3_column_int64(s, 0),
+			    db_col_text(s, 1), db_col_text(s, 2), db_col_text(s, 3));
+		sqlite3_reset(s);
+		buf_adds(&b, "\n");
+	}
+	if (cJSON_IsNumber(cJSON_GetObjectItem(cs, "paid")) && cJSON_GetObjectItem(cs, "paid")->valuedouble > 0)
+		buf_printf(&b, "Newly paid in QuickBooks: %.0f\n\n", cJSON_GetObjectItem(cs, "paid")->valuedouble);
+	buf_printf(&b, "-- \nrtopacks-sync %s, qb-reconcile\nsyncctl qb status | syncctl runs --sync-type qb_reconcile\n",
+	    RTOPACKS_VERSION);
+	*body = buf_release(&b);
+	xasprintf(subject, "[qb-reconcile] %s: %s", attention ? "needs attention" : "daily digest", result);
+	return 0;
+fail:
+	buf_free(&b);
+	return -1;
+}
+
+static void
+delivered(const char *error, void *arg)
+{
+	struct step *st = arg;
+
+	if (error != NULL)
+		step_set_status(st, "failed", error);
+	else
+		step_count(st, 0, 1);
+	step_done(st, STEP_PHASE_DONE);
+}
+
+static void
+abandon_delivery(void *arg)
+{
+	struct step *st = arg;
+
+	outbox_forget(step_daemon(st)->outbox, delivered, st);
+	step_done(st, STEP_PHASE_DONE);
+}
+
+void
+phase_summary(struct step *st)
+{
+	struct daemon *d = step_daemon(st);
+	struct qbr *q = step_job(st);
+	const char *cur = step_cursor(st);
+	const cJSON *cs = step_cycle_state(st);
+	cJSON *res;
+	char *json, *cause = NULL, *subject = NULL, *body = NULL, key[256];
+	struct conn_info ci;
+	struct db *db;
+	int64_t new_issues, id;
+	bool hb, attention;
+
+	if (strncmp(cur, "queued:", 7) == 0) {
+		step_on_abort(st, abandon_delivery, st);
+		outbox_deliver(d->outbox, strtoll(cur + 7, NULL, 10), (int)config_int(d->cfg, "smtp", "retries") + 1,
+		    delivered, st);
+		return;
+	}
+	res = qbr_result_json(cs);
+	json = cJSON_PrintUnformatted(res);
+	hb = cJSON_IsTrue(cJSON_GetObjectItem(res, "heartbeat"));
+	free(q->last_result);
+	q->last_result = xstrdup(json);
+	log_info("result: %s", json);
+	if ((new_issues = count_new_issues(d->db, step_cycle_id(st), &cause)) == -1 ||
+	    conn_read(d->db, &ci, &cause) == -1)
+		goto fail;
+	attention = cJSON_GetObjectItem(res, "failed")->valuedouble > 0 ||
+	    cJSON_GetObjectItem(res, "abandoned")->valuedouble > 0 || new_issues > 0 ||
+	    (!hb && strcmp(ci.state, "reconnect_required") != 0);
+	if ((db = step_db(st, &cause)) == NULL)
+		goto fail;
+	step_set_summary(st, res, (int64_t)cJSON_GetObjectItem(res, "synced")->valuedouble);
+	step_detail_add(st, "new_issues", new_issues);
+	if (!attention && !q->digest) {
+		step_set_status(st, "complete", "nothing needs the operator: no mail");
+		step_done(st, STEP_PHASE_DONE);
+		goto out;
+	}
+	if (compose(st, json, attention, new_issues, &subject, &body, &cause) == -1)
+		goto fail;
+	snprintf(key, sizeof key, "qb_reconcile/summary/%s", step_cycle_id(st));
+	if ((id = outbox_queue(d->outbox, key, "qb_reconcile", step_run_id(st), subject, body, &cause)) == -1)
+		goto fail;
+	log_info("summary mail queued: %s", subject);
+	step_set_cursor(st, "queued:%" PRId64, id);
+	step_done(st, STEP_MORE);
+out:
+	free(subject);
+	free(body);
+	free(json);
+	cJSON_Delete(res);
+	return;
+fail:
+	step_fail(st, STEP_RETRY, "%s", cause);
+	free(cause);
+	free(subject);
+	free(body);
+	free(json);
+	cJSON_Delete(res);
+}
