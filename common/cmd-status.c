@@ -6,6 +6,7 @@
 #include "control.h"
 #include "cycle.h"
 #include "daemon.h"
+#include "monitor.h"
 #include "outbox.h"
 
 static enum ctl_retval
@@ -24,6 +25,7 @@ cmd_status_exec(struct ctl_client *c, const cJSON *args, char **cause)
 	cycle_status(d->cycle, r);
 	if (d->job->status != NULL)
 		d->job->status(d, r);
+	monitor_status(d, r);	/* after the job's: it appends to the job's "notes" */
 	ctl_reply(c, r);
 	return CTL_DONE;
 }

@@ -15,6 +15,9 @@
 #include "xmalloc.h"
 
 #define CONFIG_MAX_LINE 4096
+#ifndef RTOPACKS_SCHEDULES_DIR	/* set by the build from the install prefix */
+#define RTOPACKS_SCHEDULES_DIR "/usr/share/rtopacks-sync/schedules"
+#endif
 #define SECRET_MAX_BYTES (64 * 1024)
 
 const char *const cfg_daemon_sections[] = { "tga-sync", "cricos-sync", "qb-reconcile", "test-sync", NULL };
@@ -30,6 +33,10 @@ static const struct cfg_key paths_keys[] = {
 	    "Where large responses wait (in unlinked files) between download and parse." },
 	{ "busy_timeout", CFG_DURATION, "15s", 0, 600000, NULL, 0,
 	    "How long a write waits for another daemon's transaction before the step fails (and is retried)." },
+	{ "schedules_dir", CFG_PATH, RTOPACKS_SCHEDULES_DIR, 0, 0, NULL, 0,
+	    "Schedule files (<daemon>.schedule), the source of the timers; a daemon reads its own to spot missed runs." },
+	{ "metrics_dir", CFG_PATH, "/var/lib/prometheus/node-exporter", 0, 0, NULL, 0,
+	    "node_exporter textfile directory: each daemon writes rtopacks-sync-<daemon>.prom there (if it exists)." },
 	{ NULL, 0, NULL, 0, 0, NULL, 0, NULL },
 };
 const struct cfg_section cfg_paths = { "paths", paths_keys, NULL };
@@ -99,6 +106,8 @@ const struct cfg_key cfg_job_common_keys[] = {
 	    "On SIGTERM, how long the current step may take to finish before it is rolled back." },
 	{ "housekeeping_interval", CFG_DURATION, "60s", 100, 3600000, NULL, 0,
 	    "How often the daemon checks schedules, queued mail and stuck runs." },
+	{ "missed_alert_delay", CFG_DURATION, "2m", 0, 86400000, NULL, 0,
+	    "After start, wait this long before mailing a missed run (a timer's catch-up run at boot starts first)." },
 	{ "socket", CFG_PATH, NULL, 0, 0, NULL, 0, "Control socket (default <control.socket_dir>/<daemon>.sock)." },
 	{ "notify", CFG_BOOL, "yes", 0, 0, NULL, 0, "Send the completion email." },
 	{ NULL, 0, NULL, 0, 0, NULL, 0, NULL },

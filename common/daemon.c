@@ -22,6 +22,7 @@
 #include "http.h"
 #include "log.h"
 #include "mail.h"
+#include "monitor.h"
 #include "outbox.h"
 #include "sdnotify.h"
 #include "timeutil.h"
@@ -213,6 +214,7 @@ on_cycle_event(const char *event, const cJSON *data, void *arg)
 	status = cJSON_GetObjectItem(data, "status");
 	sd_notifyf("STATUS=idle; last run %s: %s", cJSON_GetObjectItem(data, "run_id")->valuestring,
 	    status ? status->valuestring : "?");
+	monitor_run_end(d);
 	if (d->once) {
 		d->exit_code = status_exit_code(status ? status->valuestring : "failed");
 		d->drain_started = ev_now(d->loop);
@@ -329,6 +331,7 @@ housekeeping_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	struct daemon *d = w->data;
 
 	outbox_kick(d->outbox);
+	monitor_housekeeping(d);
 	if (d->job->housekeeping != NULL)
 		d->job->housekeeping(d);
 }
@@ -552,6 +555,7 @@ daemon_main(int argc, char **argv, const struct job_def *job)
 	log_info("%s %s started (config %s, ops %s%s%s, socket %s)", job->daemon, RTOPACKS_VERSION, d->config_path,
 	    d->ops_path, job->uses_corpus ? ", corpus " : "", job->uses_corpus ? d->corpus_path : "",
 	    d->socket_path);
+	monitor_start(d);
 	sd_notify_msg("READY=1\nSTATUS=idle");
 
 	if (resume || d->once) {
@@ -573,6 +577,7 @@ out:
 	log_info("%s stopped", job->daemon);
 	control_free(d->control);
 	cycle_free(d->cycle);
+	monitor_free(d);
 	if (job->fini != NULL)
 		job->fini(d);
 	outbox_free(d->outbox);

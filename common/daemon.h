@@ -18,6 +18,7 @@ struct control;
 struct db;
 struct evcurl;
 struct mailer;
+struct monitor;
 struct outbox;
 
 struct daemon {
@@ -34,6 +35,7 @@ struct daemon {
 	struct cycle *cycle;
 	struct control *control;
 	void *job_ctx;			/* the job's own state (set by job->init) */
+	struct monitor *monitor;	/* schedule, missed runs, metrics (monitor.c) */
 
 	bool once;			/* --once: run one cycle and exit with its status */
 	int exit_code;

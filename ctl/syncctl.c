@@ -15,10 +15,11 @@ const struct sctl_daemon sctl_daemons[] = {
 };
 
 extern const struct sctl_cmd sctl_cmd_qb;	/* cmd-qb.c: QuickBooks (qb-reconcile) */
+extern const struct sctl_cmd sctl_cmd_doctor;	/* cmd-doctor.c: health of every job */
 
 static const struct sctl_cmd *const ctl_table[] = {
 	&sctl_cmd_status, &sctl_cmd_trigger, &sctl_cmd_cancel, &sctl_cmd_runs, &sctl_cmd_steps, &sctl_cmd_cursor,
-	&sctl_cmd_qb,
+	&sctl_cmd_qb, &sctl_cmd_doctor,
 	NULL,
 };
 
@@ -62,7 +63,9 @@ usage(FILE *fp)
 	    "  4  trigger --wait: the run was cancelled, or the daemon stopped\n"
 	    "  5  the daemon does not answer (not running?)\n"
 	    "  6  trigger: a run is already in progress (its id is printed)\n"
-	    "  7  the daemon refused the request (permission denied)\n",
+	    "  7  the daemon refused the request (permission denied)\n"
+	    "  8  doctor: something needs attention soon (warnings only)\n"
+	    "  9  doctor: something needs action now (a missed, overrunning or stuck run, QuickBooks disconnected)\n",
 	    CONFIG_DEFAULT_PATH);
 }
 

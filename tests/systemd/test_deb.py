@@ -1,0 +1,105 @@
+#!/usr/bin/python3
+"""The .deb: built by CPack from a fresh Release build with the Debian prefix (/usr), installed with dpkg -i on
+this (throwaway) test machine, checked (dpkg -L lists the units, binaries and sample configuration; the users and
+directories exist with the designed ownership; the installed units verify; the installed programs agree with the
+installed layout), then purged.
+
+Runs only as root on a machine with dpkg and cpack (CI and `scripts/test` are both); elsewhere it is skipped.
+Set RTOPACKS_SKIP_DEB=1 to skip it on a machine whose /usr must not be touched.
+"""
+
+import grp
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from harness import REPO  # noqa: E402
+
+PKG = "rtopacks-sync"
+DAEMONS = ("tga-sync", "cricos-sync", "qb-reconcile")
+
+
+def run(cmd, **kw):
+    p = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if p.returncode != 0:
+        raise AssertionError("%s failed (%d):\n%s%s" % (" ".join(cmd), p.returncode, p.stdout[-4000:],
+                                                       p.stderr[-4000:]))
+    return p
+
+
+@unittest.skipUnless(os.geteuid() == 0 and shutil.which("dpkg") and shutil.which("cpack"),
+                     "needs root, dpkg and cpack (it installs the package on this machine)")
+@unittest.skipIf(os.environ.get("RTOPACKS_SKIP_DEB") == "1", "RTOPACKS_SKIP_DEB=1")
+class DebTest(unittest.TestCase):
+    def test_build_install_purge(self):
+        build = tempfile.mkdtemp(prefix="rs-deb-")
+        had_state = os.path.exists("/var/lib/rtopacks-sync")
+        try:
+            run(["cmake", "-S", REPO, "-B", build, "-DCMAKE_INSTALL_PREFIX=/usr", "-DCMAKE_BUILD_TYPE=Release",
+                 "-DRTOPACKS_TESTS=OFF", "-DRTOPACKS_SANITIZE=OFF"])
+            run(["cmake", "--build", build, "-j", str(os.cpu_count() or 2)])
+            run(["cpack", "-G", "DEB"], cwd=build)
+            debs = [f for f in os.listdir(build) if f.startswith(PKG + "_") and f.endswith(".deb")]
+            self.assertEqual(len(debs), 1, os.listdir(build))
+            deb = os.path.join(build, debs[0])
+            built = [d for d in DAEMONS if os.path.exists(os.path.join(build, "bin", d))]
+            self.assertTrue(built, "no daemon was built")
+
+            info = run(["dpkg-deb", "--info", deb]).stdout
+            for field in ("Package: rtopacks-sync", "Depends:", "systemd", "postinst", "postrm", "prerm"):
+                self.assertIn(field, info)
+
+            self.addCleanup(lambda: subprocess.run(["dpkg", "--purge", PKG], capture_output=True))
+            run(["dpkg", "-i", deb])
+            files = set(run(["dpkg", "-L", PKG]).stdout.split())
+            want = {"/usr/bin/syncctl", "/usr/lib/sysusers.d/rtopacks-sync.conf",
+                    "/usr/lib/tmpfiles.d/rtopacks-sync.conf", "/usr/share/rtopacks-sync/sync.conf.sample",
+                    "/usr/share/doc/rtopacks-sync/install.md"}
+            for d in built:
+                want |= {"/usr/sbin/" + d, "/usr/lib/systemd/system/%s.service" % d,
+                         "/usr/lib/systemd/system/%s-run.service" % d, "/usr/lib/systemd/system/%s-run.timer" % d,
+                         "/usr/share/rtopacks-sync/schedules/%s.schedule" % d}
+            self.assertEqual(sorted(want - files), [], "missing from dpkg -L")
+
+            # postinst: users, the shared group, directories and the configuration file.
+            gid = grp.getgrnam("rtopacks-sync").gr_gid
+            for d in DAEMONS:
+                self.assertEqual(pwd.getpwnam(d).pw_gid, gid, d)
+            for path, mode in (("/var/lib/rtopacks-sync", 0o2770), ("/run/rtopacks-sync", 0o2770),
+                               ("/etc/rtopacks-sync", 0o750), ("/var/lib/rtopacks-sync/ops.db", 0o660),
+                               ("/etc/rtopacks-sync/sync.conf", 0o640)):
+                st = os.stat(path)
+                self.assertEqual((stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid), (mode, 0, gid), path)
+            with open("/etc/rtopacks-sync/sync.conf") as f, \
+                    open(os.path.join(REPO, "etc", "sync.conf.sample")) as g:
+                self.assertEqual(f.read(), g.read())
+
+            # The installed programs and units agree with the installed layout.
+            run(["/usr/bin/syncctl", "--help"])
+            for d in built:
+                out = run(["/usr/sbin/" + d, "--help-config"]).stdout
+                self.assertIn(";schedules_dir = /usr/share/rtopacks-sync/schedules", out)
+            units = ["/usr/lib/systemd/system/" + u for d in built
+                     for u in (d + ".service", d + "-run.service", d + "-run.timer")]
+            p = run(["systemd-analyze", "verify"] + units)
+            self.assertEqual((p.stdout + p.stderr).strip(), "")
+
+            run(["dpkg", "--purge", PKG])
+            self.assertFalse(os.path.exists("/usr/bin/syncctl"))
+            self.assertFalse(os.path.exists("/usr/lib/systemd/system/%s.service" % built[0]))
+            self.assertFalse(os.path.exists("/etc/rtopacks-sync"), "purge removes the configuration it created")
+            self.assertTrue(os.path.exists("/var/lib/rtopacks-sync/ops.db"), "purge keeps the databases")
+        finally:
+            if not had_state:
+                shutil.rmtree("/var/lib/rtopacks-sync", ignore_errors=True)
+            shutil.rmtree(build, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
