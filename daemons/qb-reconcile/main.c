@@ -2,6 +2,8 @@
  * qb-reconcile: the job.  Phases heartbeat, push, reconcile, summary (see qbr.h for the modules), the daemon's
  * config keys, and init/reload/fini.
  */
+#include <errno.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +38,7 @@ static const struct cfg_key qbr_keys[] = {
 	    "Intuit OAuth 2.0 authorization endpoint." },
 	{ "scope", CFG_STR, "com.intuit.quickbooks.accounting", 0, 0, NULL, 0, "OAuth scope asked for." },
 	{ "token_file", CFG_PATH, NULL, 0, 0, NULL, 0,
-	    "Token store (mode 0600, written atomically). Default: <paths.state_dir>/qb-tokens.json." },
+	    "Token store (mode 0600, written atomically). Default: <paths.state_dir>/qb-reconcile/qb-tokens.json." },
 	{ "currency", CFG_STR, "AUD", 0, 0, NULL, 0, "The QuickBooks company's home currency; other invoices fail." },
 	{ "default_item", CFG_STR, "1", 0, 0, NULL, 0, "QuickBooks Item Id for invoice lines whose item is not mapped." },
 	{ "item_map", CFG_STR, NULL, 0, 0, NULL, 0,
@@ -212,8 +214,22 @@ load_config(struct qbr *q, const struct config *cfg, char **cause)
 	q->scope = xstrdup(config_str(cfg, QBR_SECTION, "scope"));
 	if ((v = config_str(cfg, QBR_SECTION, "token_file")) != NULL)
 		q->token_file = xstrdup(v);
-	else
-		xasprintf(&q->token_file, "%s/qb-tokens.json", config_str(cfg, "paths", "state_dir"));
+	else {
+		/*
+		 * The shared state directory is writable by every daemon's user; the tokens live in qb-reconcile's own
+		 * (systemd's StateDirectory=rtopacks-sync/qb-reconcile, mode 0700), which the daemon makes if it is missing.
+		 */
+		char *dir;
+
+		xasprintf(&dir, "%s/qb-reconcile", config_str(cfg, "paths", "state_dir"));
+		if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
+			xasprintf(cause, "cannot create the token directory %s: %s", dir, strerror(errno));
+			free(dir);
+			return -1;
+		}
+		xasprintf(&q->token_file, "%s/qb-tokens.json", dir);
+		free(dir);
+	}
 	xasprintf(&q->lock_file, "%s.lock", q->token_file);
 	q->currency = xstrdup(config_str(cfg, QBR_SECTION, "currency"));
 	q->default_item = xstrdup(config_str(cfg, QBR_SECTION, "default_item"));

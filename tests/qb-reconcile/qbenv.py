@@ -35,7 +35,8 @@ class QBEnv:
         self.own_fake = fake is None
         self.fake = fake or Server(FAKE, "--token-state-file", self.wd.file("fake-tokens.json"), "--currency", "AUD",
                                    "--client-secret-file", self.wd.file("client-secret"), *fake_args, wd=self.wd)
-        self.token_file = token_file or os.path.join(self.wd.state, "qb-tokens.json")
+        self.token_file = token_file or os.path.join(self.wd.state, "qb-reconcile", "qb-tokens.json")
+        os.makedirs(os.path.dirname(self.token_file), mode=0o700, exist_ok=True)
         self.secrets = {CLIENT_SECRET}
         if seed_tokens and not os.path.exists(self.token_file):
             shutil.copy(self.wd.file("fake-tokens.json"), self.token_file)
