@@ -249,9 +249,14 @@ phase_snapshot_run(struct step *st)
 		cycle = sqlite3_column_int64(q, 0);
 	sqlite3_reset(q);
 
+	/*
+	 * For the operator the window is in the project's own form, whole seconds (YYYY-MM-DDTHH:MM:SSZ), rounded
+	 * outwards so it still covers every change; the exact upstream instants stay in the job state.
+	 */
 	w = cJSON_AddObjectToObject(sum, "window");
-	cJSON_AddStringToObject(w, "from", ticks_format(from, f));
-	cJSON_AddStringToObject(w, "to", ticks_format(to, t));
+	cJSON_AddStringToObject(w, "from", ticks_format_sec(from - from % TICKS_PER_SEC, f));
+	cJSON_AddStringToObject(w, "to", ticks_format_sec(to % TICKS_PER_SEC ? to - to % TICKS_PER_SEC + TICKS_PER_SEC : to,
+	    t));
 	if (cJSON_IsTrue(cJSON_GetObjectItem(step_cycle_state(st), "read_all")))
 		cJSON_AddTrueToObject(w, "read_all");
 	if (summarise(st, db, cycle, sum, &changes, &cause) == -1)
