@@ -417,6 +417,34 @@ become_daemon(void)
 		fatal("chdir /");
 }
 
+/* Undo whatever start-up got to, in reverse order: the same for a clean stop and a failed start. */
+static void
+teardown(struct daemon *d)
+{
+	if (d->control != NULL)
+		control_free(d->control);
+	cycle_free(d->cycle);
+	monitor_free(d);
+	if (d->job->fini != NULL && d->job_ctx != NULL)
+		d->job->fini(d);
+	outbox_free(d->outbox);
+	mailer_free(d->mailer);
+	evcurl_free(d->ec);
+	db_close(d->db);
+	if (d->loop != NULL)
+		ev_loop_destroy(d->loop);
+	config_free(d->cfg);
+	free(d->config_path);
+	free(d->ops_path);
+	free(d->corpus_path);
+	free(d->socket_path);
+	if (d->lock_fd != -1)
+		close(d->lock_fd);
+	secret_forget_all();
+	xmlCleanupParser();
+	curl_global_cleanup();
+}
+
 int
 daemon_main(int argc, char **argv, const struct job_def *job)
 {
@@ -575,48 +603,12 @@ daemon_main(int argc, char **argv, const struct job_def *job)
 out:
 	sd_notify_msg("STOPPING=1");
 	log_info("%s stopped", job->daemon);
-	control_free(d->control);
-	cycle_free(d->cycle);
-	monitor_free(d);
-	if (job->fini != NULL)
-		job->fini(d);
-	outbox_free(d->outbox);
-	mailer_free(d->mailer);
-	evcurl_free(d->ec);
-	db_close(d->db);
-	ev_loop_destroy(d->loop);
-	config_free(d->cfg);
-	free(d->config_path);
-	free(d->ops_path);
-	free(d->corpus_path);
-	free(d->socket_path);
-	if (d->lock_fd != -1)
-		close(d->lock_fd);
-	secret_forget_all();
-	xmlCleanupParser();
-	curl_global_cleanup();
+	teardown(d);
 	return d->once ? d->exit_code : 0;
 
 cannot_start:
 	log_warnx("cannot start: %s", cause);
 	free(cause);
-	if (d->control != NULL)
-		control_free(d->control);
-	cycle_free(d->cycle);
-	if (job->fini != NULL && d->job_ctx != NULL)
-		job->fini(d);
-	outbox_free(d->outbox);
-	mailer_free(d->mailer);
-	evcurl_free(d->ec);
-	db_close(d->db);
-	config_free(d->cfg);
-	free(d->config_path);
-	free(d->ops_path);
-	free(d->corpus_path);
-	free(d->socket_path);
-	if (d->lock_fd != -1)
-		close(d->lock_fd);
-	secret_forget_all();
-	curl_global_cleanup();
+	teardown(d);
 	return EXIT_CANNOT_START;
 }

@@ -215,6 +215,34 @@ http_group_active(const struct http_group *g)
 
 static void free_request(struct http_request *);
 
+/* Take a request out of its group and stop whatever it is doing (queued, in flight, waiting to retry). */
+static void
+detach(struct http_request *r)
+{
+	struct http_client *hc = r->hc;
+
+	if (r->group != NULL) {
+		TAILQ_REMOVE(&r->group->reqs, r, gq);
+		r->group->active--;
+		r->group = NULL;
+	}
+	switch (r->state) {
+	case REQ_PENDING:
+		TAILQ_REMOVE(&hc->pending, r, q);
+		break;
+	case REQ_ACTIVE:
+		evcurl_cancel(hc->ec, r->easy);
+		hc->in_flight--;
+		break;
+	case REQ_WAITING:
+		ev_timer_stop(hc->loop, &r->retry_timer);
+		break;
+	case REQ_DONE:
+		break;
+	}
+	r->state = REQ_DONE;
+}
+
 void
 http_group_cancel(struct http_group *g)
 {
@@ -224,24 +252,7 @@ http_group_cancel(struct http_group *g)
 	while ((r = TAILQ_FIRST(&g->reqs)) != NULL) {
 		struct http_client *hc = r->hc;
 
-		TAILQ_REMOVE(&g->reqs, r, gq);
-		g->active--;
-		r->group = NULL;
-		switch (r->state) {
-		case REQ_PENDING:
-			TAILQ_REMOVE(&hc->pending, r, q);
-			break;
-		case REQ_ACTIVE:
-			evcurl_cancel(hc->ec, r->easy);
-			hc->in_flight--;
-			break;
-		case REQ_WAITING:
-			ev_timer_stop(hc->loop, &r->retry_timer);
-			break;
-		case REQ_DONE:
-			break;
-		}
-		r->state = REQ_DONE;
+		detach(r);
 		memset(&res, 0, sizeof res);
 		res.cancelled = true;
 		res.error = "cancelled";
@@ -266,22 +277,7 @@ http_group_free(struct http_group *g)
 	while ((r = TAILQ_FIRST(&g->reqs)) != NULL) {
 		struct http_client *hc = r->hc;
 
-		TAILQ_REMOVE(&g->reqs, r, gq);
-		g->active--;
-		switch (r->state) {
-		case REQ_PENDING:
-			TAILQ_REMOVE(&hc->pending, r, q);
-			break;
-		case REQ_ACTIVE:
-			evcurl_cancel(hc->ec, r->easy);
-			hc->in_flight--;
-			break;
-		case REQ_WAITING:
-			ev_timer_stop(hc->loop, &r->retry_timer);
-			break;
-		case REQ_DONE:
-			break;
-		}
+		detach(r);
 		log_warnx("%s: a request (%s) was dropped unfinished: its owner ended without waiting for it",
 		    hc->s.name, r->what ? r->what : r->url);
 		free_request(r);

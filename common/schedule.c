@@ -16,30 +16,6 @@
 #define SCHEDULE_MAX_LINE 1024
 #define CALSPEC_MAX_TEXT 256
 
-/* --- civil dates (proleptic Gregorian, days since 1970-01-01) ------------------------------------------------ */
-
-static int64_t
-civil_days(int64_t y, int m, int d)
-{
-	int64_t era, yoe, doy, doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = y - era * 400;
-	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
-static int
-days_in_month(int64_t y, int m)
-{
-	static const int days[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-
-	return m == 2 && leap ? 29 : days[m - 1];
-}
-
 /* --- parsing ------------------------------------------------------------------------------------------------- */
 
 static void
@@ -440,7 +416,7 @@ calspec_next(const struct calspec *c, time_t after, time_t *out)
 			}
 			continue;
 		}
-		day = civil_days(y, m, d);
+		day = days_from_civil(y, m, d);
 		if ((c->mdays & (1u << (d - 1))) && (c->wdays & (1u << (((day % 7) + 7 + 4) % 7))) &&
 		    day * 86400 + 86399 > thr) {
 			for (h = 0; h < 24; h++) {

@@ -28,6 +28,15 @@ char *iso8601_now(char out[ISO8601_LEN]);
  * UTC).  Returns false on anything else, with *t untouched.
  */
 bool iso8601_parse(const char *s, time_t *t);
+/*
+ * Civil dates in the proleptic Gregorian calendar, as days since 1970-01-01 (Howard Hinnant's algorithms): date
+ * arithmetic without timegm() or the TZ environment, for any year.
+ */
+int64_t days_from_civil(int64_t y, int m, int d);
+void civil_from_days(int64_t days, int64_t *y, int *m, int *d);
+bool is_leap_year(int64_t y);
+int days_in_month(int64_t y, int m);
+
 /* Parse a duration: "90" (seconds), "250ms", "30s", "5m", "2h", "1d".  Result in milliseconds. */
 bool duration_parse(const char *s, int64_t *ms);
 

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "timeutil.h"
 #include "tzfile.h"
 #include "xmalloc.h"
 
@@ -282,34 +283,6 @@ parse_posix(const char *s, struct posix_rule *r)
 	return *p == '\0';
 }
 
-static bool
-is_leap(int64_t y)
-{
-	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil). */
-static int64_t
-days_from_civil(int64_t y, int m, int d)
-{
-	int64_t era, yoe, doy, doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = y - era * 400;
-	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
-static int
-month_days(int64_t y, int m)
-{
-	static const int days[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-
-	return m == 2 && is_leap(y) ? 29 : days[m - 1];
-}
-
 /* Local seconds (since the epoch, as if UTC) at which a rule date happens in year y. */
 static int64_t
 rule_local(const struct rule_date *r, int64_t y)
@@ -319,7 +292,7 @@ rule_local(const struct rule_date *r, int64_t y)
 	switch (r->kind) {
 	case 'J':
 		/* 1..365, February 29 never counted. */
-		day = days_from_civil(y, 1, 1) + r->n - 1 + (is_leap(y) && r->n >= 60 ? 1 : 0);
+		day = days_from_civil(y, 1, 1) + r->n - 1 + (is_leap_year(y) && r->n >= 60 ? 1 : 0);
 		break;
 	case 'D':
 		day = days_from_civil(y, 1, 1) + r->n;
@@ -329,7 +302,7 @@ rule_local(const struct rule_date *r, int64_t y)
 		int wd1 = (int)(((first % 7) + 7 + 4) % 7);	/* 1970-01-01 was a Thursday */
 		int md = 1 + (r->d - wd1 + 7) % 7 + 7 * (r->w - 1);
 
-		while (md > month_days(y, r->m))
+		while (md > days_in_month(y, r->m))
 			md -= 7;
 		day = first + md - 1;
 		break;

@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include "tgatime.h"
+#include "timeutil.h"
 
 static bool
 digits(const char *s, size_t n, int *out)
@@ -18,36 +19,6 @@ digits(const char *s, size_t n, int *out)
 	}
 	*out = v;
 	return true;
-}
-
-/* Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm): no timegm(), no TZ environment. */
-static int64_t
-days_from_civil(int y, int m, int d)
-{
-	int64_t era, yoe, doy, doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = y - era * 400;
-	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
-static void
-civil_from_days(int64_t z, int *y, int *m, int *d)
-{
-	int64_t era, doe, yoe, doy, mp;
-
-	z += 719468;
-	era = (z >= 0 ? z : z - 146096) / 146097;
-	doe = z - era * 146097;
-	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	mp = (5 * doy + 2) / 153;
-	*d = (int)(doy - (153 * mp + 2) / 5 + 1);
-	*m = (int)(mp < 10 ? mp + 3 : mp - 9);
-	*y = (int)(yoe + era * 400 + (*m <= 2));
 }
 
 bool
@@ -135,8 +106,8 @@ ticks_from_dto(const char *dt, size_t dtlen, const char *off, size_t offlen, int
 char *
 ticks_format(int64_t ticks, char *out)
 {
-	int64_t secs = ticks / TICKS_PER_SEC, frac = ticks % TICKS_PER_SEC, days, rem;
-	int y, m, d, n;
+	int64_t secs = ticks / TICKS_PER_SEC, frac = ticks % TICKS_PER_SEC, days, rem, y;
+	int m, d, n;
 	char f[8];
 
 	if (frac < 0) {
@@ -150,7 +121,7 @@ ticks_format(int64_t ticks, char *out)
 		days--;
 	}
 	civil_from_days(days, &y, &m, &d);
-	n = snprintf(out, TICKS_LEN, "%04d-%02d-%02dT%02d:%02d:%02d", y, m, d, (int)(rem / 3600), (int)(rem / 60 % 60),
+	n = snprintf(out, TICKS_LEN, "%04d-%02d-%02dT%02d:%02d:%02d", (int)y, m, d, (int)(rem / 3600), (int)(rem / 60 % 60),
 	    (int)(rem % 60));
 	if (frac != 0) {
 		int len = 7;
