@@ -145,8 +145,8 @@ void cycle_status(struct cycle *, cJSON *out);
 typedef void (*cycle_listener_fn)(const char *event, const cJSON *data, void *arg);
 void cycle_set_listener(struct cycle *, cycle_listener_fn, void *arg);
 
-/* The generic last phase: the completion mail. */
-extern const struct phase_def phase_notify;
+/* The generic last phase, the completion mail: { "notify", phase_notify, 0 } in a job's phase table. */
+void phase_notify(struct step *);
 
 /* Crash points for tests: RTOPACKS_CRASH_AT="name:N[,name:N...]" kills the process (SIGKILL) at the Nth pass. */
 void crashpoint(const char *name);

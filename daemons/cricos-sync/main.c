@@ -268,7 +268,7 @@ cricos_status(struct daemon *d, cJSON *out)
 
 /* --- the job ------------------------------------------------------------------------------------------------- */
 
-static struct phase_def phases[] = {
+static const struct phase_def phases[] = {
 	{ "init", phase_init, 0 },
 	{ "sync_institutions", phase_sync_institutions, PHASE_CORPUS },
 	{ "sync_courses", phase_sync_courses, PHASE_CORPUS },
@@ -276,10 +276,10 @@ static struct phase_def phases[] = {
 	{ "sync_course_locations", phase_sync_course_locations, PHASE_CORPUS },
 	{ "link", phase_link, PHASE_CORPUS },
 	{ "write_snapshot", phase_snapshot, PHASE_CORPUS },
-	{ "notify", NULL, 0 },	/* common's phase_notify, filled in by main() (an extern is not a constant) */
+	{ "notify", phase_notify, 0 },
 };
 
-static struct job_def cricos_job = {
+static const struct job_def cricos_job = {
 	.daemon = "cricos-sync",
 	.sync_type = "cricos_sync",
 	.description = "Keeps the CRICOS register (institutions, courses, locations) in step with data.gov.au.",
@@ -298,6 +298,5 @@ static struct job_def cricos_job = {
 int
 main(int argc, char **argv)
 {
-	phases[sizeof phases / sizeof phases[0] - 1] = phase_notify;
 	return daemon_main(argc, argv, &cricos_job);
 }

@@ -141,16 +141,16 @@ tga_status(struct daemon *d, cJSON *out)
 	}
 }
 
-static struct phase_def phases[] = {
+static const struct phase_def phases[] = {
 	{ "init", phase_init_run, 0 },
 	{ "sync_training", phase_training_run, PHASE_CORPUS },
 	{ "sync_orgs", phase_orgs_run, PHASE_CORPUS },
 	{ "sweep_deletions", phase_sweep_run, PHASE_CORPUS },
 	{ "write_snapshot", phase_snapshot_run, 0 },
-	{ "notify", NULL, 0 },		/* phase_notify, set in main() (not a constant expression) */
+	{ "notify", phase_notify, 0 },
 };
 
-static struct job_def tga_sync_job = {
+static const struct job_def tga_sync_job = {
 	.daemon = "tga-sync",
 	.sync_type = "tga_sync",
 	.description = "Keeps rtopacks.db's copy of the National Register of VET in step with training.gov.au.",
@@ -168,6 +168,5 @@ static struct job_def tga_sync_job = {
 int
 main(int argc, char **argv)
 {
-	phases[sizeof phases / sizeof phases[0] - 1] = phase_notify;
 	return daemon_main(argc, argv, &tga_sync_job);
 }

@@ -329,12 +329,10 @@ static const struct phase_def testd_phases[] = {
 	{ "fetch_items", phase_fetch, PHASE_CORPUS },
 	{ "aggregate", phase_aggregate, PHASE_CORPUS },
 	{ "write_snapshot", phase_snapshot, 0 },
-	{ "notify", NULL, 0 },	/* replaced by phase_notify below */
+	{ "notify", phase_notify, 0 },
 };
 
-static struct phase_def phases[5];
-
-static struct job_def testd_job = {
+static const struct job_def testd_job = {
 	.daemon = "test-sync",
 	.sync_type = "test_sync",
 	.description = "The cycle engine's test daemon: syncs items from a local JSON test server.",
@@ -344,14 +342,12 @@ static struct job_def testd_job = {
 	.fini = testd_fini,
 	.reload = testd_reload,
 	.format_summary = format_summary,
+	.phases = testd_phases,
+	.nphases = sizeof testd_phases / sizeof testd_phases[0],
 };
 
 int
 main(int argc, char **argv)
 {
-	memcpy(phases, testd_phases, sizeof phases);
-	phases[4] = phase_notify;
-	testd_job.phases = phases;
-	testd_job.nphases = 5;
 	return daemon_main(argc, argv, &testd_job);
 }
