@@ -377,7 +377,7 @@ ini_reader_cb(char *str, int num, void *stream)
 			while ((c = getc(ps->fp)) != EOF && c != '\n')
 				;
 			ps->line++;
-			cfg_error(ps, ps->line, NULL, NULL, "line longer than %d bytes", CONFIG_MAX_LINE - 3);
+			cfg_error(ps, ps->line, NULL, NULL, "line longer than %d bytes", num - 2);
 			str[n] = '\0';
 			return str;
 		}
@@ -434,6 +434,8 @@ config_load(const char *path, const struct cfg_section *const *sections, char **
 	/* Predictable parsing: no continuation lines, ';' or '#' comments, long lines allowed but bounded. */
 	ini_allow_multiline = false;
 	ini_use_stack = false;
+	/* Without realloc inih's heap buffer stays at its initial size (200 by default): start it at the limit. */
+	ini_initial_alloc = CONFIG_MAX_LINE;
 	ini_max_line = CONFIG_MAX_LINE;
 	ini_allow_realloc = false;
 	rc = ini_parse_stream(ini_reader_cb, &ps, ini_handler_cb, &ps);
