@@ -87,8 +87,18 @@ tga_format_summary(const cJSON *sum, struct buf *out)
 	int64_t nscope;
 	int shown = 0;
 
-	buf_printf(out, "Window:  %s .. %s%s\n\n", str(w, "from"), str(w, "to"),
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(sum, "no_change"))) {
+		/* source = rest, and /api/metadata's data export sync time has not moved: nothing was read. */
+		buf_printf(out, "No change at training.gov.au: the REST API's data export sync time is still %s,\n"
+		    "as at the last complete cycle, so nothing was read or written.\n", str(sum, "data_sync"));
+		return;
+	}
+	buf_printf(out, "Window:  %s .. %s%s\n", str(w, "from"), str(w, "to"),
 	    cJSON_IsTrue(cJSON_GetObjectItem(w, "read_all")) ? " (the whole register was read)" : "");
+	if (strcmp(str(sum, "source"), "rest") == 0)
+		buf_printf(out, "Source:  the training.gov.au REST API, data export sync time %s\n"
+		    "         (records it no longer finds are soft-deleted: the tombstones below)\n", str(sum, "data_sync"));
+	buf_printf(out, "\n");
 	buf_printf(out, "  %-26s %9s %9s %9s\n", "", "added", "updated", "removed");
 	cJSON_ArrayForEach(o, comps)
 		row(out, plural_of(o->string), o);

@@ -7,6 +7,9 @@
  *   sweep_deletions  tombstones of both services: soft deletes
  *   write_snapshot   the change summary from the rows' stamps; advance the high-water mark
  *   notify           the completion mail
+ *
+ * With [tga-sync] source = rest the same phases run over the public REST API (phase-rest.c, source-rest.c): init
+ * reads /api/metadata, the sync phases crawl the whole register, and the tables are the same.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +22,7 @@
 #include "http.h"
 #include "log.h"
 #include "soap.h"
+#include "source-rest.h"
 #include "source.h"
 #include "tga.h"
 #include "xmalloc.h"
@@ -34,6 +38,20 @@ static const char PRAGMA_CACHE[] = "PRAGMA corpus.cache_size = -16384";
  * checkpoint (a sync of the database file) after nearly every commit cost more than the writes themselves. */
 static const char PRAGMA_CHECKPOINT[] = "PRAGMA wal_autocheckpoint = 16384";
 
+/* The source objects of the settings in force (after a reload that failed, the old ones). */
+static void
+make_sources(struct tga *t)
+{
+	src_free(t->src);
+	t->src = NULL;
+	rest_source_free(t->rest);
+	t->rest = NULL;
+	if (t->set.source == TGA_SOURCE_REST)
+		t->rest = rest_source_new(t);
+	else
+		t->src = src_soap_new(t);
+}
+
 static int
 setup(struct daemon *d, struct tga *t, char **cause)
 {
@@ -41,18 +59,29 @@ setup(struct daemon *d, struct tga *t, char **cause)
 
 	if (tga_settings_load(&t->set, d->cfg, d->section, cause) == -1)
 		return -1;
-	if ((t->password = secret_load(d->cfg, d->section, "password_file", "tga-password", cause)) == NULL)
+	/* The REST API is public: no password (and none is looked for). */
+	if (t->set.source == TGA_SOURCE_SOAP &&
+	    (t->password = secret_load(d->cfg, d->section, "password_file", "tga-password", cause)) == NULL)
 		return -1;
-	http_settings_from_config(&hs, d->cfg, d->section, "TGA");
+	http_settings_from_config(&hs, d->cfg, d->section, t->set.source == TGA_SOURCE_REST ? "TGA REST" : "TGA");
+	if (t->set.source == TGA_SOURCE_REST) {
+		if (t->set.rest_max_in_flight > 0)
+			hs.max_in_flight = t->set.rest_max_in_flight;
+		if (t->set.rest_min_interval_ms >= 0)
+			hs.min_interval_ms = t->set.rest_min_interval_ms;
+		t->rest_lanes = hs.max_in_flight;
+	}
 	if (t->http == NULL)
 		t->http = http_client_new(d->ec, d->loop, &hs);
 	else
 		http_client_settings(t->http, &hs);
-	src_free(t->src);
-	t->src = src_soap_new(t);
+	make_sources(t);
 	free(t->spool_dir);
 	t->spool_dir = xstrdup(config_str(d->cfg, "paths", "spool_dir"));
-	{
+	if (t->set.source == TGA_SOURCE_REST) {
+		log_info("TGA REST API: %s (public, no credentials; %d request%s in flight, %lld ms apart)",
+		    t->set.rest_base_url, t->rest_lanes, t->rest_lanes == 1 ? "" : "s", (long long)hs.min_interval_ms);
+	} else {
 		char *tc = soap_url(&t->set, SVC_TRAINING), *org = soap_url(&t->set, SVC_ORGANISATION);
 
 		log_info("TGA web services: %s and %s as %s (namespace %s)", tc, org, t->set.username, t->set.ns);
@@ -99,8 +128,7 @@ tga_reload(struct daemon *d, char **cause)
 		secret_free(t->password);
 		t->set = old;
 		t->password = old_password;
-		src_free(t->src);
-		t->src = src_soap_new(t);
+		make_sources(t);
 		return -1;
 	}
 	tga_settings_free(&old);
@@ -116,6 +144,7 @@ tga_fini(struct daemon *d)
 	if (t == NULL)
 		return;
 	src_free(t->src);
+	rest_source_free(t->rest);
 	http_client_free(t->http);
 	teardown(t);
 	free(t->spool_dir);
@@ -130,8 +159,13 @@ tga_status(struct daemon *d, cJSON *out)
 	struct http_stats hs;
 	cJSON *o = cJSON_AddObjectToObject(out, "tga");
 
-	cJSON_AddStringToObject(o, "base_url", t->set.base_url);
-	cJSON_AddNumberToObject(o, "version", t->set.version);
+	cJSON_AddStringToObject(o, "source", t->set.source == TGA_SOURCE_REST ? "rest" : "soap");
+	if (t->set.source == TGA_SOURCE_REST)
+		cJSON_AddStringToObject(o, "base_url", t->set.rest_base_url);
+	else {
+		cJSON_AddStringToObject(o, "base_url", t->set.base_url);
+		cJSON_AddNumberToObject(o, "version", t->set.version);
+	}
 	if (t->http != NULL) {
 		http_client_stats(t->http, &hs);
 		cJSON_AddNumberToObject(o, "requests", (double)hs.requests);
@@ -141,12 +175,75 @@ tga_status(struct daemon *d, cJSON *out)
 	}
 }
 
+/*
+ * The phases of the configured source.  A cycle keeps the source it began with (init notes a REST one in its
+ * cycle state): a configuration switched in the middle of a cycle fails the run with a message rather than
+ * resuming a SOAP cursor with the REST crawl, or the reverse.
+ */
+static bool
+same_source(struct step *st)
+{
+	struct tga *t = step_job(st);
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(step_cycle_state(st), "source");
+	bool rest = cJSON_IsString(v) && strcmp(v->valuestring, "rest") == 0;
+
+	if (rest == (t->set.source == TGA_SOURCE_REST))
+		return true;
+	step_fail(st, STEP_FATAL, "this cycle began with source = %s and the configuration now says source = %s: "
+	    "set it back to finish the cycle, or start a new one with `syncctl trigger tga-sync --full`",
+	    rest ? "rest" : "soap", rest ? "soap" : "rest");
+	return false;
+}
+
+static bool
+is_rest(struct step *st)
+{
+	return ((struct tga *)step_job(st))->set.source == TGA_SOURCE_REST;
+}
+
+static void
+run_init(struct step *st)
+{
+	if (is_rest(st))
+		phase_rest_init_run(st);
+	else
+		phase_init_run(st);
+}
+
+static void
+run_training(struct step *st)
+{
+	if (same_source(st))
+		(is_rest(st) ? phase_rest_training_run : phase_training_run)(st);
+}
+
+static void
+run_orgs(struct step *st)
+{
+	if (same_source(st))
+		(is_rest(st) ? phase_rest_orgs_run : phase_orgs_run)(st);
+}
+
+static void
+run_sweep(struct step *st)
+{
+	if (same_source(st))
+		(is_rest(st) ? phase_rest_sweep_run : phase_sweep_run)(st);
+}
+
+static void
+run_snapshot(struct step *st)
+{
+	if (same_source(st))
+		phase_snapshot_run(st);
+}
+
 static const struct phase_def phases[] = {
-	{ "init", phase_init_run, 0 },
-	{ "sync_training", phase_training_run, PHASE_CORPUS },
-	{ "sync_orgs", phase_orgs_run, PHASE_CORPUS },
-	{ "sweep_deletions", phase_sweep_run, PHASE_CORPUS },
-	{ "write_snapshot", phase_snapshot_run, 0 },
+	{ "init", run_init, 0 },
+	{ "sync_training", run_training, PHASE_CORPUS },
+	{ "sync_orgs", run_orgs, PHASE_CORPUS },
+	{ "sweep_deletions", run_sweep, PHASE_CORPUS },
+	{ "write_snapshot", run_snapshot, 0 },
 	{ "notify", phase_notify, 0 },
 };
 

@@ -396,13 +396,22 @@ fnv1a(uint64_t h, const char *s, int32_t len)
 	return (h ^ 0x1f) * 1099511628211ull;
 }
 
+uint64_t
+pd_scope_row_hash(const struct rec *r)
+{
+	uint64_t h = 14695981039346656037ull;
+	int i;
+
+	for (i = 0; i < r->n; i++)
+		h = fnv1a(h, rec_str(r, i), r->len[i]);
+	return h;
+}
+
 static void
 scope_end(struct xml_parser *p, struct pd_ctx *c)
 {
 	struct rec *r = &c->child;
 	const char *code = rec_str(r, 0);
-	uint64_t h = 14695981039346656037ull;
-	int i;
 
 	if (code == NULL || !tga_code_valid(code, strlen(code))) {
 		reject(p, c, "RTO %s: a scope row with %s NrtCode%s%s (TrainingComponentType %s, StartDate %s)", c->code,
@@ -415,9 +424,7 @@ scope_end(struct xml_parser *p, struct pd_ctx *c)
 		rec_set_bool(r, 1, false);
 	if (!rec_isset(r, 4))
 		rec_set_bool(r, 4, false);
-	for (i = 0; i < r->n; i++)
-		h = fnv1a(h, rec_str(r, i), r->len[i]);
-	c->scope_hash += h;
+	c->scope_hash += pd_scope_row_hash(r);
 	c->scope_count++;
 	put(p, c, r);
 }

@@ -65,5 +65,8 @@ extern const struct xml_handler pd_tc_handler, pd_org_handler;
 void pd_init(struct pd_ctx *, enum tga_service, unsigned flags, struct stage *, const char *code);
 void pd_free(struct pd_ctx *);
 int pd_check(const struct pd_ctx *, char *msg, size_t len);
+/* The hash of one REC_ORG_SCOPE record; an RTO's scope hash is the sum over its rows (order-independent).  The
+ * REST source (parse-rest.c) uses the same function, so both sources store the same scope_hash. */
+uint64_t pd_scope_row_hash(const struct rec *);
 
 #endif

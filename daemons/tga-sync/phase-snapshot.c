@@ -8,6 +8,8 @@
  *    "rtos": {"added", "updated", "removed", "added_list": [{"code", "name"}], ...},
  *    "scope": {"rows_added", "rows_removed", "rows_changed", "rtos", "list": [{"code", "name", "added", ...}]},
  *    "tombstones": {"new", "applied"}, "list_max": N}
+ * and with source = rest: "source": "rest", "data_sync" (the API's data export sync time), "no_change": true when
+ * init found it unmoved (nothing was read); the next cycle's probe compares with job_state "rest_sync".
  * Lists hold at most summary_list_max entries each (ordered by code); the counts are complete.
  */
 #include <stdio.h>
@@ -227,6 +229,25 @@ summarise(struct step *st, struct db *db, int64_t cycle, cJSON *sum, int64_t *ch
 	return 0;
 }
 
+/* A REST cycle: its data export sync time on the summary, and in job_state for the next cycle's probe. */
+static void
+rest_summary(struct step *st, cJSON *sum)
+{
+	const cJSON *cs = step_cycle_state(st), *v = cJSON_GetObjectItemCaseSensitive(cs, "source");
+	cJSON *js = step_job_state(st);
+
+	if (!cJSON_IsString(v) || strcmp(v->valuestring, "rest") != 0)
+		return;
+	cJSON_AddStringToObject(sum, "source", "rest");
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cs, "no_change")))
+		cJSON_AddTrueToObject(sum, "no_change");
+	if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(cs, "rest_sync"))) {
+		cJSON_AddStringToObject(sum, "data_sync", v->valuestring);
+		cJSON_DeleteItemFromObjectCaseSensitive(js, "rest_sync");
+		cJSON_AddStringToObject(js, "rest_sync", v->valuestring);
+	}
+}
+
 void
 phase_snapshot_run(struct step *st)
 {
@@ -261,6 +282,7 @@ phase_snapshot_run(struct step *st)
 		cJSON_AddTrueToObject(w, "read_all");
 	if (summarise(st, db, cycle, sum, &changes, &cause) == -1)
 		goto fail;
+	rest_summary(st, sum);
 	step_set_summary(st, sum, changes);
 	/* The high-water marks move only here, when every phase before has completed. */
 	cJSON_DeleteItemFromObjectCaseSensitive(js, "hwm");

@@ -37,6 +37,9 @@ const char *const org_flag_names[ORG_FLAG_COUNT] = {
 	"ShowTradingNames ShowUrls"
 
 const struct cfg_key tga_config_keys[] = {
+	{ "source", CFG_ENUM, "soap", 0, 0, "soap|rest", 0,
+	    "soap: the TGA web services (incremental; needs a TGA account), or rest: the public training.gov.au REST "
+	    "API (no account; a full crawl every cycle; the rest_* keys)." },
 	{ "base_url", CFG_URL, "https://ws.training.gov.au/Deewr.Tga.Webservices", 0, 0, NULL, 0,
 	    "TGA web services root: production https://ws.training.gov.au/Deewr.Tga.Webservices, sandbox "
 	    "https://ws.sandbox.training.gov.au/Deewr.Tga.Webservices (plain http only to a loopback address)." },
@@ -45,8 +48,8 @@ const struct cfg_key tga_config_keys[] = {
 	    "unversioned contract)." },
 	{ "namespace", CFG_STR, NULL, 0, 0, NULL, 0,
 	    "Override the service namespace (default derived from version)." },
-	{ "username", CFG_STR, NULL, 0, 0, NULL, CFG_REQUIRED,
-	    "WS-Security user name (the public sandbox uses WebService.Read)." },
+	{ "username", CFG_STR, NULL, 0, 0, NULL, 0,
+	    "WS-Security user name, required with source = soap (the public sandbox uses WebService.Read)." },
 	{ "password_file", CFG_PATH, NULL, 0, 0, NULL, 0,
 	    "File (mode 0600) holding the password, unless the systemd credential tga-password is given." },
 	{ "ws_timestamp", CFG_BOOL, "yes", 0, 0, NULL, 0,
@@ -79,6 +82,26 @@ const struct cfg_key tga_config_keys[] = {
 	    "Re-requests of a response that is malformed or cut short before the step fails." },
 	{ "summary_list_max", CFG_INT, "50", 0, 10000, NULL, 0,
 	    "Codes listed per kind of change in the run summary and the mail (the rest as \"and N more\")." },
+	{ "rest_base_url", CFG_URL, "https://training.gov.au/api", 0, 0, NULL, 0,
+	    "source = rest: the public REST API root (plain http only to a loopback address)." },
+	{ "rest_page_size", CFG_INT, "500", 1, 1000, NULL, 0,
+	    "source = rest: search results per page (the API answers 417 above 1000). A step reads one page and the "
+	    "details of every record on it." },
+	{ "rest_scope_page_size", CFG_INT, "1000", 1, 1000, NULL, 0,
+	    "source = rest: RTO scope rows per request." },
+	{ "rest_offset_cap", CFG_INT, "50000", 0, 1000000000, NULL, 0,
+	    "source = rest: the API refuses offsets from this one on; a crawl that would page past it goes on with the "
+	    "codes after the last one read (0: no cap)." },
+	{ "rest_max_in_flight", CFG_INT, NULL, 1, 64, NULL, 0,
+	    "source = rest: requests in flight at once (default: max_in_flight)." },
+	{ "rest_min_interval", CFG_DURATION, NULL, 0, 600000, NULL, 0,
+	    "source = rest: least time between request starts (default: min_interval)." },
+	{ "rest_probe", CFG_BOOL, "yes", 0, 0, NULL, 0,
+	    "source = rest: read /api/metadata first and end the cycle early as \"no change\" when its data export "
+	    "sync time is the one the last complete cycle read (never with --full)." },
+	{ "rest_max_removals", CFG_INT, "1000", 0, 1000000000, NULL, 0,
+	    "source = rest: a cycle that finds more records gone (404) than this fails instead of soft-deleting them, "
+	    "so that a changed API cannot empty the register (0: no limit)." },
 	{ NULL, 0, NULL, 0, 0, NULL, 0, NULL },
 };
 
@@ -195,6 +218,7 @@ tga_settings_load(struct tga_settings *s, const struct config *cfg, const char *
 	int rc;
 
 	memset(s, 0, sizeof *s);
+	s->source = strcmp(config_str(cfg, sec, "source"), "rest") == 0 ? TGA_SOURCE_REST : TGA_SOURCE_SOAP;
 	v = config_str(cfg, sec, "base_url");
 	if (strncasecmp(v, "https://", 8) != 0 && !(strncasecmp(v, "http://", 7) == 0 && loopback_url(v)))
 		return where_error(cause, cfg, sec, "base_url", "'%s': must be https:// (plain http only to a loopback "
@@ -210,7 +234,13 @@ tga_settings_load(struct tga_settings *s, const struct config *cfg, const char *
 		s->ns = xstrdup("http://training.gov.au/services/");
 	else
 		xasprintf(&s->ns, "http://training.gov.au/services/%d/", s->version);
-	s->username = xstrdup(config_str(cfg, sec, "username"));
+	/* The REST API is public: only the SOAP services need an account. */
+	if ((v = config_str(cfg, sec, "username")) == NULL && s->source == TGA_SOURCE_SOAP) {
+		tga_settings_free(s);
+		return where_error(cause, cfg, sec, "username", "required with source = soap (the TGA account; or set "
+		    "source = rest to read the public REST API without one)");
+	}
+	s->username = xstrdup(v != NULL ? v : "");
 	s->ws_timestamp = config_bool(cfg, sec, "ws_timestamp");
 	s->page_size = (int)config_int(cfg, sec, "page_size");
 	s->window_s = config_ms(cfg, sec, "window") / 1000;
@@ -266,6 +296,25 @@ tga_settings_load(struct tga_settings *s, const struct config *cfg, const char *
 	s->skip_unchanged = config_bool(cfg, sec, "skip_unchanged");
 	s->parse_retries = (int)config_int(cfg, sec, "parse_retries");
 	s->summary_list_max = (int)config_int(cfg, sec, "summary_list_max");
+	v = config_str(cfg, sec, "rest_base_url");
+	if (strncasecmp(v, "https://", 8) != 0 && !(strncasecmp(v, "http://", 7) == 0 && loopback_url(v))) {
+		tga_settings_free(s);
+		return where_error(cause, cfg, sec, "rest_base_url", "'%s': must be https:// (plain http only to a "
+		    "loopback address)", v);
+	}
+	s->rest_base_url = xstrdup(v);
+	len = strlen(s->rest_base_url);
+	while (len > 0 && s->rest_base_url[len - 1] == '/')
+		s->rest_base_url[--len] = '\0';
+	s->rest_page_size = (int)config_int(cfg, sec, "rest_page_size");
+	s->rest_scope_page_size = (int)config_int(cfg, sec, "rest_scope_page_size");
+	s->rest_offset_cap = config_int(cfg, sec, "rest_offset_cap");
+	s->rest_probe = config_bool(cfg, sec, "rest_probe");
+	s->rest_max_removals = config_int(cfg, sec, "rest_max_removals");
+	s->rest_max_in_flight = config_isset(cfg, sec, "rest_max_in_flight") ?
+	    (int)config_int(cfg, sec, "rest_max_in_flight") : 0;
+	s->rest_min_interval_ms = config_isset(cfg, sec, "rest_min_interval") ?
+	    config_ms(cfg, sec, "rest_min_interval") : -1;
 	return 0;
 }
 
@@ -277,5 +326,6 @@ tga_settings_free(struct tga_settings *s)
 	free(s->username);
 	free(s->tc_info_element);
 	free(s->org_info_element);
+	free(s->rest_base_url);
 	memset(s, 0, sizeof *s);
 }

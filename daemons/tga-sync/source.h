@@ -9,7 +9,9 @@
  *   SRC_CREDENTIALS -> STEP_FATAL  ("TGA rejected the credentials: <fault text>")
  *   SRC_CANCELLED   -> the engine aborted the step
  *
- * source-soap.c implements it for the SOAP web services; a REST source (issue 8) can implement the same.
+ * source-soap.c implements it for the SOAP web services.  The public REST API cannot answer "what changed since"
+ * nor give tombstones, so the REST source (source-rest.h, issue 8) offers crawl operations instead, with the same
+ * result types (src_error, src_page) and the same stage records, which the same store code writes.
  */
 #ifndef TGA_SOURCE_H
 #define TGA_SOURCE_H

@@ -42,10 +42,49 @@ static const char SQL_RTO_SCOPE_DELETE[] =
     "UPDATE tga_rto_scope SET removed_in = ?2, run = ?3 WHERE rto_code = ?1 AND removed_in IS NULL";
 
 int
+store_soft_delete(struct store *s, enum tga_service svc, const char *code, int64_t at_ticks, const char *operation,
+    char **cause)
+{
+	char at[TICKS_LEN];
+	sqlite3_stmt *q;
+	int n;
+
+	if ((q = db_stmt(s->db, svc == SVC_TRAINING ? SQL_TC_DELETE : SQL_RTO_DELETE, cause)) == NULL)
+		return -1;
+	db_bind_text(q, 1, code);
+	db_bind_text(q, 2, ticks_format_sec(at_ticks, at));
+	db_bind_text(q, 3, operation);
+	sqlite3_bind_int64(q, 4, s->cycle_n);
+	sqlite3_bind_int64(q, 5, s->run_n);
+	if (db_step_done(s->db, q, cause) == -1)
+		return -1;
+	n = sqlite3_changes(db_handle(s->db));
+	s->changed += n;
+	if (svc == SVC_ORGANISATION) {
+		if ((q = db_stmt(s->db, SQL_RTO_SCOPE_DELETE, cause)) == NULL)
+			return -1;
+		db_bind_text(q, 1, code);
+		sqlite3_bind_int64(q, 2, s->cycle_n);
+		sqlite3_bind_int64(q, 3, s->run_n);
+		if (db_step_done(s->db, q, cause) == -1)
+			return -1;
+		if (sqlite3_changes(db_handle(s->db)) > 0) {
+			if ((q = db_stmt(s->db, SQL_RTO_SCOPE_RECOUNT, cause)) == NULL)
+				return -1;
+			db_bind_text(q, 1, code);
+			sqlite3_bind_int64(q, 2, s->cycle_n);
+			if (db_step_done(s->db, q, cause) == -1)
+				return -1;
+		}
+	}
+	return n > 0;
+}
+
+int
 store_tombstone(struct store *s, enum tga_service svc, const struct src_tomb *tb, char **cause)
 {
 	const char *service = svc == SVC_TRAINING ? "training" : "organisation";
-	char stored[TICKS_LEN] = "", at[TICKS_LEN];
+	char stored[TICKS_LEN] = "";
 	int64_t tomb_t = 0, row_t = 0;
 	bool zone, live = false, newer;
 	sqlite3_stmt *q;
@@ -88,33 +127,8 @@ store_tombstone(struct store *s, enum tga_service svc, const struct src_tomb *tb
 		    tb->updated, stored);
 		return 0;
 	}
-	if ((q = db_stmt(s->db, svc == SVC_TRAINING ? SQL_TC_DELETE : SQL_RTO_DELETE, cause)) == NULL)
+	if (store_soft_delete(s, svc, tb->code, tomb_t, tb->operation[0] ? tb->operation : NULL, cause) == -1)
 		return -1;
-	db_bind_text(q, 1, tb->code);
-	db_bind_text(q, 2, ticks_format_sec(tomb_t, at));
-	db_bind_text(q, 3, tb->operation[0] ? tb->operation : NULL);
-	sqlite3_bind_int64(q, 4, s->cycle_n);
-	sqlite3_bind_int64(q, 5, s->run_n);
-	if (db_step_done(s->db, q, cause) == -1)
-		return -1;
-	s->changed += sqlite3_changes(db_handle(s->db));
-	if (svc == SVC_ORGANISATION) {
-		if ((q = db_stmt(s->db, SQL_RTO_SCOPE_DELETE, cause)) == NULL)
-			return -1;
-		db_bind_text(q, 1, tb->code);
-		sqlite3_bind_int64(q, 2, s->cycle_n);
-		sqlite3_bind_int64(q, 3, s->run_n);
-		if (db_step_done(s->db, q, cause) == -1)
-			return -1;
-		if (sqlite3_changes(db_handle(s->db)) > 0) {
-			if ((q = db_stmt(s->db, SQL_RTO_SCOPE_RECOUNT, cause)) == NULL)
-				return -1;
-			db_bind_text(q, 1, tb->code);
-			sqlite3_bind_int64(q, 2, s->cycle_n);
-			if (db_step_done(s->db, q, cause) == -1)
-				return -1;
-		}
-	}
 	if ((q = db_stmt(s->db, SQL_TOMB_APPLIED, cause)) == NULL)
 		return -1;
 	db_bind_text(q, 1, service);

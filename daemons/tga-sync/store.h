@@ -41,6 +41,16 @@ int store_component(struct store *, struct stage *, const struct stage_entity *,
 int store_rto(struct store *, struct stage *, const struct stage_entity *, char **cause);
 /* Record a tombstone and soft-delete the row it names if the row is not newer. */
 int store_tombstone(struct store *, enum tga_service, const struct src_tomb *, char **cause);
+/* Soft-delete a live component or RTO (an RTO's scope rows leave with it) as of at_ticks: 1 if a row was deleted,
+ * 0 if none was live, -1 on error. */
+int store_soft_delete(struct store *, enum tga_service, const char *code, int64_t at_ticks, const char *operation,
+    char **cause);
+/* store-rest.c: a record the REST crawl no longer finds (404): soft-deleted as of at_ticks (the data export sync
+ * time), noted in tga_deletions with the operation "NotFound".  1 if a live row was deleted, else 0; -1 on error. */
+int store_removed(struct store *, enum tga_service, const char *code, int64_t at_ticks, char **cause);
+/* The live codes of a component type (NULL: RTOs) in (after, upto] ("" / NULL: unbounded), in code order. */
+int store_live_codes(struct db *, const char *type, const char *after, const char *upto, char ***codes, size_t *n,
+    char **cause);
 
 /* Outside a transaction: the stored UpdatedDate of a live row ("" if none), for skipping unchanged records. */
 int store_stored_updated(struct db *, enum tga_service, const char *code, char *out, size_t len, char **cause);

@@ -4,8 +4,9 @@
  * Layers (one responsibility per file):
  *   protocol   soap.c (envelopes, WS-Security, SOAPAction, faults), xml.c (streaming SAX framework),
  *              parse-search.c / parse-details.c (response -> items / staged records), tgatime.c (DateTimeOffset)
- *   source     source.h / source-soap.c: the operations the phases need, asynchronous, with their error classes
- *              (a REST source for the same phases and tables can sit beside it: issue 8)
+ *   source     source.h / source-soap.c: the operations the phases need, asynchronous, with their error classes;
+ *              source-rest.h / source-rest.c: the public REST API ([tga-sync] source = rest, issue 8), crawled by
+ *              phase-rest.c into the same stage records and tables
  *   stage      stage.c: parsed records between arrival and the step's one transaction
  *   tables     store.c (run stamps), store-training.c, store-orgs.c, store-deleted.c
  *   phases     phase-init.c, phase-sync.c (sync_training, sync_orgs), phase-sweep.c, phase-snapshot.c (summary)
@@ -27,6 +28,7 @@ struct daemon;
 struct http_client;
 struct step;
 struct tga_source;
+struct rest_source;
 
 enum tga_service { SVC_TRAINING = 0, SVC_ORGANISATION = 1 };
 
@@ -55,7 +57,11 @@ extern const char *const org_flag_names[ORG_FLAG_COUNT];
 int tc_flag_index(const char *);
 int org_flag_index(const char *);
 
+/* Where the register comes from ([tga-sync] source). */
+enum tga_source_kind { TGA_SOURCE_SOAP = 0, TGA_SOURCE_REST = 1 };
+
 struct tga_settings {
+	enum tga_source_kind source;
 	char *base_url;			/* .../Deewr.Tga.Webservices, no trailing slash */
 	int version;			/* 13; 1 = the unversioned contract */
 	char *ns;			/* http://training.gov.au/services/13/ */
@@ -73,6 +79,15 @@ struct tga_settings {
 	int summary_list_max;
 	bool skip_unchanged;
 	int parse_retries;		/* re-requests of a response that did not parse */
+	/* source = rest (docs/tga-sync.md, "The REST source") */
+	char *rest_base_url;		/* https://training.gov.au/api, no trailing slash */
+	int rest_page_size;		/* search results per page (one page per step) */
+	int rest_scope_page_size;	/* scope rows per request */
+	int64_t rest_offset_cap;	/* the API refuses offsets from here on (0: no cap) */
+	bool rest_probe;		/* end a cycle early when /api/metadata says nothing changed */
+	int64_t rest_max_removals;	/* records one cycle may find gone before it stops (0: no limit) */
+	int rest_max_in_flight;		/* 0: max_in_flight */
+	int64_t rest_min_interval_ms;	/* -1: min_interval */
 };
 
 struct tga {
@@ -80,7 +95,9 @@ struct tga {
 	struct tga_settings set;
 	char *password;			/* secret_load(): never logged */
 	struct http_client *http;
-	struct tga_source *src;
+	struct tga_source *src;		/* source = soap */
+	struct rest_source *rest;	/* source = rest (source-rest.h) */
+	int rest_lanes;			/* source = rest: records fetched at once (the requests in flight) */
 	char *spool_dir;
 };
 
@@ -96,6 +113,11 @@ void phase_training_run(struct step *);
 void phase_orgs_run(struct step *);
 void phase_sweep_run(struct step *);
 void phase_snapshot_run(struct step *);
+/* phase-rest.c: the same phases over the public REST API (source = rest) */
+void phase_rest_init_run(struct step *);
+void phase_rest_training_run(struct step *);
+void phase_rest_orgs_run(struct step *);
+void phase_rest_sweep_run(struct step *);
 
 /* mail.c: the change summary of the completion mail */
 void tga_format_summary(const cJSON *summary, struct buf *out);

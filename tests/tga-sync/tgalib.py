@@ -243,3 +243,139 @@ def summary(ops, run_id=None):
         return (json.loads(row[0]), row[1]) if row and row[0] else (None, None)
     finally:
         con.close()
+
+
+# --- the REST source (issue 8): the public REST API's fake, serving the same register --------------------------------
+
+REST_FAKE = os.path.join(REPO, "tests", "fakes", "fake_tga_rest.py")
+
+
+def start_rest_fake(wd, *args, now=None):
+    extra = list(args)
+    if now:
+        extra += ["--now", now]
+    return Server(REST_FAKE, "--scale", "small", *extra, wd=wd, name="fake_tga_rest_%d" % id(extra))
+
+
+class RestEnv(Env):
+    """A workdir, a config for tga-sync with source = rest against a fake REST API, and the daemon.  No TGA account:
+    no username, no password file."""
+
+    def __init__(self, fake, smtp=None, name="tgarest", **keys):
+        self.wd = Workdir(name)
+        self.fake = fake
+        tga = {"source": "rest", "rest_base_url": fake.url + "/api", "epoch": EPOCH, "rest_page_size": 50,
+               "rest_scope_page_size": 100, "step_backoff": "50ms", "step_backoff_max": "200ms", "step_retries": 1}
+        tga.update(keys)
+        cfg = base_config(self.wd, smtp.port if smtp else None, {"tga-sync": tga})
+        self.config = write_config(self.wd.file("sync.conf"), cfg)
+        self.ops = os.path.join(self.wd.state, "ops.db")
+        self.corpus = os.path.join(self.wd.state, "rtopacks.db")
+        self.daemon = Daemon("tga-sync", self.config, self.wd)
+
+
+# Comparing a SOAP-filled rtopacks.db with a REST-filled one, table by table.  Everything is compared except what
+# differs between the two sources by nature; each exclusion says why.
+SOURCE_EXCLUDED_TABLES = {
+    # The runs that wrote the file: run ids and start times of our own runs, not register content.
+    "tga_runs": "run bookkeeping",
+}
+SOURCE_PROJECTED = {
+    # Tombstones: the SOAP service sends every tombstone it has (also of codes this database never held, and with
+    # the upstream's operation and time); the REST API has none, so the REST source records only what it
+    # soft-deleted itself ("NotFound", at the data export sync time).  What both must agree on is which stored
+    # records a deletion removed, and in which cycle.
+    "tga_deletions": "SELECT service, code, added_in FROM tga_deletions WHERE applied = 1",
+    # deleted_at / deleted_operation: the tombstone's time and operation (SOAP) vs the data export sync time and
+    # "NotFound" (REST: the API says only that the record is gone).  Whether and in which cycle a row was
+    # soft-deleted is compared (deleted_at IS NULL, deleted_in).
+    "tga_components": None,
+    "tga_rtos": None,
+}
+
+
+def _source_rows(con, table):
+    sql = SOURCE_PROJECTED.get(table)
+    if sql is None:
+        cols = [r[1] for r in con.execute('PRAGMA table_info("%s")' % table)]
+        if table in SOURCE_PROJECTED:
+            cols = ["deleted_at IS NULL" if c == "deleted_at" else c for c in cols if c != "deleted_operation"]
+        sql = 'SELECT %s FROM "%s"' % (", ".join(c if " " in c else '"%s"' % c for c in cols), table)
+    rows = con.execute(sql).fetchall()
+    return sorted(rows, key=lambda r: tuple("" if v is None else str(v) for v in r))
+
+
+def source_tables(corpus):
+    """Every tga_* table of rtopacks.db, by content, with the source-specific parts left out (above)."""
+    con = _con(corpus)
+    try:
+        names = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE"
+                                           " 'tga\\_%' ESCAPE '\\' ORDER BY name")]
+        return {t: _source_rows(con, t) for t in names if t not in SOURCE_EXCLUDED_TABLES}
+    finally:
+        con.close()
+
+
+def compare_sources(soap_corpus, rest_corpus, limit=5):
+    """{} when both databases hold the same content; else per table the rows only one of them has."""
+    a, b = source_tables(soap_corpus), source_tables(rest_corpus)
+    diffs = {}
+    for t in sorted(set(a) | set(b)):
+        ra, rb = a.get(t), b.get(t)
+        if ra == rb:
+            continue
+        if ra is None or rb is None:
+            diffs[t] = "only in %s" % ("REST" if ra is None else "SOAP")
+            continue
+        sa, sb = set(ra), set(rb)
+        diffs[t] = {"soap_only": sorted(sa - sb, key=str)[:limit], "n_soap_only": len(sa - sb),
+                    "rest_only": sorted(sb - sa, key=str)[:limit], "n_rest_only": len(sb - sa),
+                    "rows": (len(ra), len(rb))}
+    return diffs
+
+
+def compare_rest(corpus, dump, limit=5):
+    """compare() for a database the REST source filled: every table equals the register, except tga_deletions (the
+    REST API has no tombstones: see SOURCE_PROJECTED); what is soft-deleted must be gone from the register, marked
+    "NotFound", and noted in tga_deletions."""
+    diffs = compare(corpus, dump, limit)
+    for k in ("tga_deletions", "soft_deleted_components", "soft_deleted_rtos"):
+        diffs.pop(k, None)
+    live = {"training": {c["Code"] for c in dump["TrainingComponents"]},
+            "organisation": {o["Code"] for o in dump["Organisations"]}}
+    con = _con(corpus)
+    try:
+        for svc, table in (("training", "tga_components"), ("organisation", "tga_rtos")):
+            noted = {r[0] for r in con.execute("SELECT code FROM tga_deletions WHERE service = ? AND applied = 1"
+                                               " AND operation = 'NotFound'", (svc,))}
+            for code, op in con.execute("SELECT code, deleted_operation FROM %s WHERE deleted_at IS NOT NULL"
+                                        % table):
+                if code in live[svc] or op != "NotFound" or code not in noted:
+                    diffs.setdefault("soft_deleted_" + svc, []).append((code, op))
+    finally:
+        con.close()
+    return diffs
+
+
+def rest_stats(fake):
+    return fake.get("/_fake/stats")
+
+
+def step_details(ops, run_id=None):
+    """{phase: detail summed over the run's steps} (the step rows' JSON detail)."""
+    con = _con(ops)
+    try:
+        if run_id is None:
+            run_id = con.execute("SELECT run_id FROM sync_runs WHERE sync_type = 'tga_sync' ORDER BY started_at DESC,"
+                                 " run_id DESC LIMIT 1").fetchone()[0]
+        out = {}
+        for step, detail, status, error in con.execute("SELECT step, detail, status, error FROM sync_steps WHERE"
+                                                       " run_id = ? ORDER BY started_at, rowid", (run_id,)):
+            d = out.setdefault(step, {"_status": status, "_error": error})
+            d["_status"], d["_error"] = status, error
+            for k, v in (json.loads(detail) if detail else {}).items():
+                if isinstance(v, (int, float)):
+                    d[k] = d.get(k, 0) + v
+        return out
+    finally:
+        con.close()
