@@ -148,6 +148,18 @@ ckan_envelope_check(const cJSON *doc, const char *what, const cJSON **result, bo
 	return NULL;
 }
 
+long long
+ckan_count(const cJSON *obj, const char *key, long long def, long long max)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+	if (!cJSON_IsNumber(v))
+		return def;
+	if (!(v->valuedouble >= 0 && v->valuedouble <= (double)max))
+		return -1;
+	return (long long)v->valuedouble;
+}
+
 static void
 copy_str(char *dst, size_t len, const cJSON *v)
 {
@@ -175,8 +187,7 @@ ckan_resource_read(const cJSON *res, struct ckan_resource *out)
 	if (out->last_modified[0] == '\0')
 		copy_str(out->last_modified, sizeof out->last_modified, cJSON_GetObjectItemCaseSensitive(res, "created"));
 	copy_str(out->hash, sizeof out->hash, cJSON_GetObjectItemCaseSensitive(res, "hash"));
-	if (cJSON_IsNumber(v = cJSON_GetObjectItemCaseSensitive(res, "size")))
-		out->size = (long long)v->valuedouble;
+	out->size = ckan_count(res, "size", -1, CKAN_COUNT_MAX);
 	/*
 	 * Whether data.gov.au's resource dicts carry datastore_active is unverified (reference §2): only an explicit
 	 * false (or "false") says the table is not there; absent means "try it".

@@ -30,6 +30,13 @@ char *ckan_envelope_check(const cJSON *doc, const char *what, const cJSON **resu
 /* CKAN's "error" object as text: "Validation Error: limit: Invalid integer". */
 char *ckan_error_text(const cJSON *error);
 
+/*
+ * A count CKAN sends (result.total, offset, limit, a resource's size) as a C integer: def when absent or not a
+ * number, -1 when outside 0..max (a negative, 1e300 or inf has no C value), else the number.
+ */
+#define CKAN_COUNT_MAX 9007199254740992LL	/* 2^53: every integer up to it is exact in a double */
+long long ckan_count(const cJSON *obj, const char *key, long long def, long long max);
+
 /* A resource's change fingerprint, from package_show or resource_show. */
 struct ckan_resource {
 	char id[64];

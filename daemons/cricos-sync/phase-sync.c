@@ -10,6 +10,7 @@
  * If `total` changes in the middle of a table, data.gov.au replaced the table under us: the table is read again
  * from offset 0 (its rows' seen stamps for this cycle are cleared, so the soft delete stays right).
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,7 +219,7 @@ page_done(struct http_request *req, const struct http_result *r, void *arg)
 	struct step *st = p->st;
 	const struct table_def *t = &cricos_tables[p->t];
 	cJSON *cs = step_cycle_state(st), *env = NULL, *env2 = NULL, *tstate;
-	const cJSON *result, *v;
+	const cJSON *result;
 	struct page_src src;
 	char *msg = NULL, cp[64];
 	size_t n = 0, n2 = 0;
@@ -259,16 +260,14 @@ page_done(struct http_request *req, const struct http_result *r, void *arg)
 		step_fail(st, STEP_FATAL, "%s", msg);
 		goto out;
 	}
-	v = cJSON_GetObjectItemCaseSensitive(result, "total");
-	if (!cJSON_IsNumber(v) || v->valuedouble < 0) {
+	if ((total = ckan_count(result, "total", -1, CKAN_COUNT_MAX)) < 0) {
 		step_fail(st, STEP_RETRY, "%s: the answer has no total (cannot page without it)", p->what);
 		goto out;
 	}
-	total = (long long)v->valuedouble;
 	estimated = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(result, "total_was_estimated"));
 	/* CKAN echoes the validated request; an offset it did not echo cannot be checked, one it did must match. */
-	echoed_offset = (long long)json_num(result, "offset", (double)p->offset);
-	echoed_limit = (int)json_num(result, "limit", -1);
+	echoed_offset = ckan_count(result, "offset", p->offset, CKAN_COUNT_MAX);
+	echoed_limit = (int)ckan_count(result, "limit", -1, INT_MAX);
 	if (echoed_offset != p->offset) {
 		step_fail(st, STEP_RETRY, "%s: CKAN answered offset %lld to a request for offset %lld", p->what,
 		    echoed_offset, p->offset);

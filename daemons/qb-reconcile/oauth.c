@@ -201,15 +201,15 @@ token_text_ok(const char *s, size_t max)
 }
 
 /* A 200 answer of the token endpoint -> tokens; every field checked (a half answer must never replace the store). */
-static const char *
-parse_tokens(const struct http_result *r, struct qbr_tokens *t)
+const char *
+qbr_parse_token_answer(const char *body, size_t len, struct qbr_tokens *t)
 {
 	cJSON *o;
 	const cJSON *at, *rt, *tt;
 	int64_t expires_in, rexp, hard;
 	time_t now = clock_now();
 
-	if ((o = cJSON_ParseWithLength(r->body, r->body_len)) == NULL || !cJSON_IsObject(o)) {
+	if ((o = cJSON_ParseWithLength(body, len)) == NULL || !cJSON_IsObject(o)) {
 		cJSON_Delete(o);
 		return "the token endpoint answered 200 without a JSON object";
 	}
@@ -244,15 +244,20 @@ parse_tokens(const struct http_result *r, struct qbr_tokens *t)
 	return NULL;
 }
 
-static const char *
-oauth_error_code(const struct http_result *r, char *buf, size_t len)
+const char *
+qbr_oauth_error_code(const char *body, size_t bodylen, char *buf, size_t len)
 {
-	cJSON *o = cJSON_ParseWithLength(r->body, r->body_len);
+	cJSON *o = cJSON_ParseWithLength(body, bodylen);
 	const cJSON *e = o != NULL ? json_get(o, "error") : NULL;
 
 	buf[0] = '\0';
-	if (cJSON_IsString(e))
-		snprintf(buf, len, "%.60s", e->valuestring);
+	if (cJSON_IsString(e)) {
+		/* Masked before it is cut: a secret quoted back and cut in two would escape redaction later. */
+		char *clean = redact_dup(e->valuestring);
+
+		snprintf(buf, len, "%.60s", clean != NULL ? clean : "");
+		free(clean);
+	}
 	cJSON_Delete(o);
 	return buf;
 }
@@ -270,7 +275,7 @@ token_done(struct http_request *req, const struct http_result *r, void *arg)
 	    "refresh_token", r->status, tid ? tid : "-");
 	memset(&nt, 0, sizeof nt);
 	if (r->status == 200 && r->error == NULL) {
-		if ((err = parse_tokens(r, &nt)) != NULL) {
+		if ((err = qbr_parse_token_answer(r->body, r->body_len, &nt)) != NULL) {
 			tokens_clear(&nt);
 			finish(rf, REFRESH_FAILED, err);
 			return;
@@ -324,7 +329,7 @@ token_done(struct http_request *req, const struct http_result *r, void *arg)
 		finish(rf, REFRESH_FAILED, "cancelled");
 		return;
 	}
-	oauth_error_code(r, code, sizeof code);
+	qbr_oauth_error_code(r->body, r->body_len, code, sizeof code);
 	if (r->status == 400 && strcmp(code, "invalid_grant") == 0) {
 		if (rf->exchange) {
 			finish(rf, REFRESH_FAILED, "the authorization code was refused (invalid_grant): it is used, "

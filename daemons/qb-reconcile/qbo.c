@@ -101,10 +101,14 @@ qbo_time_utc(const char *s, char out[ISO8601_LEN])
 
 /* --- fault parsing ------------------------------------------------------------------------------------------ */
 
+/* A decoded JSON string, masked before it is cut (its escapes may have hidden a secret from the body's masking). */
 static void
 copy_bounded(char *dst, size_t len, const char *src)
 {
-	snprintf(dst, len, "%s", src ? src : "");
+	char *clean = redact_dup(src != NULL ? src : "");
+
+	snprintf(dst, len, "%s", clean != NULL ? clean : "");
+	free(clean);
 }
 
 static void
@@ -225,15 +229,12 @@ parse_xml_fault(const char *body, size_t len, struct qbo_fault *f)
 	return true;
 }
 
-bool
-qbo_parse_fault(const char *body, size_t len, const char *content_type, struct qbo_fault *f)
+static bool
+parse_fault(const char *body, size_t len, struct qbo_fault *f)
 {
 	const char *p;
 	size_t i = 0;
 
-	memset(f, 0, sizeof *f);
-	if (body == NULL || len == 0)
-		return false;
 	while (i < len && isspace((unsigned char)body[i]))
 		i++;
 	if (i < len && (body[i] == '{') && parse_json_fault(body + i, len - i, f))
@@ -250,6 +251,29 @@ found:
 		snprintf(f->code, sizeof f->code, "%.*s", (int)strspn(p, "0123456789"), p);
 	}
 	return true;
+}
+
+bool
+qbo_parse_fault(const char *body, size_t len, const char *content_type, struct qbo_fault *f)
+{
+	char *copy, *p;
+	bool found;
+
+	memset(f, 0, sizeof *f);
+	if (body == NULL || len == 0)
+		return false;
+	/*
+	 * An error body may quote what we sent (a token, the client secret).  Mask the registered secrets before the
+	 * fields are cut to their sizes: a secret cut in two is one that redaction further on no longer recognises.
+	 */
+	copy = xmalloc(len + 1);
+	memcpy(copy, body, len);
+	copy[len] = '\0';
+	for (p = copy; p < copy + len; p += strlen(p) + 1)
+		redact(p);
+	found = parse_fault(copy, len, f);
+	free(copy);
+	return found;
 }
 
 bool
@@ -376,7 +400,9 @@ http_done(struct http_request *req, const struct http_result *r, void *arg)
 		if ((resp.json = cJSON_ParseWithLength(r->body, r->body_len)) == NULL || !cJSON_IsObject(resp.json)) {
 			cJSON_Delete(resp.json);
 			resp.json = NULL;
-			resp.error = "QuickBooks answered 2xx with a body that is not a JSON object";
+			snprintf(msg, sizeof msg, "QuickBooks %s: HTTP %ld with a body that is not a JSON object "
+			    "(intuit_tid %s)", c->what, r->status, c->tid[0] ? c->tid : "-");
+			resp.error = msg;
 			end_call(c, &resp);
 			return;
 		}

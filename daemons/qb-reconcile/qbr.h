@@ -147,6 +147,10 @@ void qbr_connect_exchange(struct qbr *, const char *code, const char *realm_id, 
 /* The authorize URL for a state. */
 char *qbr_authorize_url(struct qbr *, const char *state);
 bool qbr_access_usable(const struct qbr *);
+/* The token endpoint's answers: a 200 into tokens (NULL, or why it is unusable; nothing is stored), and the
+ * "error" code of an error answer into buf ("" if none). */
+const char *qbr_parse_token_answer(const char *body, size_t len, struct qbr_tokens *);
+const char *qbr_oauth_error_code(const char *body, size_t bodylen, char *buf, size_t len);
 /* May a phase talk to QuickBooks in this cycle?  Not when never connected, nor when reconnect_required and this
  * cycle's heartbeat failed (every call would only collect another invalid_grant). */
 bool qbr_connection_usable(struct step *);

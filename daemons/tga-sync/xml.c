@@ -9,6 +9,7 @@
 #include <libxml/xmlerror.h>
 
 #include "buf.h"
+#include "log.h"
 #include "tgatime.h"
 #include "xmalloc.h"
 #include "xml.h"
@@ -163,7 +164,8 @@ copy_text(char *dst, size_t dstlen, const char *src, size_t len)
 {
 	if (len >= dstlen)
 		len = dstlen - 1;
-	memcpy(dst, src, len);
+	if (len > 0)	/* src is NULL for an empty element before any text (a buffer never grown) */
+		memcpy(dst, src, len);
 	dst[len] = '\0';
 }
 
@@ -267,8 +269,13 @@ on_end(void *ctx, const xmlChar *localname, const xmlChar *prefix, const xmlChar
 	if (p->fault_level > 0) {
 		if (p->depth + 1 == p->fault_level)
 			p->fault_level = 0;
-		else
+		else {
+			/* A fault may quote what we sent: mask registered secrets before the text is cut to size (a
+			 * secret cut in two is one that redaction further on no longer recognises). */
+			if (p->text.data != NULL)
+				redact(p->text.data);
 			fault_end(p, f->id, parent, p->text.data ? p->text.data : "", p->text.len);
+		}
 		buf_reset(&p->text);
 		return;
 	}
