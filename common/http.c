@@ -811,14 +811,17 @@ attempt_done(CURL *easy, CURLcode rc, void *arg)
 	if (!r->checked)
 		check_body_start(r, "", 0);
 	if (r->rejected) {
-		char snippet[161];
-		size_t i, n = r->body_buf.len < 160 ? r->body_buf.len : 160;
+		char snippet[161 + 1024];
+		size_t i, n = r->body_buf.len < sizeof snippet - 1 ? r->body_buf.len : sizeof snippet - 1;
 
+		/* Mask secrets in more than we show, then cut: a page that quotes a secret must not leak half of it. */
 		for (i = 0; i < n; i++) {
 			char c = r->body_buf.data[i];
 			snippet[i] = (c == '\n' || c == '\r' || c == '\t') ? ' ' : (isprint((unsigned char)c) ? c : '?');
 		}
 		snippet[n] = '\0';
+		redact(snippet);
+		snippet[n < 160 ? n : 160] = '\0';
 		snprintf(reason, sizeof reason, "HTTP %ld but %s: \"%s\"", r->status, r->reject_reason, snippet);
 		finish(r, reason);
 		return;

@@ -173,17 +173,28 @@ redact(char *buf)
 void
 log_emit(enum log_level lvl, const char *fmt, va_list ap)
 {
-	char msg[4096], *clean;
-	int saved = errno;
+	char msg[4096], *full = NULL, *clean;
+	int saved = errno, n;
+	va_list aq;
 
 	if (lvl == LOG_LVL_DEBUG && log_verbose < 1)
 		return;
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	clean = redact_dup(msg);
+	va_copy(aq, ap);
+	n = vsnprintf(msg, sizeof msg, fmt, ap);
+	/*
+	 * Redact the whole message before cutting it to a line: a secret cut in two at the end of the buffer would
+	 * no longer be recognised, and its first half would be logged.
+	 */
+	if (n >= (int)sizeof msg && (full = malloc((size_t)n + 1)) != NULL)
+		vsnprintf(full, (size_t)n + 1, fmt, aq);
+	va_end(aq);
+	clean = redact_dup(full != NULL ? full : msg);
+	free(full);
 	if (clean == NULL) {
 		redact(msg);
 		clean = msg;
-	}
+	} else if (strlen(clean) >= sizeof msg)
+		strcpy(clean + sizeof msg - 5, "...");
 	if (log_journal) {
 		fprintf(stderr, "<%d>%s\n", (int)lvl, clean);
 	} else {

@@ -36,7 +36,9 @@ class HttpCases(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         out = json.loads(p.stdout)
         for key, want in case["expect"].items():
-            if key.endswith("~"):
+            if key.endswith("!~"):
+                self.assertNotIn(want, out[key[:-2]] or "", out)
+            elif key.endswith("~"):
                 self.assertIsNotNone(out[key[:-1]], out)
                 self.assertIn(want, out[key[:-1]], out)
             elif key.endswith("<"):

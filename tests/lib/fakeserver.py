@@ -86,7 +86,8 @@ class Handler(BaseHTTPRequestHandler):
         elif kind == "malformed":
             self.send_body(200, body[: len(body) // 2] + b"}}]]<<", ctype)
         elif kind == "html":
-            self.send_body(200, "<!DOCTYPE html><html><body><h1>Sign in</h1></body></html>", "text/html; charset=utf-8")
+            self.send_body(200, fault.get("body", "<!DOCTYPE html><html><body><h1>Sign in</h1></body></html>"),
+                           "text/html; charset=utf-8")
         elif kind == "redirect":
             self.send_body(302, "", "text/plain", {"Location": "https://login.example.invalid/sso"})
         elif kind == "slow":

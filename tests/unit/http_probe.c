@@ -4,7 +4,7 @@
  * and HTML pages the way the daemons see them.
  *
  *   http-probe URL [--accept TYPES] [--retries N] [--connect-timeout MS] [--low-speed-time MS]
- *              [--total-timeout MS] [--backoff MS] [--follow] [--spool] [--stream]
+ *              [--total-timeout MS] [--backoff MS] [--follow] [--spool] [--stream] [--secret S]
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -75,6 +75,7 @@ main(int argc, char **argv)
 		{ "follow", no_argument, NULL, 'f' },
 		{ "spool", no_argument, NULL, 's' },
 		{ "stream", no_argument, NULL, 'S' },
+		{ "secret", required_argument, NULL, 'x' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct http_settings s;
@@ -123,6 +124,9 @@ main(int argc, char **argv)
 			break;
 		case 'S':
 			o.on_data = on_data;
+			break;
+		case 'x':
+			secret_register(optarg);	/* as a daemon registers what it loads */
 			break;
 		default:
 			return 2;

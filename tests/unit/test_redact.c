@@ -1,5 +1,7 @@
 /* Secrets registered with the log are replaced in every text that leaves the process. */
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "check.h"
@@ -31,6 +33,27 @@ main(void)
 	strcpy(buf, "x hunter2-secret y");
 	redact(buf);
 	CHECK_STR(buf, "x ************** y");
+
+	/* A secret that straddles the end of a log line's buffer is redacted before the line is cut. */
+	{
+		char path[] = "/tmp/rs-redact-XXXXXX", line[8192], pad[4090];
+		FILE *fp;
+		int fd = mkstemp(path), saved = dup(2);
+
+		memset(pad, 'x', sizeof pad - 1);
+		pad[sizeof pad - 1] = '\0';
+		dup2(fd, 2);
+		log_warnx("%s hunter2-secret tail", pad);
+		fflush(stderr);
+		dup2(saved, 2);
+		fp = fopen(path, "r");
+		CHECK(fgets(line, sizeof line, fp) != NULL);
+		CHECK(strstr(line, "hunt") == NULL);	/* not even the first letters */
+		CHECK(strstr(line, "...") != NULL);
+		fclose(fp);
+		close(fd);
+		unlink(path);
+	}
 
 	secret_forget_all();
 	s = redact_dup("hunter2-secret");
