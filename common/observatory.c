@@ -9,9 +9,15 @@
 #include "xmalloc.h"
 
 static const char SQL_RUN_EXISTS[] = "SELECT 1 FROM sync_runs WHERE run_id = ?";
+/*
+ * A run that resumes a cycle starts with the cycle's change summary, if the run it continues had one (the cycle
+ * was interrupted after write_snapshot): the run that completes the cycle must carry it (syncctl runs, health).
+ */
 static const char SQL_RUN_INSERT[] =
     "INSERT INTO sync_runs (run_id, sync_type, cycle_id, trigger, requested_by, full, status, phase, started_at,"
-    " host, pid, version, resumed_from) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)";
+    " host, pid, version, resumed_from, summary, changes) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?,"
+    " (SELECT summary FROM sync_runs WHERE run_id = ?12),"
+    " coalesce((SELECT changes FROM sync_runs WHERE run_id = ?12 AND summary IS NOT NULL), 0))";
 static const char SQL_RUN_PHASE[] = "UPDATE sync_runs SET phase = ? WHERE run_id = ?";
 static const char SQL_RUN_FINISH[] =
     "UPDATE sync_runs SET status = ?, error = coalesce(?, error), finished_at = ?,"

@@ -174,6 +174,14 @@ phase_summary(struct step *st)
 	bool hb, attention;
 
 	if (strncmp(cur, "queued:", 7) == 0) {
+		if (q->last_result == NULL) {
+			/* A run resumed after the mail was queued: the cycle's result, from its committed state. */
+			res = qbr_result_json(cs);
+			json = cJSON_PrintUnformatted(res);
+			q->last_result = xstrdup(json);
+			free(json);
+			cJSON_Delete(res);
+		}
 		step_on_abort(st, abandon_delivery, st);
 		outbox_deliver(d->outbox, strtoll(cur + 7, NULL, 10), (int)config_int(d->cfg, "smtp", "retries") + 1,
 		    delivered, st);

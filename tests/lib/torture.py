@@ -8,6 +8,12 @@ A daemon's torture test gives a `Subject`:
   * state(env)     -> the end state of a tortured env, comparable with the reference;
   * duplicates(env)-> how many things happened twice (completion mails per cycle, invoices per DocNumber...);
   * crash_points   -> names of crashpoint()s the daemon passes (RTOPACKS_CRASH_AT), with how often each is hit.
+Optional:
+  * fresh_env_per_cycle = True -> when a cycle ends before a kill falls, that env's end state and duplicates are
+                      checked at once and the next kills go to a fresh env (a first cycle again), instead of to a
+                      new cycle of the same env (for daemons whose second cycle of unchanged data has little to do);
+                      Then `kills` counts the kills that landed inside a cycle (up to 4 * kills runs in all);
+  * discard(env)   -> clean up such an env once it has been checked.
 
 Kills are drawn from a seeded random generator: half at a random time inside the cycle (as a power cut or the OOM
 killer would), half at a random crash point (inside a step, before or after a commit), so a failing seed replays.
@@ -60,7 +66,12 @@ def torture(subject, kills, seed, per_run_timeout=300):
     env = subject.new_env()
     d = env.daemon
     res = TortureResult()
-    for i in range(kills):
+    # With fresh_env_per_cycle, `kills` counts kills that landed (runs that ended first do not count), up to
+    # 4 * kills runs in all.
+    landed = getattr(subject, "fresh_env_per_cycle", False)
+    i = -1
+    while (res.kills < kills and i + 1 < 4 * kills) if landed else i + 1 < kills:
+        i += 1
         use_point = subject.crash_points and rng.random() < 0.5
         extra_env = {}
         if use_point:
@@ -90,6 +101,15 @@ def torture(subject, kills, seed, per_run_timeout=300):
         if rc in (0, 3):
             # The cycle finished before the kill fell: start the next kill on a new cycle of the same data.
             res.cycles_completed_early += 1
+            if getattr(subject, "fresh_env_per_cycle", False):
+                # ... or on a fresh env, once this one's end state has been checked.
+                res.mismatches += ["cycle %d (see %s): %s" % (res.cycles_completed_early, d.log_path, m)
+                                   for m in diff_states(ref_state, subject.state(env))]
+                res.duplicates += subject.duplicates(env)
+                if hasattr(subject, "discard") and not res.mismatches:
+                    subject.discard(env)
+                env = subject.new_env()
+                d = env.daemon
             continue
         res.mismatches.append("run %d exited with %s (see %s)" % (i + 1, rc, d.log_path))
     # Every kill was followed by a restart; the last one runs to the end.
@@ -99,5 +119,5 @@ def torture(subject, kills, seed, per_run_timeout=300):
     else:
         res.restarts_ok = res.kills
     res.mismatches += diff_states(ref_state, subject.state(env))
-    res.duplicates = subject.duplicates(env)
+    res.duplicates += subject.duplicates(env)
     return res, env

@@ -1,0 +1,259 @@
+#!/usr/bin/python3
+"""The fault matrix of cricos-sync (issue 7, item 2): one fault at a time during a first edition's cycle against the
+fake data.gov.au (CKAN), each with its documented outcome (docs/cricos-sync.md, "Failures at a glance"): retried and
+completed, or failed with a clear error in the run row.  After each case both databases pass PRAGMA
+integrity_check, and a run without the fault resumes the cycle and ends with exactly the end state of an
+uninterrupted cycle (nothing committed was lost, nothing half-written stayed).  Prints a table: case, outcome, time
+to outcome.
+
+Faults that fail the run are armed on the Courses resource after its first page (`skip`), so that the institutions
+and a page of courses are committed when it fails and the recovery shows they were kept.  Timeouts are short here
+(low_speed_time 1 s, total_timeout 2 s, one HTTP retry, one step retry), so hangs and drips end in seconds.
+"""
+
+import os
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cricoslib  # noqa: E402
+from harness import (Daemon, SmtpSink, Workdir, base_config, cursor, free_port, query, runs,  # noqa: E402
+                     wait_for, write_config)
+from endstate import checkpoint_agrees, normalised, ops_state  # noqa: E402
+from faultmatrix import print_table  # noqa: E402
+from matrixkit import SKIPPED, SmallDisk, hold_write_lock, run_cases, when_phase  # noqa: E402
+
+SYNC = "cricos_sync"
+COURSES = "48cacf69-2082-415e-9595-f17d0c3a4af0"
+PAGE = 100
+# Row stamps naming cycles, and our times: another cycle id and other times in every env (marked, NULL kept).
+CYCLE_COLUMNS = ("added_cycle", "changed_cycle", "seen_cycle", "removed_cycle", "first_seen_at", "updated_at",
+                 "deleted_at", "synced_at")
+
+
+class Env:
+    """A fresh workdir and config for cricos-sync against the fake (first edition), with short timeouts."""
+
+    def __init__(self, fake, smtp_port, state_dir=None, **keys):
+        self.wd = Workdir("cricosfm")
+        self.fake = fake
+        self.smtp_port = smtp_port
+        if state_dir:
+            self.wd.state = state_dir
+        self.ops = os.path.join(self.wd.state, "ops.db")
+        self.corpus = os.path.join(self.wd.state, "rtopacks.db")
+        self.keys = {"page_size": PAGE, "retries": 1, "backoff": "100ms", "backoff_max": "300ms",
+                     "connect_timeout": "1s", "low_speed_time": "1s", "total_timeout": "2s", "step_retries": 1,
+                     "step_backoff": "300ms", "step_backoff_max": "300ms", "housekeeping_interval": "200ms"}
+        self.keys.update(keys)
+        self.write(fake.url)
+        self.daemon = Daemon("cricos-sync", self.config, self.wd)
+        self.reference = None
+
+    def write(self, url, smtp_port=None):
+        self.config = write_config(self.wd.file("sync.conf"), base_config(self.wd, smtp_port or self.smtp_port, {
+            "cricos-sync": dict(self.keys, base_url=url + "/data"), "paths": {"busy_timeout": "500ms"}}))
+
+    def warm(self):
+        """Create both databases (a start and a stop, no cycle), so a fault can be armed on existing files."""
+        self.daemon.start()
+        assert self.daemon.stop() == 0, self.daemon.read_log()[-2000:]
+
+    def state(self):
+        """rtopacks.db by content (cycle stamps and times marked; the editions table is one row per cycle that
+        synced a resource, compared without its cycle id and time), the checkpoint in agreement with the cursor, and
+        the outcome of the faulted cycle: its final run's status and summary (a complete case's recovery run is
+        one more cycle: "no new edition")."""
+        s = normalised(self.corpus, exclude_tables=("sync_checkpoint",),
+                       mark=CYCLE_COLUMNS + ("cricos_editions.cycle_id",))
+        s["sync_checkpoint"] = checkpoint_agrees(self.ops, self.corpus, SYNC)
+        o = ops_state(self.ops, SYNC, first_cycle=True)
+        s["ops.final_run"] = o["ops.final_run"]
+        s["ops.runs_still_running"] = o["ops.runs_still_running"]
+        s["ops.cycle_phase"] = (["cycle_phase"], [(cursor(self.ops, SYNC)["cycle_phase"],)])
+        return s
+
+
+def fault(kind, count=-1, courses=False, **kw):
+    """Arm a fault on datastore_search (on the Courses resource after its first page, with courses=True)."""
+    def arm(env):
+        if courses:
+            kw.update(resource_id=COURSES, skip=1)
+        env.fake.fault("datastore_search", kind, count=count, **kw)
+    return arm
+
+
+def clear(env):
+    env.fake.post("/_fake/fault/clear")
+
+
+class FaultMatrixTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.fake = cricoslib.start_fake()
+        cls.smtp = SmtpSink()
+        ref = Env(cls.fake, cls.smtp.port)
+        t0 = time.monotonic()
+        assert ref.daemon.run_once() == 0, ref.daemon.read_log()[-3000:]
+        cls.rows = [("(uninterrupted cycle)", "complete", time.monotonic() - t0, "")]
+        cls.reference = ref.state()
+        ref.wd.cleanup()
+
+    @classmethod
+    def tearDownClass(cls):
+        print(print_table(cls.rows, "fault matrix: cricos-sync (data.gov.au CKAN, mail, storage)"), file=sys.stderr)
+        cricoslib.stop_fake(cls.fake)
+        cls.smtp.stop()
+
+    def setUp(self):
+        clear(self)
+
+    def run_cases(self, cases, env_factory=None):
+        for case in cases:
+            case.setdefault("disarm", clear)
+            case.setdefault("cleanup", clear)
+        run_cases(self, cases, env_factory or (lambda case: Env(self.fake, self.smtp.port, **case.get("keys", {}))),
+                  SYNC, self.rows, self.reference)
+
+    def assert_attempted(self, env, case):
+        """The run failed where the fault was, with what came before it committed."""
+        phase = case.get("phase", "sync_courses")
+        r = runs(env.ops, SYNC)[-1]
+        self.assertEqual(r["phase"], phase, r)
+        if phase == "sync_courses":
+            self.assertEqual(cursor(env.ops, SYNC)["phase_cursor"], "offset=%d" % PAGE)
+            self.assertEqual(query(env.corpus, "SELECT count(*) FROM cricos_courses")[0][0], PAGE,
+                             "the first page of courses is kept, nothing of the failed one")
+            self.assertGreater(query(env.corpus, "SELECT count(*) FROM cricos_institutions")[0][0], 0)
+
+    def test_upstream_faults(self):
+        self.run_cases([
+            {"name": "HTTP 500 (once, nginx page)", "arm": fault("http500", 1), "expect": "complete"},
+            {"name": "HTTP 503 (always, courses)", "arm": fault("http503", courses=True), "expect": "failed",
+             "error": "HTTP 503", "check": self.assert_attempted},
+            {"name": "429 with Retry-After: 1 (once)", "arm": fault("http429", 1, retry_after=1),
+             "expect": "complete"},
+            {"name": "connection refused", "arm": lambda e: e.write("http://127.0.0.1:%d" % free_port()),
+             "disarm": lambda e: e.write(e.fake.url), "expect": "failed", "error": "Failed to connect",
+             "check": lambda env, case: self.assert_attempted(env, dict(case, phase="init"))},
+            {"name": "connection reset mid-body (once)", "arm": fault("reset", 1), "expect": "complete"},
+            {"name": "hung connection (once)", "arm": fault("hang", 1, hold=60), "expect": "complete",
+             "check": lambda env, case: self.assertIn("timed out", env.daemon.read_log())},
+            {"name": "hung connection (always, courses)", "arm": fault("hang", courses=True, hold=60),
+             "expect": "failed", "error": "timed out", "check": self.assert_attempted},
+            {"name": "slow drip (always, courses)", "arm": fault("drip", courses=True, interval=0.5),
+             "expect": "failed", "error": "timed out", "check": self.assert_attempted},
+            {"name": "truncated body (once)", "arm": fault("truncate", 1), "expect": "complete"},
+            {"name": "truncated body (always, courses)", "arm": fault("truncate", courses=True),
+             "expect": "failed", "error": "offset 100", "check": self.assert_attempted},
+            {"name": "malformed JSON (once)", "arm": fault("malformed", 1), "expect": "complete",
+             "check": lambda env, case: self.assertIn("malformed JSON", env.daemon.read_log())},
+            {"name": "malformed JSON (always, courses)", "arm": fault("malformed", courses=True),
+             "expect": "failed", "error": "malformed JSON at byte", "check": self.assert_attempted},
+            {"name": "HTML error page (always, courses)", "arm": fault("html", courses=True), "expect": "failed",
+             "error": "HTML", "check": self.assert_attempted},
+            {"name": "unexpected redirect (always, courses)", "arm": fault("redirect", courses=True),
+             "expect": "failed", "error": "redirect", "check": self.assert_attempted},
+            {"name": "auth failure (403 Authorization Error)", "arm": fault("ckan_error", 1, courses=True,
+                                                                            variant="auth"),
+             "expect": "failed", "error": "HTTP 403 Authorization Error", "check": self.assert_attempted},
+        ])
+
+    def test_mail_server_down(self):
+        def check(env, case):
+            r = runs(env.ops, SYNC)[-1]
+            self.assertEqual(query(env.ops, "SELECT status FROM sync_steps WHERE run_id = ? AND step = 'notify'",
+                                   (r["run_id"],)), [("failed",)])
+            self.assertEqual(query(env.ops, "SELECT status FROM mail_outbox"), [("pending",)])
+
+        def delivered(env, case):
+            # The daemon's housekeeping sends the queued mail once the server is back (smtp.queue_retry, 2 s here):
+            # nothing lost, nothing twice.
+            d = env.daemon.start()
+            try:
+                wait_for(lambda: query(env.ops, "SELECT count(*) FROM mail_outbox WHERE status = 'pending'")
+                         == [(0,)], timeout=30, what="the queued mail to be sent")
+            finally:
+                self.assertEqual(d.stop(), 0)
+            # Both cycles' completion mails (the daemon may add the edition-late alert: the fake's edition is
+            # months older than this machine's clock).
+            self.assertEqual(query(env.ops, "SELECT status, count(*) FROM mail_outbox WHERE mail_key LIKE"
+                                            " 'cricos_sync/complete/%' GROUP BY status"), [("sent", 2)])
+            self.assertEqual(query(env.ops, "SELECT count(*) FROM mail_outbox WHERE status <> 'sent'"), [(0,)])
+            keys = [str(m["msg"]["X-RTOpacks-Mail-Key"]) for m in self.smtp.received()]
+            self.assertEqual(len(keys), len(set(keys)))
+        self.run_cases([{"name": "SMTP server down", "arm": lambda e: e.write(e.fake.url, free_port()),
+                         "disarm": lambda e: e.write(e.fake.url), "expect": "complete", "check": check,
+                         "after": delivered}])
+
+    def test_ops_db_locked_by_another_writer(self):
+        holders = []
+
+        def lock(env):
+            # In sync_courses (pages slowed down), another process's transaction holds ops.db's write lock for
+            # 1.5 s: longer than busy_timeout (500 ms), shorter than the step retry.
+            env.fake.fault("datastore_search", "slow", count=-1, delay=0.3)
+            holders.append(when_phase(env.ops, SYNC, "sync_courses",
+                                      lambda: holders.append(hold_write_lock(env.ops, 1.5))))
+
+        def unlock(env):
+            holders[0].join()
+            self.assertEqual(len(holders), 2, "the lock was taken during sync_courses")
+            holders[1].wait()
+            clear(env)
+
+        def check(env, case):
+            self.assertGreater(query(env.ops, "SELECT max(attempts) FROM sync_steps")[0][0], 0,
+                               "the locked commit was retried")
+        self.run_cases([{"name": "ops.db locked by another writer", "arm": lock, "disarm": unlock,
+                         "expect": "complete", "check": check}])
+
+    def test_corpus_read_only(self):
+        def freeze(env):
+            env.warm()
+            r = subprocess.run(["chattr", "+i", env.corpus], capture_output=True)
+            if r.returncode != 0:
+                self.rows.append(("rtopacks.db read-only", SKIPPED, 0.0, "chattr +i: %s" % r.stderr.decode()))
+                self.skipTest("chattr +i is not available here: %s" % r.stderr.decode().strip())
+
+        def thaw(env):
+            subprocess.run(["chattr", "-i", env.corpus])
+        self.run_cases([{"name": "rtopacks.db read-only", "arm": freeze, "disarm": thaw, "expect": "failed",
+                         "error": "rtopacks.db is read-only",
+                         "check": lambda env, case: self.assert_attempted(env, dict(case, phase="sync_institutions"))
+                         }])
+
+    def test_disk_full(self):
+        disk = SmallDisk("24m")
+        if disk.error:
+            self.rows.append(("disk full", SKIPPED, 0.0, "cannot mount a tmpfs here: %s" % disk.error))
+            self.skipTest("cannot mount a small tmpfs here: %s" % disk.error)
+        self.addCleanup(disk.close)
+        fillers = []
+
+        def fill(env):
+            # When sync_courses starts (pages slowed down), the file system fills up, leaving 12 KiB: the next
+            # commits fail.  The institutions are in by then.
+            env.fake.fault("datastore_search", "slow", count=-1, delay=0.3)
+            fillers.append(when_phase(env.ops, SYNC, "sync_courses", disk.fill))
+
+        def free(env):
+            fillers[0].join()
+            disk.free()
+            clear(env)
+
+        def check(env, case):
+            self.assertEqual(runs(env.ops, SYNC)[-1]["phase"], "sync_courses")
+            self.assertGreater(query(env.corpus, "SELECT count(*) FROM cricos_institutions")[0][0], 0)
+
+        def factory(case):
+            disk.empty()
+            return Env(self.fake, self.smtp.port, state_dir=disk.path)
+        self.run_cases([{"name": "disk full (a 24 MB filesystem)", "arm": fill, "disarm": free,
+                         "expect": "failed", "error": "full", "check": check}], env_factory=factory)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

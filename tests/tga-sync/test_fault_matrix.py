@@ -1,0 +1,256 @@
+#!/usr/bin/python3
+"""The fault matrix of tga-sync (issue 7, item 2): one fault at a time during a first cycle against the fake TGA
+server, each with its documented outcome (docs/tga-sync.md, "Errors"): retried and completed, or failed with a
+clear error in the run row.  After each case both databases pass PRAGMA integrity_check, and a run without the fault
+resumes the cycle and ends with exactly the end state of an uninterrupted cycle (nothing committed was lost, nothing
+half-written stayed).  Prints a table: case, outcome, time to outcome.
+
+Faults that fail the run are armed where the cycle has already committed work (OrganisationService, after the whole
+sync_training phase), so that the recovery shows the committed pages were kept.  Timeouts are short here
+(low_speed_time 1 s, total_timeout 2 s, one HTTP retry, one step retry), so hangs and drips end in seconds.
+"""
+
+import os
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tgalib  # noqa: E402
+from harness import (Daemon, SmtpSink, Workdir, base_config, cursor, free_port, query, runs,  # noqa: E402
+                     wait_for, write_config)
+from endstate import checkpoint_agrees, normalised, ops_state, without  # noqa: E402
+from faultmatrix import print_table  # noqa: E402
+from matrixkit import SKIPPED, SmallDisk, hold_write_lock, run_cases, when_phase  # noqa: E402
+
+SYNC = "tga_sync"
+
+
+class Env:
+    """A fresh workdir and config for tga-sync against the fake (first cycle), with short timeouts."""
+
+    def __init__(self, fake, smtp_port, state_dir=None, **keys):
+        self.wd = Workdir("tgafm")
+        self.fake = fake
+        self.smtp_port = smtp_port
+        if state_dir:
+            self.wd.state = state_dir
+        self.ops = os.path.join(self.wd.state, "ops.db")
+        self.corpus = os.path.join(self.wd.state, "rtopacks.db")
+        pw = self.wd.file("tga-password")
+        with open(pw, "w") as f:
+            f.write(tgalib.PASSWORD)
+        os.chmod(pw, 0o600)
+        self.keys = {"username": "WebService.Read", "password_file": pw, "epoch": tgalib.EPOCH, "page_size": 50,
+                     "overlap": "1h", "retries": 1, "backoff": "100ms", "backoff_max": "300ms",
+                     "connect_timeout": "1s", "low_speed_time": "1s", "total_timeout": "2s", "parse_retries": 1,
+                     "step_retries": 1, "step_backoff": "300ms", "step_backoff_max": "300ms"}
+        self.keys.update(keys)
+        self.write(fake.url)
+        self.daemon = Daemon("tga-sync", self.config, self.wd)
+        self.reference = None
+
+    def write(self, url, smtp_port=None):
+        keys = dict(self.keys, base_url=url + "/Deewr.Tga.Webservices")
+        self.config = write_config(self.wd.file("sync.conf"), base_config(self.wd, smtp_port or self.smtp_port, {
+            "tga-sync": keys, "paths": {"busy_timeout": "500ms"}}))
+
+    def warm(self):
+        """Create both databases (a start and a stop, no cycle), so a fault can be armed on existing files."""
+        self.daemon.start()
+        assert self.daemon.stop() == 0, self.daemon.read_log()[-2000:]
+
+    def state(self):
+        return end_state(self)
+
+
+def end_state(env):
+    """rtopacks.db by content (the run that wrote a row and our times marked, tga_runs left out: a resumed cycle
+    is several runs, and a complete case's recovery run is one more cycle), the checkpoint in agreement with the
+    cursor, and the outcome of the faulted cycle: its final run's summary (minus its window, the fake's running
+    clock)."""
+    s = normalised(env.corpus, exclude_tables=("tga_runs", "sync_checkpoint"), mark=("run", "updated_at"))
+    s["sync_checkpoint"] = checkpoint_agrees(env.ops, env.corpus, SYNC)
+    o = ops_state(env.ops, SYNC, summary_fn=lambda x: without(x, "window"), first_cycle=True)
+    s["ops.final_run"] = o["ops.final_run"]
+    s["ops.runs_still_running"] = o["ops.runs_still_running"]
+    s["ops.cycle_phase"] = (["cycle_phase"], [(cursor(env.ops, SYNC)["cycle_phase"],)])
+    return s
+
+
+def fault(op, kind, count=-1, service=None, **kw):
+    def arm(env):
+        if service:
+            kw["service"] = service
+        env.fake.fault(op, kind, count=count, **kw)
+    return arm
+
+
+def clear(env):
+    env.fake.post("/_fake/fault/clear")
+
+
+class FaultMatrixTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.fwd = Workdir("tgafmfake")
+        cls.fake = tgalib.start_fake(cls.fwd)
+        cls.smtp = SmtpSink()
+        ref = Env(cls.fake, cls.smtp.port)
+        t0 = time.monotonic()
+        assert ref.daemon.run_once() == 0, ref.daemon.read_log()[-3000:]
+        cls.rows = [("(uninterrupted cycle)", "complete", time.monotonic() - t0, "")]
+        assert tgalib.compare(ref.corpus, tgalib.fake_dump(cls.fake)) == {}
+        cls.reference = ref.state()
+        ref.wd.cleanup()
+
+    @classmethod
+    def tearDownClass(cls):
+        print(print_table(cls.rows, "fault matrix: tga-sync (TGA SOAP web services, mail, storage)"), file=sys.stderr)
+        cls.fake.stop()
+        cls.smtp.stop()
+        cls.fwd.cleanup()
+
+    def setUp(self):
+        clear(self)
+
+    def run_cases(self, cases, env_factory=None):
+        for case in cases:
+            case.setdefault("disarm", clear)
+            case.setdefault("cleanup", clear)
+        run_cases(self, cases, env_factory or (lambda case: Env(self.fake, self.smtp.port, **case.get("keys", {}))),
+                  SYNC, self.rows, self.reference)
+
+    def assert_attempted(self, env, case):
+        """The run failed where the fault was: the training phase is in, the cursor at sync_orgs."""
+        r = runs(env.ops, SYNC)[-1]
+        self.assertEqual(r["phase"], case.get("phase", "sync_orgs"), r)
+        if case.get("phase", "sync_orgs") == "sync_orgs":
+            self.assertEqual(query(env.corpus, "SELECT count(*) FROM tga_components")[0][0],
+                             len(self.reference["tga_components"][1]), "the committed training phase is kept")
+
+    def test_upstream_faults(self):
+        org = "Organisation"
+        self.run_cases([
+            {"name": "HTTP 500 (once, GetDetails)", "arm": fault("GetDetails", "http500", 1), "expect": "complete"},
+            {"name": "HTTP 503 (always, org GetDetails)", "arm": fault("GetDetails", "http503", service=org),
+             "expect": "failed", "error": "HTTP 503", "check": self.assert_attempted},
+            {"name": "429 with Retry-After: 1 (once, search)",
+             "arm": fault("SearchByModifiedDate", "http429", 1, retry_after=1), "expect": "complete",
+             "check": lambda env, case: self.assertIn("HTTP 429 with Retry-After", env.daemon.read_log())},
+            {"name": "connection refused", "arm": lambda e: e.write("http://127.0.0.1:%d" % free_port()),
+             "disarm": lambda e: e.write(e.fake.url), "expect": "failed", "error": "Failed to connect",
+             "check": lambda env, case: self.assert_attempted(env, dict(case, phase="init"))},
+            {"name": "connection reset mid-body (once)", "arm": fault("GetDetails", "reset", 1),
+             "expect": "complete"},
+            {"name": "hung connection (once)", "arm": fault("GetDetails", "hang", 1), "expect": "complete",
+             "check": lambda env, case: self.assertRegex(env.daemon.read_log(), r"GetDetails \S+: timed out")},
+            {"name": "hung connection (always, org)", "arm": fault("GetDetails", "hang", service=org),
+             "expect": "failed", "error": "timed out", "check": self.assert_attempted},
+            {"name": "slow drip (always, org GetDetails)",
+             "arm": fault("GetDetails", "drip", service=org, interval=0.5),
+             "expect": "failed", "error": "timed out", "check": self.assert_attempted},
+            {"name": "truncated body (once)", "arm": fault("GetDetails", "truncate", 1), "expect": "complete"},
+            {"name": "truncated body (always, org)", "arm": fault("GetDetails", "truncate", service=org),
+             "expect": "failed", "error": "truncated", "check": self.assert_attempted},
+            {"name": "malformed XML (once)", "arm": fault("GetDetails", "malformed", 1), "expect": "complete",
+             "check": lambda env, case: self.assertIn("requesting it again", env.daemon.read_log())},
+            {"name": "malformed XML (always, org)", "arm": fault("GetDetails", "malformed", service=org),
+             "expect": "failed", "error": "not well-formed XML", "check": self.assert_attempted},
+            {"name": "HTML error page (always, org)", "arm": fault("GetDetails", "html", service=org),
+             "expect": "failed", "error": "HTML", "check": self.assert_attempted},
+            {"name": "unexpected redirect (always, org)", "arm": fault("GetDetails", "redirect", service=org),
+             "expect": "failed", "error": "redirect", "check": self.assert_attempted},
+            {"name": "auth failure (InvalidSecurity, org)", "arm": fault("GetDetails", "auth", 1, service=org),
+             "expect": "failed", "error": "TGA rejected the credentials", "check": self.assert_attempted},
+        ])
+
+    def test_mail_server_down(self):
+        def check(env, case):
+            r = runs(env.ops, SYNC)[-1]
+            self.assertEqual(query(env.ops, "SELECT status FROM sync_steps WHERE run_id = ? AND step = 'notify'",
+                                   (r["run_id"],)), [("failed",)])
+            self.assertEqual(query(env.ops, "SELECT status FROM mail_outbox"), [("pending",)])
+
+        def delivered(env, case):
+            # The daemon's housekeeping sends the queued mail once the server is back (smtp.queue_retry, 2 s here):
+            # nothing lost, nothing twice.
+            d = env.daemon.start()
+            try:
+                wait_for(lambda: query(env.ops, "SELECT count(*) FROM mail_outbox WHERE status = 'pending'")
+                         == [(0,)], timeout=30, what="the queued mail to be sent")
+            finally:
+                self.assertEqual(d.stop(), 0)
+            self.assertEqual(query(env.ops, "SELECT status, count(*) FROM mail_outbox GROUP BY status"),
+                             [("sent", 2)])
+            keys = [str(m["msg"]["X-RTOpacks-Mail-Key"]) for m in self.smtp.received()]
+            self.assertEqual(len(keys), len(set(keys)))
+        self.run_cases([{"name": "SMTP server down", "keys": {"housekeeping_interval": "300ms"},
+                         "arm": lambda e: e.write(e.fake.url, free_port()),
+                         "disarm": lambda e: e.write(e.fake.url), "expect": "complete", "check": check,
+                         "after": delivered}])
+
+    def test_ops_db_locked_by_another_writer(self):
+        holders = []
+
+        def lock(env):
+            # In sync_orgs (slowed down), another process's transaction holds ops.db's write lock for 1.5 s: longer
+            # than busy_timeout (500 ms), shorter than the step retry.
+            env.fake.fault("GetDetails", "slow", count=-1, service="Organisation", delay=0.15)
+            holders.append(when_phase(env.ops, SYNC, "sync_orgs",
+                                      lambda: holders.append(hold_write_lock(env.ops, 1.5))))
+
+        def unlock(env):
+            holders[0].join()
+            self.assertEqual(len(holders), 2, "the lock was taken during sync_orgs")
+            holders[1].wait()
+            clear(env)
+
+        def check(env, case):
+            self.assertGreater(query(env.ops, "SELECT max(attempts) FROM sync_steps")[0][0], 0,
+                               "the locked commit was retried")
+        self.run_cases([{"name": "ops.db locked by another writer", "arm": lock, "disarm": unlock,
+                         "expect": "complete", "check": check}])
+
+    def test_corpus_read_only(self):
+        def freeze(env):
+            env.warm()
+            r = subprocess.run(["chattr", "+i", env.corpus], capture_output=True)
+            if r.returncode != 0:
+                self.rows.append(("rtopacks.db read-only", SKIPPED, 0.0, "chattr +i: %s" % r.stderr.decode()))
+                self.skipTest("chattr +i is not available here: %s" % r.stderr.decode().strip())
+
+        def thaw(env):
+            subprocess.run(["chattr", "-i", env.corpus])
+        self.run_cases([{"name": "rtopacks.db read-only", "arm": freeze, "disarm": thaw, "expect": "failed",
+                         "error": "rtopacks.db is read-only",
+                         "check": lambda env, case: self.assert_attempted(env, dict(case, phase="sync_training"))}])
+
+    def test_disk_full(self):
+        disk = SmallDisk("24m")
+        if disk.error:
+            self.rows.append(("disk full", SKIPPED, 0.0, "cannot mount a tmpfs here: %s" % disk.error))
+            self.skipTest("cannot mount a small tmpfs here: %s" % disk.error)
+        self.addCleanup(disk.close)
+        fillers = []
+
+        def fill(env):
+            # When sync_orgs starts (slowed down), the file system fills up, leaving 12 KiB: the next commits fail.
+            # The training phase is in by then.
+            env.fake.fault("GetDetails", "slow", count=-1, service="Organisation", delay=0.1)
+            fillers.append(when_phase(env.ops, SYNC, "sync_orgs", disk.fill))
+
+        def free(env):
+            fillers[0].join()
+            disk.free()
+            clear(env)
+
+        def factory(case):
+            disk.empty()
+            return Env(self.fake, self.smtp.port, state_dir=disk.path)
+        self.run_cases([{"name": "disk full (a 24 MB filesystem)", "arm": fill, "disarm": free,
+                         "expect": "failed", "error": "full", "check": self.assert_attempted}], env_factory=factory)
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

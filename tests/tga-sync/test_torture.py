@@ -1,0 +1,151 @@
+#!/usr/bin/python3
+"""Crash torture of tga-sync (issue 7, item 1): SIGKILL at random moments and at random crash points of a first
+cycle against the fake TGA server (half each), a restart after every kill, and at the end every table of
+rtopacks.db and the cycle's outcome in ops.db compared, by content, with an uninterrupted cycle of the same
+register; no completion mail twice.
+
+Each tortured env is a fresh one (a first cycle, the heaviest: every component and RTO is new); when a cycle ends
+before the next kill falls, its end state is checked then and the next kills go to a fresh env
+(torture.fresh_env_per_cycle).  Requests are spaced (min_interval) so that the cycle lasts a few seconds and the
+random kills land inside it.
+
+What is not compared, and why (everything else is, row by row):
+  * rtopacks.db `run` (tga_runs.n of the run that last wrote a row) and `updated_at` (our clock): a resumed cycle
+    is several runs, at other times.  They are replaced by a marker, so NULL against set still counts.
+  * tga_runs has one row per run: compared as the set of cycle numbers the rows belong to (one cycle).
+  * sync_checkpoint: `seq` and the step counters count commits and the current run's step row (a replayed page
+    commits again); run and cycle ids, times and cycle_state (it holds the fake's running server time) are marked.
+  * ops.db: the final run's status, phase, changes and summary (minus its `window`, the fake's running clock), every
+    earlier run stale, the cursor (its high-water marks are the fake's clock: marked), the completion mail's
+    subject, status and body (minus the lines naming runs and times).  sync_steps are per run: not compared.
+
+TORTURE_KILLS sets the number of kills (default 6; scripts/reliability runs 50), TORTURE_SEED the seed (printed).
+"""
+
+import os
+import re
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tgalib  # noqa: E402
+from harness import SmtpSink, Workdir, cursor, query  # noqa: E402
+from endstate import MARK, normalised, ops_state, short, without  # noqa: E402
+from torture import torture  # noqa: E402
+
+KEYS = {"page_size": 20, "min_interval": "4ms"}
+
+
+class Env(tgalib.Env):
+    def __init__(self, fake):
+        # A mail sink per env: run ids are per second, so two envs can have the same cycle id.
+        self.smtp = SmtpSink()
+        super().__init__(fake, self.smtp, name="tgatort", **KEYS)
+
+
+class Subject:
+    fresh_env_per_cycle = True
+
+    def __init__(self, fake):
+        self.fake = fake
+        self.crash_points = []
+
+    def new_env(self):
+        return Env(self.fake)
+
+    def discard(self, env):
+        env.smtp.stop()
+        env.cleanup()
+
+    def state(self, env):
+        s = normalised(env.corpus, exclude_tables=("tga_runs",),
+                       mark=("run", "updated_at", "sync_checkpoint.run_id", "sync_checkpoint.cycle_id",
+                             "sync_checkpoint.cycle_state"),
+                       drop=("sync_checkpoint.seq", "step_records_in", "step_records_out", "step_rejected"))
+        s["tga_runs.cycle_n"] = (["cycle_n"], [tuple(r) for r in sorted(set(
+            tgalib._con(env.corpus).execute("SELECT cycle_n FROM tga_runs").fetchall()))])
+        s.update(ops_state(env.ops, "tga_sync", summary_fn=lambda x: without(x, "window"),
+                           job_state_fn=lambda j: {k: (MARK if k in ("hwm", "del_hwm", "last_cycle") else v)
+                                                   for k, v in j.items()}))
+        return s
+
+    def reference(self):
+        env = self.new_env()
+        t0 = time.monotonic()
+        assert env.run_once("-v") == 0, env.daemon.read_log()[-3000:]
+        seconds = time.monotonic() - t0
+        log = env.daemon.read_log()
+        pages = {p: len(re.findall(r"debug: %s: .* written in" % p, log)) for p in ("sync_training", "sync_orgs")}
+        commits = tgalib._con(env.ops).execute("SELECT seq FROM tga_sync_cursor").fetchone()[0]
+        # How often each crash point is passed in one cycle: the engine's at every step and commit, tga-sync's
+        # own inside the write of each page (after the rows, before the commit).
+        self.crash_points = [("step_begin", commits), ("before_commit", commits), ("after_commit", commits),
+                             ("tga_training_written", pages["sync_training"]),
+                             ("tga_orgs_written", pages["sync_orgs"])]
+        assert tgalib.compare(env.corpus, tgalib.fake_dump(self.fake)) == {}, "the reference is not the register"
+        state = self.state(env)
+        sys.stderr.write("reference cycle: %.1fs, %d commits, pages %s\n" % (seconds, commits, pages))
+        self.discard(env)
+        return state, seconds
+
+    def duplicates(self, env):
+        time.sleep(0.2)
+        keys = [str(m["msg"]["X-RTOpacks-Mail-Key"]) for m in env.smtp.received()]
+        return len(keys) - len(set(keys))
+
+
+class TortureTest(unittest.TestCase):
+    def test_random_kills(self):
+        fwd = Workdir("tgatortfake")
+        fake = tgalib.start_fake(fwd)
+        self.addCleanup(fwd.cleanup)
+        self.addCleanup(fake.stop)
+        kills = int(os.environ.get("TORTURE_KILLS", "6"))
+        seed = int(os.environ.get("TORTURE_SEED", str(int(time.time()))))
+        subject = Subject(fake)
+        res, env = torture(subject, kills, seed)
+        print("\n" + res.line("tga-sync (seed %d)" % seed), file=sys.stderr)
+        sys.stderr.write("(%d cycles ended between kills and were checked on their own)\n" %
+                         res.cycles_completed_early)
+        self.assertEqual(short(res.mismatches), [], "seed %d" % seed)
+        self.assertEqual(res.duplicates, 0, "seed %d" % seed)
+        self.assertEqual(res.kills, kills, "seed %d" % seed)
+        # The last env ended its cycle, with its data still the fake's register.
+        self.assertEqual(cursor(env.ops, "tga_sync")["cycle_phase"], "done")
+        self.assertEqual(tgalib.compare(env.corpus, tgalib.fake_dump(fake)), {})
+        subject.discard(env)
+
+class SummaryAfterResumeTest(unittest.TestCase):
+    """Regression (found by this torture): a cycle killed after write_snapshot (here: right after the completion
+    mail was queued) and resumed ended with a `complete` run row without the cycle's summary and with 0 changes;
+    only the stale run had them (syncctl runs, the health figures).  The run that resumes a cycle now carries the
+    summary of the run it continues (common/observatory.c)."""
+
+    def test_the_completing_run_carries_the_summary(self):
+        fwd = Workdir("tgasumfake")
+        fake = tgalib.start_fake(fwd)
+        self.addCleanup(fwd.cleanup)
+        self.addCleanup(fake.stop)
+        ref = Env(fake)
+        self.addCleanup(Subject.discard, None, ref)
+        self.assertEqual(ref.run_once(), 0)
+        commits = query(ref.ops, "SELECT seq FROM tga_sync_cursor")[0][0]
+        env = Env(fake)
+        self.addCleanup(Subject.discard, None, env)
+        # The commit before the last queues the completion mail (cursor "queued:<id>"); kill right after it.
+        self.assertEqual(env.run_once(env={"RTOPACKS_CRASH_AT": "after_commit:%d" % (commits - 2)}), -9)
+        cur = cursor(env.ops, "tga_sync")
+        self.assertEqual(cur["cycle_phase"], "notify")
+        self.assertTrue(cur["phase_cursor"].startswith("queued:"), cur)
+        self.assertEqual(env.run_once(), 0, env.daemon.read_log()[-3000:])
+        rows = query(env.ops, "SELECT status, trigger, changes, summary FROM sync_runs ORDER BY started_at, run_id")
+        self.assertEqual([(r[0], r[1]) for r in rows], [("stale", "manual"), ("complete", "resume")])
+        self.assertIsNotNone(rows[0][3])
+        self.assertEqual(rows[1][2:], rows[0][2:], "the completing run has the cycle's changes and summary")
+        self.assertEqual(rows[1][2], query(ref.ops, "SELECT changes FROM sync_runs")[0][0])
+        self.assertEqual(len(env.smtp.received()), 1)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
