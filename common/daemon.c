@@ -330,7 +330,7 @@ housekeeping_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct daemon *d = w->data;
 
-	outbox_kick(d->outbox);
+	outbox_kick(d->outbox, false);
 	monitor_housekeeping(d);
 	if (d->job->housekeeping != NULL)
 		d->job->housekeeping(d);
@@ -585,6 +585,8 @@ daemon_main(int argc, char **argv, const struct job_def *job)
 	    d->socket_path);
 	monitor_start(d);
 	sd_notify_msg("READY=1\nSTATUS=idle");
+	/* Mail queued by an earlier run (a mail server that was down) is tried now, --once included. */
+	outbox_kick(d->outbox, true);
 
 	if (resume || d->once) {
 		if (resume)

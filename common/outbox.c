@@ -366,7 +366,7 @@ outbox_forget(struct outbox *ob, outbox_done_fn done, void *arg)
 }
 
 void
-outbox_kick(struct outbox *ob)
+outbox_kick(struct outbox *ob, bool all)
 {
 	char now[ISO8601_LEN], old[ISO8601_LEN], *cause = NULL;
 	sqlite3_stmt *st;
@@ -397,7 +397,7 @@ outbox_kick(struct outbox *ob)
 		free(cause);
 		return;
 	}
-	db_bind_text(st, 1, now);
+	db_bind_text(st, 1, all ? "9999-12-31T23:59:59Z" : now);
 	while (n < 20 && sqlite3_step(st) == SQLITE_ROW)
 		ids[n++] = sqlite3_column_int64(st, 0);
 	sqlite3_reset(st);

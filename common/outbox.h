@@ -8,6 +8,7 @@
 #define RTOPACKS_OUTBOX_H
 
 #include <ev.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 struct db;
@@ -34,8 +35,8 @@ int64_t outbox_queue(struct outbox *, const char *key, const char *sync_type, co
 void outbox_deliver(struct outbox *, int64_t id, int attempts, outbox_done_fn done, void *arg);
 /* Stop waiting: the delivery goes on, done(arg) will not be called. */
 void outbox_forget(struct outbox *, outbox_done_fn done, void *arg);
-/* Deliver every queued mail that is due (housekeeping). */
-void outbox_kick(struct outbox *);
+/* Deliver every queued mail that is due (housekeeping), or every queued mail whatever its backoff (start-up). */
+void outbox_kick(struct outbox *, bool all);
 /* Mail being delivered right now. */
 int outbox_busy(const struct outbox *);
 

@@ -91,6 +91,22 @@ class MailTest(unittest.TestCase):
         smtp.stop()
         wd.cleanup()
 
+    def test_a_later_once_run_delivers_mail_queued_earlier(self):
+        port = free_port()
+        wd, config, ops = self.env(port)
+        d = Daemon("test-sync", config, wd)
+        self.assertEqual(d.run_once(), 0)
+        self.assertEqual(query(ops, "SELECT status FROM mail_outbox"), [("pending",)])
+        smtp = SmtpSink(port)
+        self.assertEqual(d.run_once(), 0)
+        # The first cycle's mail (queued) and the second's: each delivered once.
+        subjects = sorted(str(m["msg"]["Subject"]) for m in smtp.wait(2))
+        self.assertEqual(subjects, ["[test-sync] cycle complete \u2014 0 changes",
+                                    "[test-sync] cycle complete \u2014 23 changes"])
+        self.assertEqual(query(ops, "SELECT status FROM mail_outbox ORDER BY id"), [("sent",), ("sent",)])
+        smtp.stop()
+        wd.cleanup()
+
     def test_no_mail_server_configured_is_warned_and_queued(self):
         wd, config, ops = self.env(None)
         d = Daemon("test-sync", config, wd)
