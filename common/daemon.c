@@ -548,7 +548,7 @@ daemon_main(int argc, char **argv, const struct job_def *job)
 		goto cannot_start;
 	if (!mailer_enabled(d->mailer))
 		log_warnx("[smtp] url is not set: completion and failure mails are queued in ops.db but not sent");
-	d->outbox = outbox_new(d->loop, d->db, d->mailer, d->cfg);
+	d->outbox = outbox_new(d->loop, d->db, d->mailer, d->cfg, job->sync_type);
 	if (job->init != NULL && job->init(d, &cause) == -1)
 		goto cannot_start;
 	if ((d->cycle = cycle_new(d, &cause)) == NULL)

@@ -30,6 +30,7 @@ struct delivery {
 };
 
 struct outbox {
+	char sync_type[64];
 	struct ev_loop *loop;
 	struct db *db;
 	struct mailer *m;
@@ -47,17 +48,24 @@ static const char SQL_SENT[] =
     "UPDATE mail_outbox SET status = 'sent', sent_at = ?, attempts = attempts + ?, last_error = NULL WHERE id = ?";
 static const char SQL_FAILED[] =
     "UPDATE mail_outbox SET attempts = attempts + ?, last_error = ?, next_attempt_at = ? WHERE id = ?";
+/*
+ * ops.db's outbox is shared by the daemons; each delivers only its own mail (in-flight tracking is per process, so
+ * two daemons working one row could send it twice).
+ */
 static const char SQL_DUE[] =
-    "SELECT id FROM mail_outbox WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT 20";
+    "SELECT id FROM mail_outbox WHERE status = 'pending' AND sync_type = ? AND next_attempt_at <= ? ORDER BY id"
+    " LIMIT 20";
 static const char SQL_DROP_OLD[] =
     "UPDATE mail_outbox SET status = 'dropped', last_error = coalesce(last_error, '') ||"
-    " ' (dropped: undeliverable for too long)' WHERE status = 'pending' AND created_at < ? RETURNING id, subject";
+    " ' (dropped: undeliverable for too long)' WHERE status = 'pending' AND sync_type = ? AND created_at < ?"
+    " RETURNING id, subject";
 
 struct outbox *
-outbox_new(struct ev_loop *loop, struct db *db, struct mailer *m, const struct config *cfg)
+outbox_new(struct ev_loop *loop, struct db *db, struct mailer *m, const struct config *cfg, const char *sync_type)
 {
 	struct outbox *ob = xcalloc(1, sizeof *ob);
 
+	snprintf(ob->sync_type, sizeof ob->sync_type, "%s", sync_type);
 	ob->loop = loop;
 	ob->db = db;
 	TAILQ_INIT(&ob->active);
@@ -378,7 +386,8 @@ outbox_kick(struct outbox *ob, bool all)
 	iso8601_now(now);
 	iso8601_fmt(clock_now() - ob->max_age_ms / 1000, old);
 	if (db_begin(ob->db, &cause) == 0 && (st = db_stmt(ob->db, SQL_DROP_OLD, &cause)) != NULL) {
-		db_bind_text(st, 1, old);
+		db_bind_text(st, 1, ob->sync_type);
+		db_bind_text(st, 2, old);
 		while (sqlite3_step(st) == SQLITE_ROW)
 			log_warnx("outbox: dropped mail %lld (\"%s\"): the mail server refused or was unreachable for "
 			    "longer than [smtp] queue_max_age", (long long)sqlite3_column_int64(st, 0),
@@ -397,7 +406,8 @@ outbox_kick(struct outbox *ob, bool all)
 		free(cause);
 		return;
 	}
-	db_bind_text(st, 1, all ? "9999-12-31T23:59:59Z" : now);
+	db_bind_text(st, 1, ob->sync_type);
+	db_bind_text(st, 2, all ? "9999-12-31T23:59:59Z" : now);
 	while (n < 20 && sqlite3_step(st) == SQLITE_ROW)
 		ids[n++] = sqlite3_column_int64(st, 0);
 	sqlite3_reset(st);

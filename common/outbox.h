@@ -18,7 +18,8 @@ struct outbox;
 
 typedef void (*outbox_done_fn)(const char *error, void *arg);
 
-struct outbox *outbox_new(struct ev_loop *, struct db *, struct mailer *, const struct config *);
+/* The outbox of one daemon (sync_type): it queues and delivers that daemon's mail. */
+struct outbox *outbox_new(struct ev_loop *, struct db *, struct mailer *, const struct config *, const char *sync_type);
 void outbox_free(struct outbox *);
 void outbox_reconfigure(struct outbox *, struct mailer *, const struct config *);
 

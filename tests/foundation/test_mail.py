@@ -107,6 +107,28 @@ class MailTest(unittest.TestCase):
         smtp.stop()
         wd.cleanup()
 
+    def test_a_daemon_delivers_only_its_own_queued_mail(self):
+        # ops.db's outbox is shared; a row queued by another daemon is that daemon's to deliver (two daemons working
+        # one row could send it twice).
+        smtp = SmtpSink()
+        wd, config, ops = self.env(smtp.port)
+        d = Daemon("test-sync", config, wd)
+        self.assertEqual(d.run_once(), 0)
+        smtp.wait(1)
+        import sqlite3
+        con = sqlite3.connect(ops)
+        con.execute("INSERT INTO mail_outbox (mail_key, sync_type, subject, message, status, created_at,"
+                    " next_attempt_at) VALUES ('other/x', 'tga_sync', 'not mine', 'Subject: not mine\r\n\r\nx\r\n',"
+                    " 'pending', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')")
+        con.commit()
+        con.close()
+        self.assertEqual(d.run_once(), 0)
+        smtp.wait(2)
+        self.assertEqual(query(ops, "SELECT status FROM mail_outbox WHERE mail_key = 'other/x'"), [("pending",)])
+        self.assertNotIn("not mine", [str(m["msg"]["Subject"]) for m in smtp.received()])
+        smtp.stop()
+        wd.cleanup()
+
     def test_no_mail_server_configured_is_warned_and_queued(self):
         wd, config, ops = self.env(None)
         d = Daemon("test-sync", config, wd)
