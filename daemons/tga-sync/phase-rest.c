@@ -357,23 +357,6 @@ in_refetch(struct step *st, enum tga_service svc, const char *code)
 
 /* --- fetching the page's records, one lane per request in flight ------------------------------------------------- */
 
-static int
-rank(enum src_status s)
-{
-	switch (s) {
-	case SRC_CREDENTIALS:
-		return 4;
-	case SRC_FAULT:
-		return 3;
-	case SRC_TRANSIENT:
-		return 2;
-	case SRC_CANCELLED:
-		return 1;
-	default:
-		return 0;
-	}
-}
-
 static void dispatch(struct crawl *);
 
 static void
@@ -384,7 +367,7 @@ lane_done(void *arg, const struct src_error *e, long status)
 
 	l->busy = NULL;
 	c->busy--;
-	if (rank(e->status) > rank(c->err.status))
+	if (src_status_rank(e->status) > src_status_rank(c->err.status))
 		c->err = *e;
 	dispatch(c);
 }

@@ -142,30 +142,13 @@ next_window(struct sync *y, int64_t count)
 
 /* --- GetDetails ---------------------------------------------------------------------------------------------- */
 
-static int
-rank(enum src_status s)
-{
-	switch (s) {
-	case SRC_CREDENTIALS:
-		return 4;
-	case SRC_FAULT:
-		return 3;
-	case SRC_TRANSIENT:
-		return 2;
-	case SRC_CANCELLED:
-		return 1;
-	default:
-		return 0;
-	}
-}
-
 static void
 details_done(void *arg, const struct src_error *e)
 {
 	struct sync *y = arg;
 
 	/* Keep the most telling error: credentials over a fault over a timeout over a cancel. */
-	if (rank(e->status) > rank(y->err.status))
+	if (src_status_rank(e->status) > src_status_rank(y->err.status))
 		y->err = *e;
 	if (--y->pending > 0)
 		return;

@@ -28,6 +28,24 @@ struct tga_source;
 
 enum src_status { SRC_OK, SRC_CANCELLED, SRC_TRANSIENT, SRC_FAULT, SRC_CREDENTIALS };
 
+/* Of several failures in one step, the one to report: credentials over a fault over a transient error. */
+static inline int
+src_status_rank(enum src_status s)
+{
+	switch (s) {
+	case SRC_CREDENTIALS:
+		return 4;
+	case SRC_FAULT:
+		return 3;
+	case SRC_TRANSIENT:
+		return 2;
+	case SRC_CANCELLED:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 struct src_error {
 	enum src_status status;
 	char msg[2048];

@@ -113,59 +113,20 @@ static const char SQL_TRADING_TAIL[] = "DELETE FROM tga_rto_trading_names WHERE 
 static const char SQL_URL_TAIL[] = "DELETE FROM tga_rto_urls WHERE rto_code = ?1 AND seq >= ?2";
 static const char SQL_LOCATION_TAIL[] = "DELETE FROM tga_rto_locations WHERE rto_code = ?1 AND seq >= ?2";
 
-struct child {
-	int type;
-	const char *flag;
-	const char *upsert, *tail;
-	int nfields;
-};
-
-static const struct child children[] = {
-	{ REC_ORG_PERIOD, "ShowRegistrationPeriods", SQL_PERIOD_UPSERT, SQL_PERIOD_TAIL, 6 },
-	{ REC_ORG_TRADING, "ShowTradingNames", SQL_TRADING_UPSERT, SQL_TRADING_TAIL, 3 },
-	{ REC_ORG_URL, "ShowUrls", SQL_URL_UPSERT, SQL_URL_TAIL, 3 },
-	{ REC_ORG_LOCATION, "ShowLocations", SQL_LOCATION_UPSERT, SQL_LOCATION_TAIL, 9 },
+static const struct store_child children[] = {
+	{ REC_ORG_PERIOD, "ShowRegistrationPeriods", NULL, SQL_PERIOD_UPSERT, SQL_PERIOD_TAIL, 6, 0 },
+	{ REC_ORG_TRADING, "ShowTradingNames", NULL, SQL_TRADING_UPSERT, SQL_TRADING_TAIL, 3, 0 },
+	{ REC_ORG_URL, "ShowUrls", NULL, SQL_URL_UPSERT, SQL_URL_TAIL, 3, 0 },
+	{ REC_ORG_LOCATION, "ShowLocations", NULL, SQL_LOCATION_UPSERT, SQL_LOCATION_TAIL, 9, 0 },
 };
 #define NCHILDREN (sizeof children / sizeof children[0])
 
 enum scope_mode { SCOPE_NONE, SCOPE_UNCHANGED, SCOPE_FRESH, SCOPE_DIFF };
 
-static const struct child *
-child_of(int type)
-{
-	size_t i;
-
-	for (i = 0; i < NCHILDREN; i++)
-		if (children[i].type == type)
-			return &children[i];
-	return NULL;
-}
-
 static bool
 flag(const struct tga_settings *set, const char *name)
 {
 	return (set->org_flags & (1u << org_flag_index(name))) != 0;
-}
-
-static int
-write_child(struct store *s, const struct child *c, const char *code, int64_t seq, const char *updated,
-    int64_t *changes, char **cause)
-{
-	sqlite3_stmt *q;
-	int i;
-
-	if ((q = db_stmt(s->db, c->upsert, cause)) == NULL)
-		return -1;
-	sqlite3_bind_text(q, 1, code, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(q, 2, seq);
-	for (i = 0; i < c->nfields; i++)
-		store_bind_field(q, 3 + i, &s->r, i);
-	db_bind_text(q, 3 + c->nfields, updated);
-	sqlite3_bind_int64(q, 4 + c->nfields, s->run_n);
-	if (db_step_done(s->db, q, cause) == -1)
-		return -1;
-	*changes += sqlite3_changes(db_handle(s->db));
-	return 0;
 }
 
 /* One scope row: the prepared statements are fetched once per RTO (6.2 million rows go through here). */
@@ -213,7 +174,7 @@ int
 store_rto(struct store *s, struct stage *sg, const struct stage_entity *e, char **cause)
 {
 	const struct tga_settings *set = &s->t->set;
-	const struct child *c;
+	const struct store_child *c;
 	struct rec *h = &s->head;
 	const char *code = e->code, *updated;
 	int64_t seqs[NCHILDREN], kid_changes = 0, scope_changes = 0, old_rows = 0, old_hash = 0, new_hash, rows;
@@ -299,9 +260,9 @@ store_rto(struct store *s, struct stage *sg, const struct stage_entity *e, char 
 			s->scope_rows_written++;
 			continue;
 		}
-		if ((c = child_of(s->r.type)) == NULL || !flag(set, c->flag))
+		if ((c = store_child_of(children, NCHILDREN, s->r.type)) == NULL || !flag(set, c->flag))
 			continue;
-		if (write_child(s, c, code, seqs[c - children]++, updated, &kid_changes, cause) == -1)
+		if (store_write_child(s, c, code, seqs[c - children]++, updated, &kid_changes, cause) == -1)
 			return -1;
 	}
 	if (rc == -1)

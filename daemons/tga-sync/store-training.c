@@ -93,17 +93,7 @@ static const char SQL_CLASS_TAIL[] = "DELETE FROM tga_classifications WHERE comp
 static const char SQL_USAGE_TAIL[] = "DELETE FROM tga_usage_recommendations WHERE component_code = ?1 AND seq >= ?2";
 static const char SQL_CURRENCY_TAIL[] = "DELETE FROM tga_currency_periods WHERE component_code = ?1 AND seq >= ?2";
 
-/* A child list: its record type, the Show* flag that brings it, its SQL, which staged fields go where. */
-struct child {
-	int type;
-	const char *flag;
-	const char *flag2;		/* also needed (the unit grid comes inside releases) */
-	const char *upsert, *tail;
-	int nfields;			/* staged fields bound as ?3.. */
-	int bools;			/* bit mask of staged fields that are booleans */
-};
-
-static const struct child children[] = {
+static const struct store_child children[] = {
 	{ REC_TC_RELEASE, "ShowReleases", NULL, SQL_REL_UPSERT, SQL_REL_TAIL, 4, 0 },
 	{ REC_TC_GRID, "ShowReleases", "ShowUnitGrid", SQL_GRID_UPSERT, SQL_GRID_TAIL, 4, 1 << 3 },
 	{ REC_TC_MAPPING, "ShowMappingInformation", NULL, SQL_MAP_UPSERT, SQL_MAP_TAIL, 6, 1 << 4 },
@@ -113,58 +103,11 @@ static const struct child children[] = {
 };
 #define NCHILDREN (sizeof children / sizeof children[0])
 
-static const struct child *
-child_of(int type)
-{
-	size_t i;
-
-	for (i = 0; i < NCHILDREN; i++)
-		if (children[i].type == type)
-			return &children[i];
-	return NULL;
-}
-
 static bool
-managed(const struct tga_settings *set, const struct child *c)
+managed(const struct tga_settings *set, const struct store_child *c)
 {
 	return (set->tc_flags & (1u << tc_flag_index(c->flag))) &&
 	    (c->flag2 == NULL || (set->tc_flags & (1u << tc_flag_index(c->flag2))));
-}
-
-static void
-bind_bool(sqlite3_stmt *q, int idx, const struct rec *r, int field)
-{
-	const char *v = rec_str(r, field);
-
-	if (v == NULL)
-		sqlite3_bind_null(q, idx);
-	else
-		sqlite3_bind_int(q, idx, v[0] == '1');
-}
-
-static int
-write_child(struct store *s, const struct child *c, const char *code, int64_t seq, const char *updated,
-    int64_t *changes, char **cause)
-{
-	sqlite3_stmt *q;
-	int i;
-
-	if ((q = db_stmt(s->db, c->upsert, cause)) == NULL)
-		return -1;
-	sqlite3_bind_text(q, 1, code, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(q, 2, seq);
-	for (i = 0; i < c->nfields; i++) {
-		if (c->bools & (1 << i))
-			bind_bool(q, 3 + i, &s->r, i);
-		else
-			store_bind_field(q, 3 + i, &s->r, i);
-	}
-	db_bind_text(q, 3 + c->nfields, updated);
-	sqlite3_bind_int64(q, 4 + c->nfields, s->run_n);
-	if (db_step_done(s->db, q, cause) == -1)
-		return -1;
-	*changes += sqlite3_changes(db_handle(s->db));
-	return 0;
 }
 
 int
@@ -172,7 +115,7 @@ store_component(struct store *s, struct stage *sg, const struct stage_entity *e,
     char **cause)
 {
 	const struct tga_settings *set = &s->t->set;
-	const struct child *c;
+	const struct store_child *c;
 	struct rec *h = &s->head;
 	int64_t seqs[NCHILDREN], changes = 0;
 	const char *code, *updated, *cstatus;
@@ -227,9 +170,9 @@ store_component(struct store *s, struct stage *sg, const struct stage_entity *e,
 			step_reject(s->st, 1, "%s", rec_str(&s->r, 0));
 			continue;
 		}
-		if ((c = child_of(s->r.type)) == NULL || !managed(set, c))
+		if ((c = store_child_of(children, NCHILDREN, s->r.type)) == NULL || !managed(set, c))
 			continue;
-		if (write_child(s, c, code, seqs[c - children]++, updated, &changes, cause) == -1)
+		if (store_write_child(s, c, code, seqs[c - children]++, updated, &changes, cause) == -1)
 			return -1;
 	}
 	if (rc == -1)
@@ -268,7 +211,7 @@ store_component(struct store *s, struct stage *sg, const struct stage_entity *e,
 		sqlite3_bind_int(q, 7, is_current);
 	store_bind_field(q, 8, h, TC_CURRENCY_STATUS);
 	sqlite3_bind_int(q, 9, rec_str(h, TC_CONFIDENTIAL) != NULL && rec_str(h, TC_CONFIDENTIAL)[0] == '1');
-	bind_bool(q, 10, h, TC_LEGACY);
+	store_bind_bool(q, 10, h, TC_LEGACY);
 	store_bind_field(q, 11, h, TC_ISC_CODE);
 	store_bind_field(q, 12, h, TC_CREATED);
 	store_bind_field(q, 13, h, TC_UPDATED);

@@ -22,6 +22,54 @@ static const char SQL_RTO_UPDATED[] = "SELECT updated_date FROM tga_rtos WHERE c
 static const char SQL_EMPTY[] =
     "SELECT NOT EXISTS (SELECT 1 FROM tga_components) AND NOT EXISTS (SELECT 1 FROM tga_rtos)";
 
+const struct store_child *
+store_child_of(const struct store_child *children, size_t n, int type)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (children[i].type == type)
+			return &children[i];
+	return NULL;
+}
+
+void
+store_bind_bool(void *stmt, int idx, const struct rec *r, int field)
+{
+	sqlite3_stmt *q = stmt;
+	const char *v = rec_str(r, field);
+
+	if (v == NULL)
+		sqlite3_bind_null(q, idx);
+	else
+		sqlite3_bind_int(q, idx, v[0] == '1');
+}
+
+int
+store_write_child(struct store *s, const struct store_child *c, const char *code, int64_t seq, const char *updated,
+    int64_t *changes, char **cause)
+{
+	sqlite3_stmt *q;
+	int i;
+
+	if ((q = db_stmt(s->db, c->upsert, cause)) == NULL)
+		return -1;
+	sqlite3_bind_text(q, 1, code, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 2, seq);
+	for (i = 0; i < c->nfields; i++) {
+		if (c->bools & (1 << i))
+			store_bind_bool(q, 3 + i, &s->r, i);
+		else
+			store_bind_field(q, 3 + i, &s->r, i);
+	}
+	db_bind_text(q, 3 + c->nfields, updated);
+	sqlite3_bind_int64(q, 4 + c->nfields, s->run_n);
+	if (db_step_done(s->db, q, cause) == -1)
+		return -1;
+	*changes += sqlite3_changes(db_handle(s->db));
+	return 0;
+}
+
 int
 store_begin(struct store *s, struct step *st, struct tga *t, char **cause)
 {

@@ -31,6 +31,25 @@ struct store {
 	struct rec head, r;
 };
 
+/*
+ * A child list of an entity (releases, unit grid, trading names, ...): its staged record type, the Show* flags that
+ * bring it, its upsert (code ?1, seq ?2, the staged fields ?3.., updated_date and run after them) and the DELETE
+ * that trims rows past the new end of the list.
+ */
+struct store_child {
+	int type;
+	const char *flag;
+	const char *flag2;		/* also needed (the unit grid comes inside releases); NULL if none */
+	const char *upsert, *tail;
+	int nfields;
+	int bools;			/* bit mask of staged fields that are booleans ("1"/"0" -> 1/0) */
+};
+
+const struct store_child *store_child_of(const struct store_child *children, size_t n, int type);
+/* Upsert the staged record s->r as row seq of the child list of code. */
+int store_write_child(struct store *, const struct store_child *, const char *code, int64_t seq, const char *updated,
+    int64_t *changes, char **cause);
+
 /* Open the step's transaction and make sure this run has its number in tga_runs. */
 int store_begin(struct store *, struct step *, struct tga *, char **cause);
 void store_end(struct store *);
@@ -62,5 +81,7 @@ void store_refetch_add(struct step *, enum tga_service, const char *code);
 
 /* Bind helpers over a staged record. */
 void store_bind_field(void *stmt, int idx, const struct rec *, int field);
+/* A staged "1"/"0" as an integer (NULL stays NULL). */
+void store_bind_bool(void *stmt, int idx, const struct rec *, int field);
 
 #endif
