@@ -140,6 +140,17 @@ result_start(struct pd_ctx *c, int id, int depth, bool nil)
 	return XM_TEXT;
 }
 
+/* Above the result: walk Envelope/Body/GetDetailsResponse down to GetDetailsResult, skip anything else. */
+static enum xml_mode
+envelope_start(struct pd_ctx *c, int id, int parent, int depth, bool nil)
+{
+	if (depth == 1 && id != XN_Body)
+		return XM_SKIP;
+	if (depth == 3 && id == XN_GetDetailsResult && parent == XN_GetDetailsResponse)
+		return result_start(c, id, depth, nil);
+	return depth < 3 ? XM_TEXT : XM_SKIP;
+}
+
 /* --- training components ------------------------------------------------------------------------------------ */
 
 static enum xml_mode
@@ -148,13 +159,8 @@ tc_start(struct xml_parser *p, void *h, int id, int parent, int depth, bool nil)
 	struct pd_ctx *c = h;
 	int rel;
 
-	if (depth == 1 && id != XN_Body)
-		return XM_SKIP;
-	if (c->result_depth < 0) {
-		if (depth == 3 && id == XN_GetDetailsResult && parent == XN_GetDetailsResponse)
-			return result_start(c, id, depth, nil);
-		return depth < 3 ? XM_TEXT : XM_SKIP;
-	}
+	if (c->result_depth < 0)
+		return envelope_start(c, id, parent, depth, nil);
 	rel = depth - c->result_depth;
 	switch (rel) {
 	case 1:
@@ -335,13 +341,8 @@ org_start(struct xml_parser *p, void *h, int id, int parent, int depth, bool nil
 	struct pd_ctx *c = h;
 	int rel;
 
-	if (depth == 1 && id != XN_Body)
-		return XM_SKIP;
-	if (c->result_depth < 0) {
-		if (depth == 3 && id == XN_GetDetailsResult && parent == XN_GetDetailsResponse)
-			return result_start(c, id, depth, nil);
-		return depth < 3 ? XM_TEXT : XM_SKIP;
-	}
+	if (c->result_depth < 0)
+		return envelope_start(c, id, parent, depth, nil);
 	rel = depth - c->result_depth;
 	switch (rel) {
 	case 1:
