@@ -55,12 +55,8 @@ import json
 import marshal
 import os
 import re
-import select
 import shutil
 import signal
-import socket
-import socketserver
-import struct
 import sys
 import threading
 import time
@@ -70,6 +66,7 @@ import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import http_wire  # noqa: E402
 import tga_register as reg  # noqa: E402
 from tga_register import format_instant, TICKS_PER_SECOND  # noqa: E402
 
@@ -1638,87 +1635,22 @@ class App:
 
 # ================================================================================================ HTTP layer
 
-class Handler(socketserver.BaseRequestHandler):
-    """HTTP/1.1 with keep-alive, a thread per connection. Hand-rolled rather than http.server because its header
-    parsing costs more than serving a pre-rendered response."""
+class Handler(http_wire.Handler):
+    """The REST API over the shared HTTP layer (http_wire.py): JSON bodies, api-supported-versions and a Date from
+    the fake clock on every non-control response, and no body for HEAD."""
 
-    def setup(self):
-        self.sock = self.request
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.rfile = self.sock.makefile("rb", buffering=65536)
+    name = "fake_tga_rest"
+    reasons = REASONS
+    malformed_suffix = b'",,{"value":[}'
+    drip_interval = 0.2
 
-    def finish(self):
-        try:
-            self.rfile.close()
-        except OSError:
-            pass
-
-    def handle(self):
-        app = self.server.app
-        while not app.stop.is_set():
-            try:
-                line = self.rfile.readline(65537)
-            except (OSError, ValueError):
-                return
-            if not line:
-                return
-            if line in (b"\r\n", b"\n"):
-                continue
-            t0 = time.monotonic()
-            try:
-                method, target, version = line.decode("latin-1").split()
-            except ValueError:
-                self.send_simple(400, b"bad request line")
-                return
-            headers = {}
-            while True:
-                h = self.rfile.readline(65537)
-                if h in (b"\r\n", b"\n", b""):
-                    break
-                k, _, v = h.decode("latin-1").partition(":")
-                headers[k.strip().lower()] = v.strip()
-            if headers.get("expect", "").lower() == "100-continue":
-                self.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-            body = self.read_body(headers)
-            if body is None:
-                return
-            conn = headers.get("connection", "").lower()
-            keep = (version == "HTTP/1.1" and conn != "close") or (version == "HTTP/1.0" and conn == "keep-alive")
-            try:
-                ok = self.serve(method, target, body, keep, t0)
-            except Exception:
-                # A bug in the fake must show up as a server error, not as a silently dropped connection.
-                import traceback
-                traceback.print_exc()
-                self.send_simple(500, b"fake_tga_rest internal error (see its log)")
-                return
-            if not ok or not keep:
-                return
-
-    def read_body(self, headers):
-        if headers.get("transfer-encoding", "").lower() == "chunked":
-            out = []
-            while True:
-                size_line = self.rfile.readline()
-                if not size_line:
-                    return None
-                size = int(size_line.split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(out)
-                out.append(self.rfile.read(size))
-                self.rfile.readline()
-        n = int(headers.get("content-length", "0") or 0)
-        return self.rfile.read(n) if n else b""
-
-    def serve(self, method, target, body, keep, t0):
+    def serve(self, method, target, headers, body, keep, t0):
         app = self.server.app
         path, _, query = target.partition("?")
         if path.startswith("/_fake/"):
             res = app.control(method, path, query, body)
             if isinstance(res, tuple):
-                return self.stream_dump(res[1], keep, t0)
+                return self.stream_dump(app.register, app.lock, res[1], keep, t0)
             return self.send(res, keep, None, "control", "control", t0, method, target, control=True)
         family, endpoint, args = app.classify(path)
         fault = app.take_fault(family, target) if family != "other" else None
@@ -1741,154 +1673,34 @@ class Handler(socketserver.BaseRequestHandler):
                 res = app.handle(method, path, query, family, endpoint, args)
         return self.send(res, keep, fault, family, endpoint, t0, method, target)
 
-    @staticmethod
-    def materialise(parts):
-        for p in parts:
-            if isinstance(p, tuple):
-                yield os.pread(p[0], p[2], p[1])
-            else:
-                yield p
+    def extra_headers(self, status, control):
+        if control:
+            return []
+        return ["api-supported-versions: 1.0",
+                "Date: %s" % time.strftime("%a, %d %b %Y %H:%M:%S GMT",
+                                           time.gmtime(self.server.app.clock.now() // TICKS_PER_SECOND))]
+
+    def drip_pace(self, fault):
+        # Unlike the SOAP fake's, a drip here may send more than one byte per write ("bytes").
+        return float(fault.spec.get("interval", self.drip_interval)), max(1, int(fault.spec.get("bytes", 1)))
 
     def send(self, res, keep, fault, family, endpoint, t0, method, target, control=False):
         app = self.server.app
-        status, parts = res.status, res.parts
         kind = fault.kind if fault is not None else None
-        if kind in ("reset", "truncate", "malformed", "drip"):
-            parts = [b"".join(self.materialise(parts))]
-        if kind == "malformed":
-            whole = parts[0]
-            parts = [whole[:max(1, len(whole) // 2)] + b'",,{"value":[}']
-        length = sum(p[2] if isinstance(p, tuple) else len(p) for p in parts)
-        head = ["HTTP/1.1 %d %s" % (status, REASONS.get(status, "Unknown"))]
-        for k, v in res.headers:
-            head.append("%s: %s" % (k, v))
-        head.append("Content-Length: %d" % length)
-        if not control:
-            head.append("api-supported-versions: 1.0")
-            head.append("Date: %s" % time.strftime("%a, %d %b %Y %H:%M:%S GMT",
-                                                   time.gmtime(app.clock.now() // TICKS_PER_SECOND)))
-        if not keep:
-            head.append("Connection: close")
-        hbytes = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
+        hbytes, parts = self.render(res.status, res.headers, res.parts, keep, kind, control)
         if method == "HEAD":
             parts = []
-        sent = len(hbytes)
-        try:
-            if kind in ("reset", "truncate"):
-                whole = parts[0]
-                cut = whole[:max(1, len(whole) // 2)]
-                self.sock.sendall(hbytes + cut)
-                sent += len(cut)
-                if kind == "reset":
-                    self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                else:
-                    self.sock.shutdown(socket.SHUT_WR)
-                self.sock.close()
-                keep = False
-            elif kind == "drip":
-                self.sock.sendall(hbytes)
-                interval = float(fault.spec.get("interval", 0.2))
-                step = max(1, int(fault.spec.get("bytes", 1)))
-                data = parts[0]
-                for i in range(0, len(data), step):
-                    if app.stop.is_set():
-                        break
-                    self.sock.sendall(data[i:i + step])
-                    sent += len(data[i:i + step])
-                    time.sleep(interval)
-            else:
-                sent += self.send_parts(hbytes, parts)
-        except OSError:
-            keep = False
+        sent, keep = self.write(hbytes, parts, fault, keep)
         if control:
-            with app.stats_lock:
-                app.stats["control"] += 1
+            self.count_control()
         else:
-            app.count(family, endpoint, status, sent, kind, res.note, res.rows)
-        self.log(method, target, family, status, sent, t0, kind or res.note)
+            app.count(family, endpoint, res.status, sent, kind, res.note, res.rows)
+        self.log(method, target, family, res.status, sent, t0, kind or res.note)
         return keep
 
-    def send_parts(self, hbytes, parts):
-        """Coalesce adjacent byte parts into one write; file ranges go out with sendfile."""
-        sent = 0
-        buf = [hbytes]
-        for p in parts:
-            if isinstance(p, tuple):
-                if buf:
-                    self.sock.sendall(b"".join(buf))
-                    buf = []
-                fd, offset, count = p
-                while count > 0:
-                    try:
-                        n = os.sendfile(self.sock.fileno(), fd, offset, count)
-                    except BlockingIOError:
-                        select.select([], [self.sock], [], 30)
-                        continue
-                    if n == 0:
-                        raise BrokenPipeError("sendfile sent nothing")
-                    offset += n
-                    count -= n
-                    sent += n
-            else:
-                buf.append(p)
-                sent += len(p)
-        if buf:
-            self.sock.sendall(b"".join(buf))
-        return sent
 
-    def send_simple(self, status, text):
-        try:
-            self.sock.sendall(b"HTTP/1.1 %d %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
-                              % (status, REASONS.get(status, "Error").encode(), len(text), text))
-        except OSError:
-            pass
-
-    def stream_dump(self, scopes, keep, t0):
-        """The register's canonical dump (the same as the SOAP fake's), streamed in 1 MB chunks."""
-        app = self.server.app
-        sent = 0
-        try:
-            self.sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\n"
-                              b"Transfer-Encoding: chunked\r\n%s\r\n" % (b"" if keep else b"Connection: close\r\n"))
-            with app.lock:
-                buf, size = [], 0
-                for chunk in app.register.dump_chunks(app.clock.now(), scopes):
-                    data = chunk.encode("utf-8")
-                    buf.append(data)
-                    size += len(data)
-                    if size >= 1 << 20:
-                        blob = b"".join(buf)
-                        self.sock.sendall(b"%x\r\n%s\r\n" % (len(blob), blob))
-                        sent += len(blob)
-                        buf, size = [], 0
-                blob = b"".join(buf)
-                if blob:
-                    self.sock.sendall(b"%x\r\n%s\r\n" % (len(blob), blob))
-                    sent += len(blob)
-                self.sock.sendall(b"0\r\n\r\n")
-        except OSError:
-            return False
-        with app.stats_lock:
-            app.stats["control"] += 1
-        self.log("GET", "/_fake/dump", "control", 200, sent, t0)
-        return keep
-
-    def log(self, method, target, family, status, nbytes, t0, note=None):
-        if self.server.app.quiet:
-            return
-        sys.stderr.write("%s %s %s %s %s %dB %.1fms%s\n" % (
-            time.strftime("%H:%M:%S"), method, target, family, status, nbytes, (time.monotonic() - t0) * 1000,
-            " [%s]" % note if note else ""))
-
-
-class Server(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 256
-
-    def __init__(self, addr, app):
-        self.app = app
-        super().__init__(addr, Handler)
+class Server(http_wire.Server):
+    handler = Handler
 
 
 def main(argv=None):

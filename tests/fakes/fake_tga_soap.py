@@ -48,12 +48,8 @@ import json
 import marshal
 import os
 import re
-import select
 import shutil
 import signal
-import socket
-import socketserver
-import struct
 import sys
 import threading
 import time
@@ -62,6 +58,7 @@ import xml.etree.ElementTree as ET
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import http_wire  # noqa: E402
 import tga_register as reg  # noqa: E402
 from tga_register import format_instant, sydney_offset_minutes, TICKS_PER_SECOND  # noqa: E402
 
@@ -1225,81 +1222,18 @@ class App:
 
 # ================================================================================================ HTTP layer
 
-class Handler(socketserver.BaseRequestHandler):
-    """HTTP/1.1 with keep-alive, a thread per connection. Hand-rolled rather than http.server because header
-    parsing there costs more than the whole SOAP request at full scale."""
+REASONS = {200: "OK", 302: "Found", 400: "Bad Request", 404: "Not Found", 415: "Unsupported Media Type",
+           429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
 
-    def setup(self):
-        self.sock = self.request
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.rfile = self.sock.makefile("rb", buffering=65536)
 
-    def finish(self):
-        try:
-            self.rfile.close()
-        except OSError:
-            pass
+class Handler(http_wire.Handler):
+    """The SOAP services over the shared HTTP layer (http_wire.py), dressed as IIS: Server, X-Powered-By and a
+    real-time Date on every response, Cache-Control on successful service responses."""
 
-    def handle(self):
-        app = self.server.app
-        while not app.stop.is_set():
-            try:
-                line = self.rfile.readline(65537)
-            except (OSError, ValueError):
-                return
-            if not line:
-                return
-            if line in (b"\r\n", b"\n"):
-                continue
-            t0 = time.monotonic()
-            try:
-                method, target, version = line.decode("latin-1").split()
-            except ValueError:
-                self.send_simple(400, b"bad request line")
-                return
-            headers = {}
-            while True:
-                h = self.rfile.readline(65537)
-                if h in (b"\r\n", b"\n", b""):
-                    break
-                k, _, v = h.decode("latin-1").partition(":")
-                headers[k.strip().lower()] = v.strip()
-            if headers.get("expect", "").lower() == "100-continue":
-                self.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-            body = self.read_body(headers)
-            if body is None:
-                return
-            keep = (version == "HTTP/1.1" and headers.get("connection", "").lower() != "close") or \
-                   (version == "HTTP/1.0" and headers.get("connection", "").lower() == "keep-alive")
-            try:
-                ok = self.serve(method, target, headers, body, keep, t0)
-            except Exception:
-                # A bug in the fake must show up as a server error, not as a silently dropped connection.
-                import traceback
-                traceback.print_exc()
-                self.send_simple(500, b"fake_tga_soap internal error (see its log)")
-                return
-            if not ok:
-                return
-            if not keep:
-                return
-
-    def read_body(self, headers):
-        if headers.get("transfer-encoding", "").lower() == "chunked":
-            out = []
-            while True:
-                size_line = self.rfile.readline()
-                if not size_line:
-                    return None
-                size = int(size_line.split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(out)
-                out.append(self.rfile.read(size))
-                self.rfile.readline()
-        n = int(headers.get("content-length", "0") or 0)
-        return self.rfile.read(n) if n else b""
+    name = "fake_tga_soap"
+    reasons = REASONS
+    malformed_suffix = b"<ValidationError><<&&>> </s:Envelope"
+    drip_interval = 0.5
 
     def serve(self, method, target, headers, body, keep, t0):
         app = self.server.app
@@ -1311,7 +1245,7 @@ class Handler(socketserver.BaseRequestHandler):
         if lpath.startswith("/_fake/"):
             res = app.control(method, path, query, body)
             if res[0] == "stream":
-                return self.stream_dump(res[1], res[2], keep, t0)
+                return self.stream_dump(res[1], app.mutate_lock, res[2], keep, t0)
             return self.send(res, keep, None, service, "control", t0, method, path, None, control=True)
         m = app.path_re.match(lpath)
         if m is None:
@@ -1362,149 +1296,36 @@ class Handler(socketserver.BaseRequestHandler):
             [b'<html><head><title>Object moved</title></head><body><h2>Object moved to '
              b'<a href="/_fake/login?ReturnUrl=%2fDeewr.Tga.Webservices">here</a>.</h2></body></html>']
 
-    def send(self, res, keep, fault, service, op, t0, method, path, faultcode, control=False):
-        app = self.server.app
-        status, hdrs, parts = res
-        if fault is not None and fault.kind in ("reset", "truncate", "malformed", "drip"):
-            parts = [b"".join(app.materialise(parts))]
-        if fault is not None and fault.kind == "malformed":
-            whole = parts[0]
-            parts = [whole[:max(1, len(whole) // 2)] + b"<ValidationError><<&&>> </s:Envelope"]
-        length = sum(p[1] if isinstance(p, tuple) else len(p) for p in parts)
-        reason = REASONS.get(status, "Unknown")
-        head = ["HTTP/1.1 %d %s" % (status, reason)]
-        for k, v in hdrs:
-            head.append("%s: %s" % (k, v))
-        head.append("Content-Length: %d" % length)
-        head.append("Server: Microsoft-IIS/10.0")
-        head.append("X-Powered-By: ASP.NET")
+    def file_range(self, part):
+        # Scope ranges are (offset, count) in the store's one scope file.
+        offset, count = part
+        return self.server.app.store.scope_fd, offset, count
+
+    def extra_headers(self, status, control):
+        head = ["Server: Microsoft-IIS/10.0", "X-Powered-By: ASP.NET"]
         if status == 200 and not control:
             head.append("Cache-Control: private")
         head.append("Date: %s" % time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime()))
-        if not keep:
-            head.append("Connection: close")
-        hbytes = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
-        sent = len(hbytes)
+        return head
+
+    def send(self, res, keep, fault, service, op, t0, method, path, faultcode, control=False):
+        app = self.server.app
+        status, hdrs, parts = res
         injected = fault.kind if fault is not None else None
-        try:
-            if fault is not None and fault.kind in ("reset", "truncate"):
-                body = parts[0]
-                cut = body[:max(1, len(body) // 2)]
-                self.sock.sendall(hbytes + cut)
-                sent += len(cut)
-                if fault.kind == "reset":
-                    self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                else:
-                    self.sock.shutdown(socket.SHUT_WR)
-                self.sock.close()
-                keep = False
-            elif fault is not None and fault.kind == "drip":
-                self.sock.sendall(hbytes)
-                interval = float(fault.spec.get("interval", 0.5))
-                for i in range(len(parts[0])):
-                    if app.stop.is_set():
-                        break
-                    self.sock.sendall(parts[0][i:i + 1])
-                    sent += 1
-                    time.sleep(interval)
-            else:
-                sent += self.send_parts(hbytes, parts)
-        except OSError:
-            keep = False
+        hbytes, parts = self.render(status, hdrs, parts, keep, injected, control)
+        sent, keep = self.write(hbytes, parts, fault, keep)
         if control:
-            with app.stats_lock:
-                app.stats["control"] += 1
+            self.count_control()
         else:
             app.count(service, op, status, sent, injected, faultcode)
         self.log(method, path, op, status, sent, t0, injected or faultcode)
         return keep
 
-    def send_parts(self, hbytes, parts):
-        """Coalesce adjacent byte parts into one write; file ranges go out with sendfile."""
-        sent = 0
-        buf = [hbytes]
-        fd = self.server.app.store.scope_fd
-        for p in parts:
-            if isinstance(p, tuple):
-                if buf:
-                    self.sock.sendall(b"".join(buf))
-                    buf = []
-                offset, count = p
-                while count > 0:
-                    try:
-                        n = os.sendfile(self.sock.fileno(), fd, offset, count)
-                    except BlockingIOError:
-                        select.select([], [self.sock], [], 30)
-                        continue
-                    if n == 0:
-                        raise BrokenPipeError("sendfile sent nothing")
-                    offset += n
-                    count -= n
-                    sent += n
-            else:
-                buf.append(p)
-                sent += len(p)
-        if buf:
-            self.sock.sendall(b"".join(buf))
-        return sent
 
-    def send_simple(self, status, text):
-        try:
-            self.sock.sendall(b"HTTP/1.1 %d %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
-                              % (status, REASONS.get(status, "Error").encode(), len(text), text))
-        except OSError:
-            pass
-
-    def stream_dump(self, register, scopes, keep, t0):
-        app = self.server.app
-        sent = 0
-        try:
-            self.sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\n"
-                              b"Transfer-Encoding: chunked\r\n%s\r\n" % (b"" if keep else b"Connection: close\r\n"))
-            with app.mutate_lock:
-                buf, size = [], 0
-                for chunk in register.dump_chunks(app.clock.now(), scopes):
-                    data = chunk.encode("utf-8")
-                    buf.append(data)
-                    size += len(data)
-                    if size >= 1 << 20:
-                        blob = b"".join(buf)
-                        self.sock.sendall(b"%x\r\n%s\r\n" % (len(blob), blob))
-                        sent += len(blob)
-                        buf, size = [], 0
-                blob = b"".join(buf)
-                if blob:
-                    self.sock.sendall(b"%x\r\n%s\r\n" % (len(blob), blob))
-                    sent += len(blob)
-                self.sock.sendall(b"0\r\n\r\n")
-        except OSError:
-            return False
-        with app.stats_lock:
-            app.stats["control"] += 1
-        self.log("GET", "/_fake/dump", "control", 200, sent, t0)
-        return keep
-
-    def log(self, method, path, op, status, nbytes, t0, note=None):
-        app = self.server.app
-        if app.quiet:
-            return
-        sys.stderr.write("%s %s %s %s %s %dB %.1fms%s\n" % (
-            time.strftime("%H:%M:%S"), method, path, op, status, nbytes, (time.monotonic() - t0) * 1000,
-            " [%s]" % note if note else ""))
+class Server(http_wire.Server):
+    handler = Handler
 
 
-class Server(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 256
-
-    def __init__(self, addr, app):
-        self.app = app
-        super().__init__(addr, Handler)
-
-
-REASONS = {200: "OK", 302: "Found", 400: "Bad Request", 404: "Not Found", 415: "Unsupported Media Type",
-           429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
 IIS_404 = (b"<!DOCTYPE html><html><head><title>404 - File or directory not found.</title></head><body>"
            b"<h2>404 - File or directory not found.</h2><h3>The resource you are looking for might have been removed,"
            b" had its name changed, or is temporarily unavailable.</h3></body></html>")
