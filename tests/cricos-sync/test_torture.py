@@ -50,6 +50,7 @@ class Env(cricoslib.Env):
 
 class Subject:
     fresh_env_per_cycle = True
+    sync_type = "cricos_sync"
 
     def __init__(self, fake):
         self.fake = fake

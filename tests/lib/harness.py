@@ -122,9 +122,11 @@ class Server:
     def _port(self):
         if self.proc.poll() is not None:
             raise RuntimeError("%s exited with %s; see %s" % (self.name, self.proc.returncode, self.log_path))
-        if os.path.exists(self.port_file):
-            return open(self.port_file).read().strip()
-        return None
+        try:
+            with open(self.port_file) as f:
+                return f.read().strip()
+        except FileNotFoundError:
+            return None
 
     def post(self, path, obj=None, timeout=30):
         req = urllib.request.Request(self.url + path, data=json.dumps(obj or {}).encode(),

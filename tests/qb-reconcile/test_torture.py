@@ -97,6 +97,7 @@ class Env(QBEnv):
 
 class Subject:
     fresh_env_per_cycle = True
+    sync_type = "qb_reconcile"
 
     def __init__(self):
         self.crash_points = []

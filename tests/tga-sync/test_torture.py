@@ -46,6 +46,7 @@ class Env(tgalib.Env):
 
 class Subject:
     fresh_env_per_cycle = True
+    sync_type = "tga_sync"
 
     def __init__(self, fake):
         self.fake = fake
