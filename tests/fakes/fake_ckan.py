@@ -199,9 +199,12 @@ class State:
             self.stats["requests"] += 1
             self.stats["by_op"][op] = self.stats["by_op"].get(op, 0) + 1
 
-    def count_status(self, status, nbytes):
+    def count_status(self, status):
         with self.lock:
             self.stats["by_status"][str(status)] = self.stats["by_status"].get(str(status), 0) + 1
+
+    def count_bytes(self, nbytes):
+        with self.lock:
             self.stats["bytes_sent"] += nbytes
 
     def take_fault(self, op, resource_id=None, pred=None):
@@ -787,12 +790,14 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         if kind in ("reset", "truncate"):
             self.send_header("Connection", "close")
-        self.end_headers()
         counted = not self.path.startswith("/_fake/")  # the control plane stays out of the upstream's stats
+        if counted:
+            # Counted before a byte goes out: a client that has read the response and then asks for the stats
+            # (on another connection, so another thread) must find it counted.
+            self.st.count_status(status)
+        self.end_headers()
         if self.command == "HEAD":
             self._sent = 0
-            if counted:
-                self.st.count_status(status, 0)
             return
         if kind == "reset":
             self.wfile.write(body[:max(1, len(body) // 3)])
@@ -819,7 +824,7 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
             self._sent = len(body)
         if counted:
-            self.st.count_status(status, self._sent)
+            self.st.count_bytes(self._sent)
 
     def _abort(self):
         try:
