@@ -98,6 +98,10 @@ static const char SQL_CKPT_SET[] =
 static const char SQL_STEP_COUNTS[] =
     "UPDATE sync_steps SET records_in = ?, records_out = ?, rejected = ? WHERE run_id = ? AND sync_type = ? AND"
     " step = ?";
+/* The same, and back to running: recovery then marks the step stale (see undo_lost_steps). */
+static const char SQL_STEP_UNDO[] =
+    "UPDATE sync_steps SET records_in = ?, records_out = ?, rejected = ?, status = 'running', finished_at = NULL"
+    " WHERE run_id = ? AND sync_type = ? AND step = ?";
 static const char SQL_CYCLE_REJECTED[] =
     "SELECT coalesce(sum(s.rejected), 0) FROM sync_steps s JOIN sync_runs r ON r.run_id = s.run_id"
     " WHERE r.cycle_id = ? AND s.sync_type = ?";
@@ -379,6 +383,52 @@ cycle_run_id(const struct cycle *cy)
 	return cy->running ? cy->run_id : NULL;
 }
 
+static int
+step_counts_set(struct cycle *cy, const char *sql, const char *run_id, const char *step, int64_t in, int64_t out,
+    int64_t rej, char **cause)
+{
+	sqlite3_stmt *st;
+
+	if ((st = db_stmt(cy->db, sql, cause)) == NULL)
+		return -1;
+	db_bind_int(st, 1, in);
+	db_bind_int(st, 2, out);
+	db_bind_int(st, 3, rej);
+	db_bind_text(st, 4, run_id);
+	db_bind_text(st, 5, cy->job->sync_type);
+	db_bind_text(st, 6, step);
+	return db_step_done(cy->db, st, cause);
+}
+
+/*
+ * After a split commit, make the step rows say what rtopacks.db holds.  ops.db is the main database and commits
+ * first, so a kill between the two files' commits leaves ops.db one commit ahead: the step rows of the run that
+ * made it, from the checkpoint's phase on, count work that rtopacks.db does not hold and the resumed run redoes.
+ * They go back to the checkpoint's counts (the phase it was in the middle of, same run) or to none, and to
+ * running, so that recovery marks them stale like any interrupted step, and a completion mail, which adds up the
+ * cycle's steps, counts that work once.  Were rtopacks.db ahead instead, its step gets the checkpoint's counts.
+ */
+static int
+undo_lost_steps(struct cycle *cy, const struct cursor *ck, const char *ck_step, int64_t in, int64_t out,
+    int64_t rej, char **cause)
+{
+	const char *run = cy->cur.run_id;
+	size_t i;
+	int from;
+	bool same;
+
+	if (cy->cur.corpus_seq < ck->seq || run == NULL || (from = phase_index(cy->job, ck->phase)) == -1)
+		return ck->run_id == NULL ? 0 : step_counts_set(cy, SQL_STEP_COUNTS, ck->run_id, ck_step, in, out, rej,
+		    cause);
+	for (i = (size_t)from; i < cy->job->nphases; i++) {
+		same = ck->run_id != NULL && strcmp(ck->run_id, run) == 0 && strcmp(ck_step, cy->job->phases[i].name) == 0;
+		if (step_counts_set(cy, SQL_STEP_UNDO, run, cy->job->phases[i].name, same ? in : 0, same ? out : 0,
+		    same ? rej : 0, cause) == -1)
+			return -1;
+	}
+	return 0;
+}
+
 /* Put the cursor back where the corpus checkpoint says the data is. */
 static int
 repair_from_checkpoint(struct cycle *cy, char **cause)
@@ -428,20 +478,8 @@ repair_from_checkpoint(struct cycle *cy, char **cause)
 	    (long long)ck.seq);
 	if (db_begin(cy->db, cause) == -1)
 		goto fail;
-	if (cursor_store(cy, &ck, cause) == -1)
+	if (undo_lost_steps(cy, &ck, step, in, out, rej, cause) == -1 || cursor_store(cy, &ck, cause) == -1)
 		goto fail;
-	if (ck.run_id != NULL) {
-		if ((st = db_stmt(cy->db, SQL_STEP_COUNTS, cause)) == NULL)
-			goto fail;
-		db_bind_int(st, 1, in);
-		db_bind_int(st, 2, out);
-		db_bind_int(st, 3, rej);
-		db_bind_text(st, 4, ck.run_id);
-		db_bind_text(st, 5, cy->job->sync_type);
-		db_bind_text(st, 6, step);
-		if (db_step_done(cy->db, st, cause) == -1)
-			goto fail;
-	}
 	if (db_commit(cy->db, cause) == -1)
 		goto fail;
 	cursor_clear(&cy->cur);

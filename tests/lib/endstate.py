@@ -12,6 +12,7 @@ running), the cursor, and the mail queued (subject and body, minus the lines tha
 """
 
 import json
+import os
 import re
 
 from harness import dump_db, query
@@ -135,8 +136,10 @@ def brief(error):
     return e
 
 
-def short(mismatches, width=600):
-    """torture() mismatches cut to a readable length (for assertion messages)."""
+def short(mismatches, width=None):
+    """torture() mismatches cut to a readable length (for assertion messages): 600 characters, or
+    TORTURE_DIFF_WIDTH to see more of a failing seed."""
+    width = width or int(os.environ.get("TORTURE_DIFF_WIDTH", "600"))
     return [m if len(m) <= width else m[:width] + "..." for m in mismatches]
 
 
