@@ -1168,33 +1168,6 @@ class Fault:
         return self.match is None or self.match.lower() in target.lower()
 
 
-class Clock:
-    """The fake's notion of now (ticks); runs from the set instant unless frozen."""
-
-    def __init__(self, now, frozen=False):
-        self.lock = threading.Lock()
-        self.base = now
-        self.mono = time.monotonic()
-        self.frozen = frozen
-
-    def now(self):
-        with self.lock:
-            if self.frozen:
-                return self.base
-            return self.base + int((time.monotonic() - self.mono) * TICKS_PER_SECOND)
-
-    def set(self, spec):
-        with self.lock:
-            cur = self.base if self.frozen else self.base + int((time.monotonic() - self.mono) * TICKS_PER_SECOND)
-            if "now" in spec:
-                cur = reg.parse_instant(spec["now"])
-            if "advance" in spec:
-                cur += int(float(spec["advance"]) * TICKS_PER_SECOND)
-            if "frozen" in spec:
-                self.frozen = bool(spec["frozen"])
-            self.base, self.mono = cur, time.monotonic()
-
-
 class Response:
     __slots__ = ("status", "headers", "parts", "note", "rows")
 
@@ -1210,7 +1183,7 @@ class App:
                        "offset_cap": args.offset_cap, "offset_cap_status": args.offset_cap_status,
                        "rate_limit": args.rate_limit, "rate_window": args.rate_window,
                        "default_page_size": args.default_page_size, "quirks": not args.no_quirks}
-        self.clock = Clock(reg.parse_instant(args.now), args.frozen_clock)
+        self.clock = reg.Clock(reg.parse_instant(args.now), args.frozen_clock)
         t0 = time.time()
         self.register = reg.Register(args.scale, args.seed, progress=self.say)
         self.store = Store(self.register, args.cache_dir, args.rebuild_cache, self.say)

@@ -676,31 +676,6 @@ TRANSPORT_FAULTS = {"http500", "http503", "http429", "hang", "reset", "truncate"
 PROTOCOL_FAULTS = {"soap_fault", "auth", "missing_code"}
 
 
-class Clock:
-    def __init__(self, now, frozen=False):
-        self.lock = threading.Lock()
-        self.base = now
-        self.mono = time.monotonic()
-        self.frozen = frozen
-
-    def now(self):
-        with self.lock:
-            if self.frozen:
-                return self.base
-            return self.base + int((time.monotonic() - self.mono) * TICKS_PER_SECOND)
-
-    def set(self, spec):
-        with self.lock:
-            cur = self.base if self.frozen else self.base + int((time.monotonic() - self.mono) * TICKS_PER_SECOND)
-            if "now" in spec:
-                cur = reg.parse_instant(spec["now"])
-            if "advance" in spec:
-                cur += int(float(spec["advance"]) * TICKS_PER_SECOND)
-            if "frozen" in spec:
-                self.frozen = bool(spec["frozen"])
-            self.base, self.mono = cur, time.monotonic()
-
-
 class App:
     def __init__(self, args):
         self.args = args
@@ -714,7 +689,7 @@ class App:
                 self.password = f.read().rstrip("\r\n")
         else:
             self.password = "Asdf098"
-        self.clock = Clock(reg.parse_instant(args.now), args.frozen_clock)
+        self.clock = reg.Clock(reg.parse_instant(args.now), args.frozen_clock)
         t0 = time.time()
         self.register = reg.Register(args.scale, args.seed, progress=self.say)
         self.store = Store(self.register, args.cache_dir, args.rebuild_cache, self.say)

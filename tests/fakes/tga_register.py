@@ -94,6 +94,7 @@ import datetime
 import json
 import random
 import sys
+import threading
 import time
 
 try:
@@ -195,6 +196,33 @@ def ticks_to_date(ticks):
 
 def date_to_ticks(date):
     return parse_instant(date + "T00:00:00Z")
+
+
+class Clock:
+    """A fake's notion of now (ticks): runs from the set instant unless frozen (both TGA fakes use one)."""
+
+    def __init__(self, now, frozen=False):
+        self.lock = threading.Lock()
+        self.base = now
+        self.mono = time.monotonic()
+        self.frozen = frozen
+
+    def now(self):
+        with self.lock:
+            if self.frozen:
+                return self.base
+            return self.base + int((time.monotonic() - self.mono) * TICKS_PER_SECOND)
+
+    def set(self, spec):
+        with self.lock:
+            cur = self.base if self.frozen else self.base + int((time.monotonic() - self.mono) * TICKS_PER_SECOND)
+            if "now" in spec:
+                cur = parse_instant(spec["now"])
+            if "advance" in spec:
+                cur += int(float(spec["advance"]) * TICKS_PER_SECOND)
+            if "frozen" in spec:
+                self.frozen = bool(spec["frozen"])
+            self.base, self.mono = cur, time.monotonic()
 
 
 # ------------------------------------------------------------------------------------------------ word lists
