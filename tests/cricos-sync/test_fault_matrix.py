@@ -12,7 +12,6 @@ and a page of courses are committed when it fails and the recovery shows they we
 """
 
 import os
-import subprocess
 import sys
 import time
 import unittest
@@ -20,10 +19,10 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cricoslib  # noqa: E402
 from harness import (Daemon, SmtpSink, Workdir, base_config, cursor, free_port, query, runs,  # noqa: E402
-                     wait_for, write_config)
+                     write_config)
 from endstate import checkpoint_agrees, normalised, ops_state  # noqa: E402
 from faultmatrix import print_table  # noqa: E402
-from matrixkit import SKIPPED, SmallDisk, hold_write_lock, run_cases, when_phase  # noqa: E402
+from matrixkit import StorageCases, run_cases  # noqa: E402
 
 SYNC = "cricos_sync"
 COURSES = "48cacf69-2082-415e-9595-f17d0c3a4af0"
@@ -89,7 +88,7 @@ def clear(env):
     env.fake.post("/_fake/fault/clear")
 
 
-class FaultMatrixTest(unittest.TestCase):
+class FaultMatrixTest(StorageCases, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.fake = cricoslib.start_fake()
@@ -114,7 +113,7 @@ class FaultMatrixTest(unittest.TestCase):
         for case in cases:
             case.setdefault("disarm", clear)
             case.setdefault("cleanup", clear)
-        run_cases(self, cases, env_factory or (lambda case: Env(self.fake, self.smtp.port, **case.get("keys", {}))),
+        run_cases(self, cases, env_factory or (lambda case: self.new_env(self.smtp.port, **case.get("keys", {}))),
                   SYNC, self.rows, self.reference)
 
     def assert_attempted(self, env, case):
@@ -161,106 +160,27 @@ class FaultMatrixTest(unittest.TestCase):
              "expect": "failed", "error": "HTTP 403 Authorization Error", "check": self.assert_attempted},
         ])
 
-    def test_mail_server_down(self):
-        # A mail server of its own: envs started in the same second have the same cycle id, so the same mail keys,
-        # and in the shared sink another case's mail would look like this one's sent twice.
-        sink = SmtpSink()
-        self.addCleanup(sink.stop)
+    # --- the mail and storage cases (matrixkit.StorageCases) -------------------------------------------------------
+    sync_type = SYNC
+    slow_phase = "sync_courses"
+    first_corpus_phase = "sync_institutions"
 
-        def check(env, case):
-            r = runs(env.ops, SYNC)[-1]
-            self.assertEqual(query(env.ops, "SELECT status FROM sync_steps WHERE run_id = ? AND step = 'notify'",
-                                   (r["run_id"],)), [("failed",)])
-            self.assertEqual(query(env.ops, "SELECT status FROM mail_outbox"), [("pending",)])
+    def new_env(self, smtp_port, **keys):
+        return Env(self.fake, smtp_port, **keys)
 
-        def delivered(env, case):
-            # The daemon's housekeeping sends the queued mail once the server is back (smtp.queue_retry, 2 s here):
-            # nothing lost, nothing twice.
-            d = env.daemon.start()
-            try:
-                wait_for(lambda: query(env.ops, "SELECT count(*) FROM mail_outbox WHERE status = 'pending'")
-                         == [(0,)], timeout=30, what="the queued mail to be sent")
-            finally:
-                self.assertEqual(d.stop(), 0)
-            # Both cycles' completion mails (the daemon may add the edition-late alert: the fake's edition is
-            # months older than this machine's clock).
-            self.assertEqual(query(env.ops, "SELECT status, count(*) FROM mail_outbox WHERE mail_key LIKE"
-                                            " 'cricos_sync/complete/%' GROUP BY status"), [("sent", 2)])
-            self.assertEqual(query(env.ops, "SELECT count(*) FROM mail_outbox WHERE status <> 'sent'"), [(0,)])
-            # Every queued mail reached the server exactly once, and nothing else did.
-            # (The daemon has stopped: every SMTP transaction it began has ended.)
-            queued = sorted(k for (k,) in query(env.ops, "SELECT mail_key FROM mail_outbox"))
-            self.assertEqual(sorted(str(m["msg"]["X-RTOpacks-Mail-Key"]) for m in sink.received()), queued)
-        self.run_cases([{"name": "SMTP server down", "arm": lambda e: e.write(e.fake.url, free_port()),
-                         "disarm": lambda e: e.write(e.fake.url), "expect": "complete", "check": check,
-                         "after": delivered}],
-                       env_factory=lambda case: Env(self.fake, sink.port, **case.get("keys", {})))
+    def slow_down(self, env):
+        env.fake.fault("datastore_search", "slow", count=-1, delay=0.3)
 
-    def test_ops_db_locked_by_another_writer(self):
-        holders = []
+    def assert_mails_sent(self, env):
+        # Both cycles' completion mails (the daemon may add the edition-late alert: the fake's edition is months
+        # older than this machine's clock).
+        self.assertEqual(query(env.ops, "SELECT status, count(*) FROM mail_outbox WHERE mail_key LIKE"
+                                        " 'cricos_sync/complete/%' GROUP BY status"), [("sent", 2)])
+        self.assertEqual(query(env.ops, "SELECT count(*) FROM mail_outbox WHERE status <> 'sent'"), [(0,)])
 
-        def lock(env):
-            # In sync_courses (pages slowed down), another process's transaction holds ops.db's write lock for
-            # 1.5 s: longer than busy_timeout (500 ms), shorter than the step retry.
-            env.fake.fault("datastore_search", "slow", count=-1, delay=0.3)
-            holders.append(when_phase(env.ops, SYNC, "sync_courses",
-                                      lambda: holders.append(hold_write_lock(env.ops, 1.5))))
-
-        def unlock(env):
-            holders[0].join()
-            self.assertEqual(len(holders), 2, "the lock was taken during sync_courses")
-            holders[1].wait()
-            clear(env)
-
-        def check(env, case):
-            self.assertGreater(query(env.ops, "SELECT max(attempts) FROM sync_steps")[0][0], 0,
-                               "the locked commit was retried")
-        self.run_cases([{"name": "ops.db locked by another writer", "arm": lock, "disarm": unlock,
-                         "expect": "complete", "check": check}])
-
-    def test_corpus_read_only(self):
-        def freeze(env):
-            env.warm()
-            r = subprocess.run(["chattr", "+i", env.corpus], capture_output=True)
-            if r.returncode != 0:
-                self.rows.append(("rtopacks.db read-only", SKIPPED, 0.0, "chattr +i: %s" % r.stderr.decode()))
-                self.skipTest("chattr +i is not available here: %s" % r.stderr.decode().strip())
-
-        def thaw(env):
-            subprocess.run(["chattr", "-i", env.corpus])
-        self.run_cases([{"name": "rtopacks.db read-only", "arm": freeze, "disarm": thaw, "expect": "failed",
-                         "error": "rtopacks.db is read-only",
-                         "check": lambda env, case: self.assert_attempted(env, dict(case, phase="sync_institutions"))
-                         }])
-
-    def test_disk_full(self):
-        disk = SmallDisk("24m")
-        if disk.error:
-            self.rows.append(("disk full", SKIPPED, 0.0, "cannot mount a tmpfs here: %s" % disk.error))
-            self.skipTest("cannot mount a small tmpfs here: %s" % disk.error)
-        self.addCleanup(disk.close)
-        fillers = []
-
-        def fill(env):
-            # When sync_courses starts (pages slowed down), the file system fills up, leaving 12 KiB: the next
-            # commits fail.  The institutions are in by then.
-            env.fake.fault("datastore_search", "slow", count=-1, delay=0.3)
-            fillers.append(when_phase(env.ops, SYNC, "sync_courses", disk.fill))
-
-        def free(env):
-            fillers[0].join()
-            disk.free()
-            clear(env)
-
-        def check(env, case):
-            self.assertEqual(runs(env.ops, SYNC)[-1]["phase"], "sync_courses")
-            self.assertGreater(query(env.corpus, "SELECT count(*) FROM cricos_institutions")[0][0], 0)
-
-        def factory(case):
-            disk.empty()
-            return Env(self.fake, self.smtp.port, state_dir=disk.path)
-        self.run_cases([{"name": "disk full (a 24 MB filesystem)", "arm": fill, "disarm": free,
-                         "expect": "failed", "error": "full", "check": check}], env_factory=factory)
+    def assert_disk_full_failed(self, env, case):
+        self.assertEqual(runs(env.ops, SYNC)[-1]["phase"], "sync_courses")
+        self.assertGreater(query(env.corpus, "SELECT count(*) FROM cricos_institutions")[0][0], 0)
 
 
 if __name__ == "__main__":

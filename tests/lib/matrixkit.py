@@ -1,6 +1,7 @@
 """Pieces the daemons' fault matrices share (on top of faultmatrix.run_case): running a list of cases on fresh envs
 and collecting the printed table's rows, arming a storage fault at a given phase of the cycle, a small file system
-to fill up, and another process holding ops.db's write lock."""
+to fill up, another process holding ops.db's write lock, and the mail and storage cases the corpus daemons'
+matrices share (StorageCases)."""
 
 import os
 import subprocess
@@ -8,7 +9,7 @@ import sys
 import threading
 import time
 
-from harness import Workdir, cursor
+from harness import SmtpSink, Workdir, cursor, free_port, query, runs, wait_for
 from faultmatrix import run_case
 from endstate import brief
 from torture import diff_states
@@ -98,3 +99,121 @@ class SmallDisk:
         if self.error is None:
             subprocess.run(["umount", self.path])
             self.mnt.cleanup()
+
+
+class StorageCases:
+    """The mail and storage cases of the corpus daemons' fault matrices (tga-sync, cricos-sync), mixed into their
+    unittest.TestCase.  The test class gives:
+      * sync_type, rows (the printed table's rows), run_cases(cases, env_factory=None);
+      * new_env(smtp_port, **keys): an env of its own on the class's fake;
+      * slow_phase: a corpus phase that runs after another has committed; slow_down(env) arms a fault that slows
+        its requests, so that a write lock or a full disk lands inside it;
+      * first_corpus_phase: where a read-only rtopacks.db fails the run;
+      * assert_attempted(env, case): the run failed in case["phase"] (slow_phase by default), with what came
+        before it kept; assert_disk_full_failed(env, case) (assert_attempted by default);
+      * assert_mails_sent(env): the outbox after the SMTP-down case's recovery; smtp_down_keys: config keys."""
+
+    smtp_down_keys = {}
+
+    @staticmethod
+    def clear_faults(env):
+        env.fake.post("/_fake/fault/clear")
+
+    def assert_disk_full_failed(self, env, case):
+        self.assert_attempted(env, case)
+
+    def test_mail_server_down(self):
+        # A mail server of its own: envs started in the same second have the same cycle id, so the same mail keys,
+        # and in the shared sink another case's mail would look like this one's sent twice.
+        sink = SmtpSink()
+        self.addCleanup(sink.stop)
+
+        def check(env, case):
+            r = runs(env.ops, self.sync_type)[-1]
+            self.assertEqual(query(env.ops, "SELECT status FROM sync_steps WHERE run_id = ? AND step = 'notify'",
+                                   (r["run_id"],)), [("failed",)])
+            self.assertEqual(query(env.ops, "SELECT status FROM mail_outbox"), [("pending",)])
+
+        def delivered(env, case):
+            # The daemon's housekeeping sends the queued mail once the server is back (smtp.queue_retry, 2 s here):
+            # nothing lost, nothing twice.
+            d = env.daemon.start()
+            try:
+                wait_for(lambda: query(env.ops, "SELECT count(*) FROM mail_outbox WHERE status = 'pending'")
+                         == [(0,)], timeout=30, what="the queued mail to be sent")
+            finally:
+                self.assertEqual(d.stop(), 0)
+            self.assert_mails_sent(env)
+            # Every queued mail reached the server exactly once, and nothing else did.
+            # (The daemon has stopped: every SMTP transaction it began has ended.)
+            queued = sorted(k for (k,) in query(env.ops, "SELECT mail_key FROM mail_outbox"))
+            self.assertEqual(sorted(str(m["msg"]["X-RTOpacks-Mail-Key"]) for m in sink.received()), queued)
+        self.run_cases([{"name": "SMTP server down", "keys": dict(self.smtp_down_keys),
+                         "arm": lambda e: e.write(e.fake.url, free_port()),
+                         "disarm": lambda e: e.write(e.fake.url), "expect": "complete", "check": check,
+                         "after": delivered}],
+                       env_factory=lambda case: self.new_env(sink.port, **case.get("keys", {})))
+
+    def test_ops_db_locked_by_another_writer(self):
+        holders = []
+
+        def lock(env):
+            # In slow_phase (slowed down), another process's transaction holds ops.db's write lock for 1.5 s:
+            # longer than busy_timeout (500 ms), shorter than the step retry.
+            self.slow_down(env)
+            holders.append(when_phase(env.ops, self.sync_type, self.slow_phase,
+                                      lambda: holders.append(hold_write_lock(env.ops, 1.5))))
+
+        def unlock(env):
+            holders[0].join()
+            self.assertEqual(len(holders), 2, "the lock was taken during %s" % self.slow_phase)
+            holders[1].wait()
+            self.clear_faults(env)
+
+        def check(env, case):
+            self.assertGreater(query(env.ops, "SELECT max(attempts) FROM sync_steps")[0][0], 0,
+                               "the locked commit was retried")
+        self.run_cases([{"name": "ops.db locked by another writer", "arm": lock, "disarm": unlock,
+                         "expect": "complete", "check": check}])
+
+    def test_corpus_read_only(self):
+        def freeze(env):
+            env.warm()
+            r = subprocess.run(["chattr", "+i", env.corpus], capture_output=True)
+            if r.returncode != 0:
+                self.rows.append(("rtopacks.db read-only", SKIPPED, 0.0, "chattr +i: %s" % r.stderr.decode()))
+                self.skipTest("chattr +i is not available here: %s" % r.stderr.decode().strip())
+
+        def thaw(env):
+            subprocess.run(["chattr", "-i", env.corpus])
+        self.run_cases([{"name": "rtopacks.db read-only", "arm": freeze, "disarm": thaw, "expect": "failed",
+                         "error": "rtopacks.db is read-only",
+                         "check": lambda env, case: self.assert_attempted(env, dict(case,
+                                                                                    phase=self.first_corpus_phase))
+                         }])
+
+    def test_disk_full(self):
+        disk = SmallDisk("24m")
+        if disk.error:
+            self.rows.append(("disk full", SKIPPED, 0.0, "cannot mount a tmpfs here: %s" % disk.error))
+            self.skipTest("cannot mount a small tmpfs here: %s" % disk.error)
+        self.addCleanup(disk.close)
+        fillers = []
+
+        def fill(env):
+            # When slow_phase starts (slowed down), the file system fills up, leaving 12 KiB: the next commits
+            # fail.  The phases before it are in by then.
+            self.slow_down(env)
+            fillers.append(when_phase(env.ops, self.sync_type, self.slow_phase, disk.fill))
+
+        def free(env):
+            fillers[0].join()
+            disk.free()
+            self.clear_faults(env)
+
+        def factory(case):
+            disk.empty()
+            return self.new_env(self.smtp.port, state_dir=disk.path)
+        self.run_cases([{"name": "disk full (a 24 MB filesystem)", "arm": fill, "disarm": free,
+                         "expect": "failed", "error": "full", "check": self.assert_disk_full_failed}],
+                       env_factory=factory)
