@@ -5,7 +5,6 @@ change summary and one completion mail, as an uninterrupted cycle.
 """
 
 import os
-import random
 import re
 import signal
 import sys
@@ -14,16 +13,11 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tgalib  # noqa: E402
-from harness import SmtpSink, Workdir, ctl, cursor, runs, wait_for  # noqa: E402
+from endstate import without  # noqa: E402
+from harness import SmtpSink, Workdir, cursor, runs, wait_for  # noqa: E402
 
 # Small pages, so that both phases span several steps at the small scale.
 KEYS = {"page_size": 20}
-
-
-def strip_window(summary):
-    s = dict(summary)
-    s.pop("window", None)
-    return s
 
 
 class CrashTest(unittest.TestCase):
@@ -35,7 +29,7 @@ class CrashTest(unittest.TestCase):
         ref = tgalib.Env(cls.fake, cls.smtp, name="tgaref", **KEYS)
         assert ref.daemon.run_once("-v") == 0, ref.daemon.read_log()[-4000:]
         cls.reference = tgalib.corpus_dump(ref)
-        cls.ref_summary = strip_window(tgalib.summary(ref.ops)[0])
+        cls.ref_summary = without(tgalib.summary(ref.ops)[0], "window")
         log = ref.daemon.read_log()
         # Pages written per phase: the crash points inside a page's write are counted from these.
         cls.pages = {p: len(re.findall(r"debug: %s: .* written in" % p, log)) for p in ("sync_training", "sync_orgs")}
@@ -52,7 +46,7 @@ class CrashTest(unittest.TestCase):
 
     def check_resumed(self, env, first_phase, smtp):
         self.assertEqual(tgalib.corpus_dump(env), self.reference)
-        self.assertEqual(strip_window(tgalib.summary(env.ops)[0]), self.ref_summary)
+        self.assertEqual(without(tgalib.summary(env.ops)[0], "window"), self.ref_summary)
         r = runs(env.ops, "tga_sync")
         self.assertEqual([x["status"] for x in r], ["stale", "complete"], r)
         self.assertEqual(r[1]["trigger"], "resume")
@@ -102,40 +96,17 @@ class CrashTest(unittest.TestCase):
 
     def test_kill_at_commit_boundaries(self):
         # Commit 1 is init; then the sync_training pages, then the sync_orgs pages.
-        t, o = self.pages["sync_training"], self.pages["sync_orgs"]
+        t = self.pages["sync_training"]
         for point, n, phase in (("before_commit", 3, "sync_training"), ("after_commit", 3, "sync_training"),
                                 ("before_commit", 1 + t + 2, "sync_orgs"), ("after_commit", 1 + t + 1, "sync_orgs")):
             with self.subTest(point=point, n=n):
                 self.crash_and_resume(point, n, phase)
 
     def test_kill_at_random_moments(self):
-        seed = int(os.environ.get("TGA_CRASH_SEED", "3"))
-        rnd = random.Random(seed)
-        interrupted = 0
-        for i in range(3):
-            # Spaced requests stretch the cycle to a few seconds, so that the kill lands inside it.
-            env = tgalib.Env(self.fake, self.smtp, name="tgarandom", min_interval="4ms", **KEYS)
-            d = env.daemon.start()
-            self.assertTrue(ctl(d.socket_path(), "trigger")["ok"])
-            wait_for(lambda: cursor(env.ops, "tga_sync")["cycle_phase"] in ("sync_training", "sync_orgs"),
-                     timeout=30, interval=0.01, what="a sync phase")
-            time.sleep(rnd.uniform(0.0, 1.2))
-            d.kill()
-            phase = cursor(env.ops, "tga_sync")["cycle_phase"]
-            if phase == "done":
-                env.cleanup()
-                continue
-            interrupted += 1
-            # A daemon that starts with an unfinished cycle resumes it by itself.
-            d.start()
-            wait_for(lambda: cursor(env.ops, "tga_sync")["cycle_phase"] == "done", timeout=60,
-                     what="the resumed cycle (seed %d, kill %d)" % (seed, i))
-            wait_for(lambda: runs(env.ops, "tga_sync")[-1]["status"] == "complete", what="the run row")
-            self.assertEqual(d.stop(), 0)
-            self.assertEqual(tgalib.corpus_dump(env), self.reference, "seed %d, kill %d in %s" % (seed, i, phase))
-            self.assertEqual(strip_window(tgalib.summary(env.ops)[0]), self.ref_summary)
-            env.cleanup()
-        self.assertGreaterEqual(interrupted, 2, "the kills fell outside the cycles (seed %d)" % seed)
+        # Spaced requests stretch the cycle to a few seconds, so that the kill lands inside it.
+        tgalib.kill_at_random_moments(
+            self, lambda: tgalib.Env(self.fake, self.smtp, name="tgarandom", min_interval="4ms", **KEYS),
+            int(os.environ.get("TGA_CRASH_SEED", "3")), rounds=3, window=(0.0, 1.2), at_least=2)
 
 
 if __name__ == "__main__":

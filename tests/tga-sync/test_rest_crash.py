@@ -6,7 +6,6 @@ change summary and one completion mail as an uninterrupted cycle.
 """
 
 import os
-import random
 import re
 import signal
 import sys
@@ -15,15 +14,12 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tgalib  # noqa: E402
-from harness import SmtpSink, Workdir, ctl, cursor, runs, wait_for  # noqa: E402
+from endstate import without  # noqa: E402
+from harness import SmtpSink, Workdir, cursor, runs, wait_for  # noqa: E402
 
 # Small pages, so that both phases span several steps at the small scale.
 KEYS = {"rest_page_size": 20}
 CURSOR_RE = r"^t=[A-Za-z]+ a=[A-Z0-9]* o=\d+ s=\d+ g=\d+ l=[A-Z0-9]*$"
-
-
-def strip_window(summary):
-    return {k: v for k, v in summary.items() if k != "window"}
 
 
 class RestCrashTest(unittest.TestCase):
@@ -37,7 +33,7 @@ class RestCrashTest(unittest.TestCase):
         assert ref.daemon.run_once("-v") == 0, ref.daemon.read_log()[-4000:]
         cls.searches = tgalib.rest_stats(cls.fake)["by_op"]
         cls.reference = tgalib.corpus_dump(ref)
-        cls.ref_summary = strip_window(tgalib.summary(ref.ops)[0])
+        cls.ref_summary = without(tgalib.summary(ref.ops)[0], "window")
         log = ref.daemon.read_log()
         cls.pages = {p: len(re.findall(r"debug: %s: .* written in" % p, log)) for p in ("sync_training", "sync_orgs")}
         assert tgalib.compare_rest(ref.corpus, tgalib.fake_dump(cls.fake)) == {}
@@ -53,7 +49,7 @@ class RestCrashTest(unittest.TestCase):
 
     def check_resumed(self, env, first_phase, smtp):
         self.assertEqual(tgalib.corpus_dump(env), self.reference)
-        self.assertEqual(strip_window(tgalib.summary(env.ops)[0]), self.ref_summary)
+        self.assertEqual(without(tgalib.summary(env.ops)[0], "window"), self.ref_summary)
         r = runs(env.ops, "tga_sync")
         self.assertEqual([x["status"] for x in r], ["stale", "complete"], r)
         self.assertEqual(r[1]["trigger"], "resume")
@@ -114,32 +110,10 @@ class RestCrashTest(unittest.TestCase):
                 self.crash_and_resume(point, n, phase, committed)
 
     def test_kill_at_random_moments(self):
-        seed = int(os.environ.get("TGA_CRASH_SEED", "5"))
-        rnd = random.Random(seed)
-        interrupted = 0
-        for i in range(2):
-            # Spaced requests stretch the cycle to a few seconds, so that the kill lands inside it.
-            env = tgalib.RestEnv(self.fake, self.smtp, name="tgarestrandom", rest_min_interval="3ms", **KEYS)
-            d = env.daemon.start()
-            self.assertTrue(ctl(d.socket_path(), "trigger")["ok"])
-            wait_for(lambda: cursor(env.ops, "tga_sync")["cycle_phase"] in ("sync_training", "sync_orgs"),
-                     timeout=30, interval=0.01, what="a sync phase")
-            time.sleep(rnd.uniform(0.2, 2.0))
-            d.kill()
-            phase = cursor(env.ops, "tga_sync")["cycle_phase"]
-            if phase == "done":
-                env.cleanup()
-                continue
-            interrupted += 1
-            d.start()
-            wait_for(lambda: cursor(env.ops, "tga_sync")["cycle_phase"] == "done", timeout=60,
-                     what="the resumed cycle (seed %d, kill %d)" % (seed, i))
-            wait_for(lambda: runs(env.ops, "tga_sync")[-1]["status"] == "complete", what="the run row")
-            self.assertEqual(d.stop(), 0)
-            self.assertEqual(tgalib.corpus_dump(env), self.reference, "seed %d, kill %d in %s" % (seed, i, phase))
-            self.assertEqual(strip_window(tgalib.summary(env.ops)[0]), self.ref_summary)
-            env.cleanup()
-        self.assertGreaterEqual(interrupted, 1, "the kills fell outside the cycles (seed %d)" % seed)
+        # Spaced requests stretch the cycle to a few seconds, so that the kill lands inside it.
+        tgalib.kill_at_random_moments(
+            self, lambda: tgalib.RestEnv(self.fake, self.smtp, name="tgarestrandom", rest_min_interval="3ms", **KEYS),
+            int(os.environ.get("TGA_CRASH_SEED", "5")), rounds=2, window=(0.2, 2.0), at_least=1)
 
 
 if __name__ == "__main__":

@@ -4,13 +4,17 @@ rtopacks.db with the fake's register (GET /_fake/dump) by content, table by tabl
 
 import json
 import os
+import random
 import sqlite3
 import sys
+import time
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from harness import (Daemon, Server, Workdir, base_config, write_config, REPO)  # noqa: E402
+from harness import (Daemon, Server, Workdir, base_config, ctl, cursor, runs, wait_for, write_config,  # noqa: E402
+                     REPO)
+from endstate import without  # noqa: E402
 
 FAKE = os.path.join(REPO, "tests", "fakes", "fake_tga_soap.py")
 PASSWORD = "Asdf098"
@@ -379,3 +383,34 @@ def step_details(ops, run_id=None):
         return out
     finally:
         con.close()
+
+
+def kill_at_random_moments(tc, make_env, seed, rounds, window, at_least):
+    """SIGKILL a daemon (as a service, triggered) at a random moment inside a sync phase, `rounds` times, each on a
+    fresh env (make_env()); a daemon that starts with an unfinished cycle resumes it by itself, and ends with
+    tc.reference and tc.ref_summary.  window: (earliest, latest) seconds into the sync phases; at least `at_least`
+    kills must land inside a cycle."""
+    rnd = random.Random(seed)
+    interrupted = 0
+    for i in range(rounds):
+        env = make_env()
+        d = env.daemon.start()
+        tc.assertTrue(ctl(d.socket_path(), "trigger")["ok"])
+        wait_for(lambda: cursor(env.ops, "tga_sync")["cycle_phase"] in ("sync_training", "sync_orgs"),
+                 timeout=30, interval=0.01, what="a sync phase")
+        time.sleep(rnd.uniform(*window))
+        d.kill()
+        phase = cursor(env.ops, "tga_sync")["cycle_phase"]
+        if phase == "done":
+            env.cleanup()
+            continue
+        interrupted += 1
+        d.start()
+        wait_for(lambda: cursor(env.ops, "tga_sync")["cycle_phase"] == "done", timeout=60,
+                 what="the resumed cycle (seed %d, kill %d)" % (seed, i))
+        wait_for(lambda: runs(env.ops, "tga_sync")[-1]["status"] == "complete", what="the run row")
+        tc.assertEqual(d.stop(), 0)
+        tc.assertEqual(corpus_dump(env), tc.reference, "seed %d, kill %d in %s" % (seed, i, phase))
+        tc.assertEqual(without(summary(env.ops)[0], "window"), tc.ref_summary)
+        env.cleanup()
+    tc.assertGreaterEqual(interrupted, at_least, "the kills fell outside the cycles (seed %d)" % seed)
