@@ -51,16 +51,6 @@ pd_free(struct pd_ctx *c)
 	free(c->cause);
 }
 
-static void
-trim(const char **s, size_t *len)
-{
-	while (*len > 0 && (**s == ' ' || **s == '\n' || **s == '\r' || **s == '\t'))
-		(*s)++, (*len)--;
-	while (*len > 0 && ((*s)[*len - 1] == ' ' || (*s)[*len - 1] == '\n' || (*s)[*len - 1] == '\r' ||
-	    (*s)[*len - 1] == '\t'))
-		(*len)--;
-}
-
 /* Text as sent (titles, names, notes). */
 static void
 set_text(struct rec *r, int i, const char *text, size_t len, bool nil)
@@ -79,7 +69,7 @@ set_token(struct rec *r, int i, const char *text, size_t len, bool nil)
 		rec_set_str(r, i, NULL);
 		return;
 	}
-	trim(&text, &len);
+	parse_trim(&text, &len);
 	rec_set(r, i, text, len);
 }
 
@@ -301,7 +291,7 @@ tc_end(struct xml_parser *p, void *h, int id, int parent, int grandparent, int d
 			case XN_ReleaseNumber:
 				set_token(r, 0, text, len, nil);
 				if (!nil) {
-					trim(&text, &len);
+					parse_trim(&text, &len);
 					if (len >= sizeof c->release_number)
 						len = sizeof c->release_number - 1;
 					memcpy(c->release_number, text, len);

@@ -53,26 +53,6 @@ err(struct ctx *c, const char *fmt, ...)
 	va_end(ap);
 }
 
-static void
-trim(const char **s, size_t *len)
-{
-	while (*len > 0 && (**s == ' ' || **s == '\n' || **s == '\r' || **s == '\t'))
-		(*s)++, (*len)--;
-	while (*len > 0 && ((*s)[*len - 1] == ' ' || (*s)[*len - 1] == '\n' || (*s)[*len - 1] == '\r' ||
-	    (*s)[*len - 1] == '\t'))
-		(*len)--;
-}
-
-/* Copy a token into a fixed buffer (cut to fit). */
-static void
-token_copy(char *dst, size_t dstlen, const char *s, size_t len)
-{
-	if (len >= dstlen)
-		len = dstlen - 1;
-	memcpy(dst, s, len);
-	dst[len] = '\0';
-}
-
 enum kind { K_TEXT, K_TOKEN, K_DATE, K_INSTANT };
 
 /* YYYY-MM-DD followed by a time of midnight (T00:00:00, optional fraction of zeros, optional zone): the date. */
@@ -99,7 +79,7 @@ set_value(struct rec *r, int field, const char *s, size_t len, enum kind k)
 	bool zone;
 
 	if (k != K_TEXT)
-		trim(&s, &len);
+		parse_trim(&s, &len);
 	if (k == K_DATE)
 		date_only(&s, &len);
 	if (k == K_INSTANT && ticks_parse(s, len, &t, &zone)) {
@@ -259,11 +239,11 @@ rest_type_to_soap(const char *rest, size_t len, char *out, size_t outlen)
 	/* Once per scope row: no formatting. */
 	for (i = 0; i < NTYPES; i++)
 		if (strlen(types[i].rest) == len && strncasecmp(types[i].rest, rest, len) == 0) {
-			token_copy(out, outlen, types[i].soap, strlen(types[i].soap));
+			parse_token_copy(out, outlen, types[i].soap, strlen(types[i].soap));
 			return;
 		}
 	/* Another enum value (a later API): its PascalCase form, as the SOAP names are written. */
-	token_copy(out, outlen, rest, len);
+	parse_token_copy(out, outlen, rest, len);
 	if (out[0] >= 'a' && out[0] <= 'z')
 		out[0] = (char)(out[0] - 'a' + 'A');
 }
@@ -775,7 +755,7 @@ scope_row(struct jscan *j, struct rec *r, char *status, size_t statuslen, char *
 			break;
 		case SK_STATUS:
 			if (t == JT_STRING)
-				token_copy(status, statuslen, j->val, j->len);
+				parse_token_copy(status, statuslen, j->val, j->len);
 			break;
 		case SK_START:
 			rc = scope_value(j, t, r, 6, K_DATE, scope_key_names[k], msg, msglen);
@@ -850,7 +830,7 @@ pr_scope_page(const char *body, size_t len, const char *rto, bool explicit_on, b
 				}
 				/* Where the rows go on past an offset cap (code>last): a valid code only, as it goes into a
 				 * filter. */
-				token_copy(pg->last, sizeof pg->last, code, (size_t)r.len[0]);
+				parse_token_copy(pg->last, sizeof pg->last, code, (size_t)r.len[0]);
 				/* The decision's label; without one, its enum value in the label's case. */
 				if (!rec_isset(&r, 5) && status[0] != '\0') {
 					status[0] = (char)(status[0] >= 'a' && status[0] <= 'z' ? status[0] - 'a' + 'A' :

@@ -30,25 +30,6 @@ ps_init(struct ps_ctx *c, enum ps_kind kind, enum tga_service svc, int page_size
 	c->result_depth = -1;
 }
 
-static void
-trim(const char **s, size_t *len)
-{
-	while (*len > 0 && (**s == ' ' || **s == '\n' || **s == '\r' || **s == '\t'))
-		(*s)++, (*len)--;
-	while (*len > 0 && ((*s)[*len - 1] == ' ' || (*s)[*len - 1] == '\n' || (*s)[*len - 1] == '\r' ||
-	    (*s)[*len - 1] == '\t'))
-		(*len)--;
-}
-
-static void
-copy(char *dst, size_t dstlen, const char *s, size_t len)
-{
-	if (len >= dstlen)
-		len = dstlen - 1;
-	memcpy(dst, s, len);
-	dst[len] = '\0';
-}
-
 static bool
 is_item(const struct ps_ctx *c, int id)
 {
@@ -107,10 +88,10 @@ ps_start(struct xml_parser *p, void *h, int id, int parent, int depth, bool nil)
 static void
 set_code(struct ps_ctx *c, const char *text, size_t len)
 {
-	trim(&text, &len);
-	copy(c->code_raw, sizeof c->code_raw, text, len);
+	parse_trim(&text, &len);
+	parse_token_copy(c->code_raw, sizeof c->code_raw, text, len);
 	if (tga_code_valid(text, len)) {
-		copy(c->kind == PS_MODIFIED ? c->item.code : c->tomb.code, TGA_CODE_MAX, text, len);
+		parse_token_copy(c->kind == PS_MODIFIED ? c->item.code : c->tomb.code, TGA_CODE_MAX, text, len);
 		c->item_code = true;
 	}
 }
@@ -194,7 +175,7 @@ ps_end(struct xml_parser *p, void *h, int id, int parent, int grandparent, int d
 				break;
 			case XN_UpdatedDate:
 				if (!nil)
-					copy(c->item.updated, sizeof c->item.updated, text, len);
+					parse_token_copy(c->item.updated, sizeof c->item.updated, text, len);
 				break;
 			case XN_IsCurrent:
 				if (!nil && xml_bool(text, len, &b))
@@ -203,11 +184,11 @@ ps_end(struct xml_parser *p, void *h, int id, int parent, int grandparent, int d
 			case XN_UsageReccomendation:	/* sic: the contract's spelling */
 			case XN_UsageRecommendation:
 				if (!nil)
-					copy(c->item.usage, sizeof c->item.usage, text, len);
+					parse_token_copy(c->item.usage, sizeof c->item.usage, text, len);
 				break;
 			case XN_Title:
 			case XN_LegalPersonName:
-				copy(c->title, sizeof c->title, text, len);
+				parse_token_copy(c->title, sizeof c->title, text, len);
 				break;
 			}
 		} else {
@@ -218,11 +199,11 @@ ps_end(struct xml_parser *p, void *h, int id, int parent, int grandparent, int d
 					set_code(c, text, len);
 				break;
 			case XN_Operation:
-				copy(c->tomb.operation, sizeof c->tomb.operation, text, len);
+				parse_token_copy(c->tomb.operation, sizeof c->tomb.operation, text, len);
 				break;
 			case XN_UpdatedDate:
 				if (!nil)
-					copy(c->tomb.updated, sizeof c->tomb.updated, text, len);
+					parse_token_copy(c->tomb.updated, sizeof c->tomb.updated, text, len);
 				break;
 			}
 		}
@@ -232,8 +213,8 @@ ps_end(struct xml_parser *p, void *h, int id, int parent, int grandparent, int d
 		char num[32];
 		char *e;
 
-		trim(&text, &len);
-		copy(num, sizeof num, text, len);
+		parse_trim(&text, &len);
+		parse_token_copy(num, sizeof num, text, len);
 		c->page->count = strtoll(num, &e, 10);
 		if (len == 0 || *e != '\0' || c->page->count < 0) {
 			xml_fail(p, "Count '%s' is not a number", num);

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "source.h"
 #include "stage.h"
@@ -68,5 +69,26 @@ int pd_check(const struct pd_ctx *, char *msg, size_t len);
 /* The hash of one REC_ORG_SCOPE record; an RTO's scope hash is the sum over its rows (order-independent).  The
  * REST source (parse-rest.c) uses the same function, so both sources store the same scope_hash. */
 uint64_t pd_scope_row_hash(const struct rec *);
+
+/* Text helpers the parsers share: trim spaces, tabs and line ends off both ends; copy a token into a fixed buffer,
+ * cut to fit (dstlen > 0). */
+static inline void
+parse_trim(const char **s, size_t *len)
+{
+	while (*len > 0 && (**s == ' ' || **s == '\n' || **s == '\r' || **s == '\t'))
+		(*s)++, (*len)--;
+	while (*len > 0 && ((*s)[*len - 1] == ' ' || (*s)[*len - 1] == '\n' || (*s)[*len - 1] == '\r' ||
+	    (*s)[*len - 1] == '\t'))
+		(*len)--;
+}
+
+static inline void
+parse_token_copy(char *dst, size_t dstlen, const char *s, size_t len)
+{
+	if (len >= dstlen)
+		len = dstlen - 1;
+	memcpy(dst, s, len);
+	dst[len] = '\0';
+}
 
 #endif
