@@ -187,19 +187,6 @@ num_in(const cJSON *o, const char *key, double lo, double hi, int64_t *out)
 	return true;
 }
 
-static bool
-token_text_ok(const char *s, size_t max)
-{
-	size_t n = strlen(s);
-
-	if (n < 8 || n > max)
-		return false;
-	for (; *s != '\0'; s++)
-		if (*s <= ' ' || *s > '~' || *s == '"' || *s == '\\')
-			return false;
-	return true;
-}
-
 /* A 200 answer of the token endpoint -> tokens; every field checked (a half answer must never replace the store). */
 const char *
 qbr_parse_token_answer(const char *body, size_t len, struct qbr_tokens *t)
@@ -216,8 +203,8 @@ qbr_parse_token_answer(const char *body, size_t len, struct qbr_tokens *t)
 	at = cJSON_GetObjectItemCaseSensitive(o, "access_token");
 	rt = cJSON_GetObjectItemCaseSensitive(o, "refresh_token");
 	tt = cJSON_GetObjectItemCaseSensitive(o, "token_type");
-	if (!cJSON_IsString(at) || !token_text_ok(at->valuestring, QBR_ACCESS_MAX) || !cJSON_IsString(rt) ||
-	    !token_text_ok(rt->valuestring, QBR_REFRESH_MAX)) {
+	if (!cJSON_IsString(at) || !tokens_text_ok(at->valuestring, QBR_ACCESS_MAX) || !cJSON_IsString(rt) ||
+	    !tokens_text_ok(rt->valuestring, QBR_REFRESH_MAX)) {
 		cJSON_Delete(o);
 		return "the token endpoint's answer has no usable access_token or refresh_token";
 	}

@@ -51,6 +51,9 @@ struct qbr_tokens {
 };
 
 void tokens_clear(struct qbr_tokens *);
+/* A token as Intuit issues them and the store keeps them: 8 to max bytes of printable ASCII without spaces, quotes
+ * or backslashes (anything else is a corrupt store, a bad response or an attack). */
+bool tokens_text_ok(const char *, size_t max);
 void tokens_copy(struct qbr_tokens *dst, const struct qbr_tokens *src);
 /* Read the store: 1 loaded, 0 no store (not connected), -1 error (*cause). Secrets are registered for redaction. */
 int tokens_load(const char *path, struct qbr_tokens *, char **cause);

@@ -75,9 +75,8 @@ get_time(const cJSON *o, const char *key, time_t *t)
 	return iso8601_parse(v->valuestring, t);
 }
 
-/* A token is printable ASCII without spaces or quotes: anything else is a corrupt store (or an attack). */
-static bool
-token_ok(const char *s, size_t max)
+bool
+tokens_text_ok(const char *s, size_t max)
 {
 	size_t n = strlen(s);
 
@@ -152,13 +151,13 @@ tokens_load(const char *path, struct qbr_tokens *t, char **cause)
 		return -1;
 	}
 	if (!cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(o, "access_token")) ||
-	    !token_ok(v->valuestring, QBR_ACCESS_MAX)) {
+	    !tokens_text_ok(v->valuestring, QBR_ACCESS_MAX)) {
 		xasprintf(cause, "token store %s: no valid access_token", path);
 		goto bad;
 	}
 	t->access_token = xstrdup(v->valuestring);
 	if (!cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(o, "refresh_token")) ||
-	    !token_ok(v->valuestring, QBR_REFRESH_MAX)) {
+	    !tokens_text_ok(v->valuestring, QBR_REFRESH_MAX)) {
 		xasprintf(cause, "token store %s: no valid refresh_token", path);
 		goto bad;
 	}
