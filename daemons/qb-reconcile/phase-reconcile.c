@@ -204,6 +204,18 @@ set_since(struct step *st, const char *since)
 
 /* --- CDC ---------------------------------------------------------------------------------------------------- */
 
+/* A query that failed: without authorisation the phase ends failed (a retry cannot help);
+ * anything else is retried as a step. */
+static void
+request_failed(struct step *st, const struct qbo_resp *resp)
+{
+	if (resp->auth_lost) {
+		step_set_status(st, "failed", resp->error);
+		step_done(st, STEP_PHASE_DONE);
+	} else
+		step_fail(st, STEP_RETRY, "%s", resp->error);
+}
+
 static void
 cdc_done(const struct qbo_resp *resp, void *arg)
 {
@@ -231,12 +243,7 @@ cdc_done(const struct qbo_resp *resp, void *arg)
 			return;
 		}
 		rc_free(r);
-		if (resp->auth_lost) {
-			step_set_status(st, "failed", resp->error);
-			step_done(st, STEP_PHASE_DONE);
-			return;
-		}
-		step_fail(st, STEP_RETRY, "%s", resp->error);
+		request_failed(st, resp);
 		return;
 	}
 	if ((db = step_db(st, &cause)) == NULL)
@@ -303,12 +310,7 @@ page_done(const struct qbo_resp *resp, void *arg)
 	}
 	if (resp->error != NULL) {
 		rc_free(r);
-		if (resp->auth_lost) {
-			step_set_status(st, "failed", resp->error);
-			step_done(st, STEP_PHASE_DONE);
-			return;
-		}
-		step_fail(st, STEP_RETRY, "%s", resp->error);
+		request_failed(st, resp);
 		return;
 	}
 	if ((db = step_db(st, &cause)) == NULL)
