@@ -253,7 +253,7 @@ phase_snapshot_run(struct step *st)
 {
 	struct db *db = step_daemon(st)->db;
 	cJSON *sum = cJSON_CreateObject(), *w, *js = step_job_state(st);
-	char *cause = NULL, f[TICKS_LEN], t[TICKS_LEN];
+	char *cause = NULL, f[TICKS_LEN], t[TICKS_LEN], mark[TICKS_LEN];
 	int64_t cycle = -1, changes = 0, from = 0, to = 0;
 	sqlite3_stmt *q;
 
@@ -272,7 +272,8 @@ phase_snapshot_run(struct step *st)
 
 	/*
 	 * For the operator the window is in the project's own form, whole seconds (YYYY-MM-DDTHH:MM:SSZ), rounded
-	 * outwards so it still covers every change; the exact upstream instants stay in the job state.
+	 * outwards so it still covers every change.  The high-water marks below keep the plan's exact end: a mark
+	 * rounded up would skip a change stamped between the end and the next whole second when overlap is 0.
 	 */
 	w = cJSON_AddObjectToObject(sum, "window");
 	cJSON_AddStringToObject(w, "from", ticks_format_sec(from - from % TICKS_PER_SEC, f));
@@ -285,14 +286,15 @@ phase_snapshot_run(struct step *st)
 	rest_summary(st, sum);
 	step_set_summary(st, sum, changes);
 	/* The high-water marks move only here, when every phase before has completed. */
+	ticks_format(to, mark);
 	cJSON_DeleteItemFromObjectCaseSensitive(js, "hwm");
-	cJSON_AddStringToObject(js, "hwm", t);
+	cJSON_AddStringToObject(js, "hwm", mark);
 	cJSON_DeleteItemFromObjectCaseSensitive(js, "del_hwm");
-	cJSON_AddStringToObject(js, "del_hwm", t);
+	cJSON_AddStringToObject(js, "del_hwm", mark);
 	cJSON_DeleteItemFromObjectCaseSensitive(js, "last_cycle");
 	cJSON_AddStringToObject(js, "last_cycle", step_cycle_id(st));
 	log_info("cycle %s: %lld change%s; high-water mark now %s", step_cycle_id(st), (long long)changes,
-	    changes == 1 ? "" : "s", t);
+	    changes == 1 ? "" : "s", mark);
 	cJSON_Delete(sum);
 	step_done(st, STEP_PHASE_DONE);
 	return;

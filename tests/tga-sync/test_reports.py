@@ -1,0 +1,71 @@
+#!/usr/bin/python3
+"""What a tga-sync run reports must be true (issue 12, items 2-4): the high-water mark is exactly the plan's end (a
+change 1 ms after it is fetched by the next cycle, even with overlap = 0), and a completion mail switched off
+(notify = no) is not an error on the notify step.
+"""
+
+import json
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tgalib  # noqa: E402
+from harness import Workdir, query, runs  # noqa: E402
+
+# A plan end with a fraction of a second: a mark rounded to whole seconds would differ from it.
+END = "2026-01-05T00:00:00.25Z"
+
+
+class ReportTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.fwd = Workdir("tgarepfake")
+        cls.fake = tgalib.start_fake(cls.fwd, "--frozen-clock", now=END)
+        cls.env = tgalib.Env(cls.fake, None, name="tgarep", overlap="0s", notify=False)
+        assert cls.env.run_once() == 0, cls.env.daemon.read_log()[-4000:]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.fake.stop()
+        cls.env.cleanup()
+        cls.fwd.cleanup()
+
+    def job_state(self):
+        return json.loads(query(self.env.ops, "SELECT job_state FROM tga_sync_cursor")[0][0])
+
+    def test_1_notify_no_is_not_an_error(self):
+        r = runs(self.env.ops, "tga_sync")[0]
+        self.assertEqual(r["status"], "complete")
+        self.assertEqual(query(self.env.ops, "SELECT status, error FROM sync_steps WHERE run_id = ? AND"
+                               " step = 'notify'", (r["run_id"],)), [("complete", None)])
+        self.assertIsNone(r["error"])
+        self.assertIn("no completion mail: notify = no", self.env.daemon.read_log())
+
+    def test_2_high_water_mark_is_the_plan_end(self):
+        env, fake = self.env, self.fake
+        self.assertEqual(self.job_state()["hwm"], END)
+        self.assertEqual(self.job_state()["del_hwm"], END)
+        # A change stamped 1 ms after the plan's end, seen by the next cycle (overlap 0).
+        quals = sorted(c["Code"] for c in tgalib.fake_dump(fake)["TrainingComponents"]
+                       if c["ComponentType"] == "Qualification")
+        fake.post("/_fake/clock", {"now": "2026-01-05T00:00:00.251Z"})
+        ans = fake.post("/_fake/mutate", {"action": "update", "kind": "qualification", "code": quals[0],
+                                          "title": "Certificate II in Late Changes"})
+        self.assertEqual(ans["changes"], {"qualification": {"update": [quals[0]]}})
+        fake.post("/_fake/clock", {"now": "2026-01-05T00:01:00Z"})
+        self.assertEqual(env.run_once(), 0, env.daemon.read_log()[-3000:])
+        self.assertIn("cycle plan: changes from %s to 2026-01-05T00:01:00Z (incremental)" % END,
+                      env.daemon.read_log())
+        self.assertEqual(query(env.corpus, "SELECT title, updated_date FROM tga_components WHERE code = ?",
+                               (quals[0],)), [("Certificate II in Late Changes", "2026-01-05T00:00:00.251Z")])
+        self.assertEqual(tgalib.compare(env.corpus, tgalib.fake_dump(fake)), {})
+        summary, changes = tgalib.summary(env.ops)
+        self.assertEqual(summary["components"]["Qualification"]["updated"], 1)
+        # The operator's window is whole seconds, rounded outwards; the mark stays exact.
+        self.assertEqual(summary["window"], {"from": "2026-01-05T00:00:00Z", "to": "2026-01-05T00:01:00Z"})
+        self.assertEqual(self.job_state()["hwm"], "2026-01-05T00:01:00Z")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
