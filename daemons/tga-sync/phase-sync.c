@@ -11,7 +11,9 @@
  * Windows.  A window is [start, min(start + length, to)).  The length starts at `window` (a day); after a window
  * with fewer matches than a quarter page it doubles (up to max_window), after one with more than four pages it
  * halves: the first cycle walks years of sparse history in a few hundred searches, a weekly cycle in a day or two.
- * Empty windows cost no commit: a step searches on (up to 64 windows) until it finds work.
+ * Empty windows cost no commit: a step searches on (up to 64 windows) until it finds work.  If a request then fails
+ * for good (after the HTTP layer's retries), the empty windows are committed as progress before the step retry, so
+ * that the retry starts at the window that failed instead of searching them all again.
  *
  * Paging is stable because every window ends in the past (by the server's own clock): records can only leave a
  * window (when changed again), never enter it.  A record leaving shifts later records one place towards page 1,
@@ -47,6 +49,8 @@ struct sync {
 	enum tga_service svc;
 	int64_t to;
 	int64_t wstart, wlen;		/* ticks, seconds */
+	int64_t wstart0;		/* the window the step started at */
+	int empty;			/* empty windows searched in this step */
 	int page;
 	int64_t count;			/* Count from page 1 of the window, -1 before */
 	int restarts;
@@ -140,6 +144,42 @@ next_window(struct sync *y, int64_t count)
 	y->restarts = 0;
 }
 
+/*
+ * A transient failure after empty windows: commit them as progress (the cursor moves to the start of the window
+ * whose request failed, page 1) and go on with another step, which asks again.  Each such commit moves the cursor
+ * forward, and a step that made no progress fails as before, so a persistent failure still ends in the step retries.
+ * Returns false (the caller fails the step) if there is nothing to keep.
+ */
+static bool
+keep_empty_windows(struct sync *y, const struct src_error *e)
+{
+	struct step *st = y->st;
+	struct store s;
+	char *cause = NULL, a[TICKS_LEN];
+
+	if (e->status != SRC_TRANSIENT || y->refetch || y->wstart == y->wstart0)
+		return false;
+	if (store_begin(&s, st, y->t, &cause) == -1) {
+		log_warnx("%s: cannot keep the empty windows searched: %s", step_phase(st), cause);
+		free(cause);
+		store_end(&s);
+		return false;
+	}
+	y->page = 1;
+	y->count = -1;
+	set_cursor(y);
+	step_count(st, 0, 0);
+	step_detail_add(st, "search_requests", y->searches);
+	step_detail_add(st, "details_requests", y->requested);
+	step_detail_add(st, "empty_windows_kept", y->empty);
+	log_warnx("%s: %s; the %d empty window%s searched before it are kept, the next step asks again from %s",
+	    step_phase(st), e->msg, y->empty, y->empty == 1 ? "" : "s", ticks_format(y->wstart, a));
+	store_end(&s);
+	sync_free(y);
+	step_done(st, STEP_MORE);
+	return true;
+}
+
 /* --- GetDetails ---------------------------------------------------------------------------------------------- */
 
 static void
@@ -156,6 +196,8 @@ details_done(void *arg, const struct src_error *e)
 		struct step *st = y->st;
 		struct src_error err = y->err;
 
+		if (keep_empty_windows(y, &err))
+			return;
 		sync_free(y);
 		phase_fail(st, &err);
 		return;
@@ -214,6 +256,8 @@ search_done(void *arg, const struct src_error *e)
 	char a[TICKS_LEN], b[TICKS_LEN];
 
 	if (e->status != SRC_OK) {
+		if (keep_empty_windows(y, e))
+			return;
 		sync_free(y);
 		phase_fail(st, e);
 		return;
@@ -237,6 +281,7 @@ search_done(void *arg, const struct src_error *e)
 	if (y->count == 0 && y->pg.returned == 0) {
 		/* An empty window: nothing to write, go on searching (bounded) before committing the cursor. */
 		next_window(y, 0);
+		y->empty++;
 		if (y->wstart >= y->to || y->searches >= MAX_EMPTY_WINDOWS || step_stopping(st)) {
 			write_page(y);
 			return;
@@ -326,7 +371,9 @@ write_page(struct sync *y)
 		y->page++;
 		set_cursor(y);
 	} else {
-		if (y->count != 0 || y->pg.returned != 0)
+		/* Count -1: the window was empty and search_done already moved past it (next_window); moving again would
+		 * skip the next window unsearched. */
+		if (y->count != -1)
 			next_window(y, y->count);
 		set_cursor(y);
 		done = y->wstart >= y->to;
@@ -418,6 +465,7 @@ sync_run(struct step *st, enum tga_service svc)
 		step_done(st, STEP_PHASE_DONE);
 		return;
 	}
+	y->wstart0 = y->wstart;
 	search(y);
 }
 

@@ -16,7 +16,10 @@
 #include "stage.h"
 #include "tga.h"
 #include "tgatime.h"
+#include "xmalloc.h"
 #include "xml.h"
+
+#define NS_DISPATCHER "http://schemas.microsoft.com/net/2005/12/windowscommunicationfoundation/dispatcher"
 
 static int failures, checks;
 
@@ -181,10 +184,43 @@ test_envelopes(void)
 	    "%s", h);
 	free(h);
 
-	CHECK(!soap_should_retry(500, "text/xml", "<s:Envelope><s:Body><s:Fault><faultcode>a:X</faultcode>", 55, NULL),
-	    "a fault is an answer");
+	{
+		/* Cut short (an error body is bounded to 64 KiB): the fault code was read, that is enough. */
+		static const char cut[] = "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body>"
+		    "<s:Fault><faultcode>a:X</faultcode><faultstring>A";
+
+		CHECK(!soap_should_retry(500, "text/xml", cut, sizeof cut - 1, NULL), "a fault is an answer");
+	}
 	CHECK(soap_should_retry(500, "text/html", "<html>500 - Internal server error.</html>", 41, NULL), "IIS page");
 	CHECK(soap_should_retry(503, "text/xml", "<s:Envelope><faultcode>", 23, NULL), "503 is transient");
+	{
+		/* The service's own failure is retried; a fault about the request is not (issue 12). */
+		static const struct {
+			const char *code;
+			bool retry;
+		} faults[] = {
+			{ "<faultcode xmlns:a=\"" NS_DISPATCHER "\">a:InternalServiceFault</faultcode>", true },
+			{ "<faultcode>s:Server</faultcode>", true },
+			{ "<faultcode xmlns:a=\"" NS_DISPATCHER "\">a:DeserializationFailed</faultcode>", false },
+			{ "<faultcode xmlns:a=\"http://schemas.microsoft.com/ws/2005/05/addressing/none\">"
+			    "a:ActionNotSupported</faultcode>", false },
+			{ "<faultcode xmlns:a=\"http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0"
+			    ".xsd\">a:InvalidSecurity</faultcode>", false },
+			{ "<faultcode>s:Client</faultcode>", false },
+		};
+		size_t i;
+
+		for (i = 0; i < sizeof faults / sizeof faults[0]; i++) {
+			char *doc;
+
+			xasprintf(&doc, "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><s:Fault>"
+			    "%s<faultstring xml:lang=\"en-US\">text</faultstring></s:Fault></s:Body></s:Envelope>",
+			    faults[i].code);
+			CHECK(soap_should_retry(500, "text/xml", doc, strlen(doc), NULL) == faults[i].retry, "%s",
+			    faults[i].code);
+			free(doc);
+		}
+	}
 }
 
 static int

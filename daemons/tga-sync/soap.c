@@ -190,19 +190,51 @@ soap_get_details(struct buf *b, const struct tga_settings *s, const char *passwo
 	end(b, "GetDetails", true);
 }
 
-static const void *
-find(const char *hay, size_t len, const char *needle)
+/* A handler that reads nothing but lets the framework capture an s:Fault. */
+static enum xml_mode
+fault_start(struct xml_parser *p, void *h, int id, int parent, int depth, bool nil)
 {
-	return memmem(hay, len, needle, strlen(needle));
+	return depth < 2 && !(depth == 1 && id != XN_Body) ? XM_TEXT : XM_SKIP;
+}
+
+static void
+fault_end(struct xml_parser *p, void *h, int id, int parent, int grandparent, int depth, const char *text,
+    size_t len, bool nil)
+{
+}
+
+static const struct xml_handler fault_handler = { fault_start, fault_end };
+
+bool
+soap_parse_fault(const char *body, size_t len, struct xml_fault *out)
+{
+	struct xml_parser *p;
+	bool found = false;
+
+	if (len == 0 || memmem(body, len, "faultcode", 9) == NULL)
+		return false;
+	p = xml_parser_new(&fault_handler, NULL);
+	/* An error body is cut at 64 KiB (http.c): a fault whose code was read counts even if the rest is missing. */
+	if (xml_parse_mem(p, body, len) == 0 ? xml_fault(p)->present : xml_fault(p)->code[0] != '\0') {
+		*out = *xml_fault(p);
+		found = true;
+	}
+	xml_parser_free(p);
+	return found;
 }
 
 bool
 soap_should_retry(long status, const char *content_type, const char *body, size_t len, void *arg)
 {
-	/* WCF answers every fault with HTTP 500 and a SOAP envelope: that is an answer (wrong password, a validation
-	 * error), and sending the same request again gives the same one.  An IIS or proxy error page is transient. */
-	if (status == 500 && find(body, len, "Envelope") != NULL && find(body, len, "faultcode") != NULL)
-		return false;
+	struct xml_fault f;
+
+	/*
+	 * WCF answers every fault with HTTP 500 and a SOAP envelope.  A fault about the request (wrong password, a
+	 * validation error, a contract mismatch) is an answer: sending the same request again gives the same one.  A
+	 * fault of the service itself (s:Server, a:InternalServiceFault) is transient like an IIS or proxy error page.
+	 */
+	if (soap_parse_fault(body, len, &f))
+		return soap_fault_class(&f) == FAULT_SERVER;
 	return true;
 }
 

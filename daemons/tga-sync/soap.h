@@ -34,7 +34,10 @@ void soap_get_details(struct buf *, const struct tga_settings *, const char *pas
 
 void xml_escape(struct buf *, const char *);
 
-/* http_req_opts.should_retry: a 500 that carries a SOAP fault is an answer, not a transient failure. */
+/* The SOAP fault in an (error) body, if it holds one: true and *out filled. */
+bool soap_parse_fault(const char *body, size_t len, struct xml_fault *out);
+/* http_req_opts.should_retry: a 500 that carries a SOAP fault about the request is an answer, not a transient
+ * failure; one of the service itself (FAULT_SERVER) is retried like any 5xx. */
 bool soap_should_retry(long status, const char *content_type, const char *body, size_t len, void *arg);
 
 enum soap_fault_class {

@@ -1,8 +1,8 @@
 /*
  * The source operations over the SOAP web services: build the request (soap.c), send it on the event loop with the
  * project's HTTP rules (http.c: timeouts, retries with backoff on connection errors, 5xx and 429 honouring
- * Retry-After; a 500 carrying a SOAP fault is not retried), spool the answer, parse it streaming (parse-*.c), and
- * say what happened in the terms of source.h.
+ * Retry-After; a 500 carrying a SOAP fault about the request is not retried, an s:Server fault is), spool the
+ * answer, parse it streaming (parse-*.c), and say what happened in the terms of source.h.
  *
  * A 2xx answer that does not parse (cut short, malformed, not the expected result) is requested again, up to
  * parse_retries times, before the operation fails naming the operation and what was wrong.
@@ -200,23 +200,8 @@ finish(struct call *c, enum src_status status, const char *fmt, ...)
 	call_free(c);
 }
 
-/* A handler that reads nothing but lets the framework capture an s:Fault. */
-static enum xml_mode
-fault_start(struct xml_parser *p, void *h, int id, int parent, int depth, bool nil)
-{
-	return depth < 2 && !(depth == 1 && id != XN_Body) ? XM_TEXT : XM_SKIP;
-}
-
 static void
-fault_end(struct xml_parser *p, void *h, int id, int parent, int grandparent, int depth, const char *text,
-    size_t len, bool nil)
-{
-}
-
-static const struct xml_handler fault_handler = { fault_start, fault_end };
-
-static void
-report_fault(struct call *c, const struct xml_fault *f, long status)
+report_fault(struct call *c, const struct xml_fault *f, long status, int attempts)
 {
 	char detail[1100] = "";
 
@@ -229,8 +214,9 @@ report_fault(struct call *c, const struct xml_fault *f, long status)
 		    "cause this)", f->string, f->code, c->what);
 		return;
 	case FAULT_SERVER:
-		finish(c, SRC_TRANSIENT, "TGA %s: SOAP fault %s (HTTP %ld): %s%s", c->what, f->code, status, f->string,
-		    detail);
+		/* Already retried with backoff by the HTTP layer (soap_should_retry): the step retry is next. */
+		finish(c, SRC_TRANSIENT, "TGA %s: SOAP fault %s (HTTP %ld, after %d attempt%s): %s%s", c->what, f->code,
+		    status, attempts, attempts == 1 ? "" : "s", f->string, detail);
 		return;
 	case FAULT_CLIENT:
 		finish(c, SRC_FAULT, "TGA %s: SOAP fault %s (HTTP %ld): %s%s", c->what, f->code, status, f->string, detail);
@@ -277,7 +263,7 @@ parse(struct call *c, const struct http_result *r, char *msg, size_t msglen)
 			stage_entity_abort(c->stage, NULL);
 		if (c->kind == K_DETAILS)
 			pd_free(&pd);
-		report_fault(c, xml_fault(p), r->status);
+		report_fault(c, xml_fault(p), r->status, r->attempts);
 		xml_parser_free(p);
 		return 1;
 	}
@@ -318,15 +304,11 @@ call_done(struct http_request *req, const struct http_result *r, void *arg)
 	}
 	if (r->error != NULL) {
 		/* An error answer's body (bounded by http.c) may be a SOAP fault: that is the real message. */
-		if (r->body_len > 0 && memmem(r->body, r->body_len, "faultcode", 9) != NULL) {
-			struct xml_parser *p = xml_parser_new(&fault_handler, NULL);
+		struct xml_fault f;
 
-			if (xml_parse_mem(p, r->body, r->body_len) == 0 && xml_fault(p)->present) {
-				report_fault(c, xml_fault(p), r->status);
-				xml_parser_free(p);
-				return;
-			}
-			xml_parser_free(p);
+		if (soap_parse_fault(r->body, r->body_len, &f)) {
+			report_fault(c, &f, r->status, r->attempts);
+			return;
 		}
 		if (r->status == 401 || r->status == 403) {
 			finish(c, SRC_CREDENTIALS, "TGA rejected the credentials: %s (check [tga-sync] username and the "

@@ -31,10 +31,13 @@ UTC "Z" plus OffsetMinutes 600/660 (AEST/AEDT) and in with WCF's rules (a DateTi
 OffsetMinutes); a security header with a wsu:Timestamp on every successful response; ValidationFault details.
 
 Faults (POST /_fake/fault {"op": Op|"*"|"wsdl", "service": "Training"|"Organisation" (optional), "kind": K,
-"count": N (-1 = until cleared), ...}): http500, http503, http429 ("retry_after"), hang, reset, truncate, malformed,
-html, redirect, slow ("delay"), drip ("interval"), and the protocol's own: soap_fault ("text", "code": a
-ValidationFault), auth (InvalidSecurity), missing_code (the next matching response has one record without its code
-element).
+"count": N (-1 = until cleared), "rate": P (optional: each matching request gets it with probability P, seeded by
+"seed"), "after": N (optional: let N matching requests pass first), ...}): http500, http503, http429 ("retry_after"),
+hang, reset, truncate, malformed, html, redirect, slow ("delay"), drip ("interval"), and the protocol's own:
+soap_fault ("text", "code": a ValidationFault; "fault": "DeserializationFailed" for WCF's answer to a body it
+cannot read), server_fault (HTTP 500 with WCF's a:InternalServiceFault, or
+"code": "Server" for a plain s:Server fault), auth (InvalidSecurity), missing_code (the next matching response has
+one record without its code element).
 
 Mutations (POST /_fake/mutate): see tga_register.py; e.g. {"action": "update", "kind": "qualification", "code": C},
 {"action": "random", "fraction": 0.01, "seed": 2}. The answer lists the codes changed per kind and action.
@@ -47,6 +50,7 @@ import hashlib
 import json
 import marshal
 import os
+import random
 import re
 import shutil
 import signal
@@ -581,6 +585,20 @@ def validation_fault(ns, errors):
     return SoapFault("<faultcode>s:Client</faultcode>", " ".join(m for _, m, _ in errors), detail, secured=True)
 
 
+def server_fault(code=None):
+    """What WCF answers when the service itself fails (an exception in the operation, the database away): HTTP 500
+    with a:InternalServiceFault in the dispatcher namespace and its stock text (includeExceptionDetailInFaults off),
+    or a plain s:Server fault (a FaultException with a receiver code)."""
+    if code == "Server":
+        return SoapFault("<faultcode>s:Server</faultcode>", "The service is temporarily unable to process the request.")
+    return SoapFault('<faultcode xmlns:a="%s">a:InternalServiceFault</faultcode>' % NS_DISPATCHER,
+                     "The server was unable to process the request due to an internal error.  For more information "
+                     "about the error, either turn on IncludeExceptionDetailInFaults (either from "
+                     "ServiceBehaviorAttribute or from the <serviceDebug> configuration behavior) on the server in "
+                     "order to send the exception information back to the client, or turn on tracing as per the "
+                     "Microsoft .NET Framework SDK documentation and inspect the server trace logs.")
+
+
 def deserialization_fault(ns, op, inner):
     return SoapFault('<faultcode xmlns:a="%s">a:DeserializationFailed</faultcode>' % NS_DISPATCHER,
                      "The formatter threw an exception while trying to deserialize the message: There was an error "
@@ -661,7 +679,17 @@ class Fault:
         self.service = (spec.get("service") or "").lower() or None
         self.kind = spec["kind"]
         self.count = int(spec.get("count", 1))
+        self.after = int(spec.get("after", 0))
+        self.rate = float(spec["rate"]) if spec.get("rate") is not None else None
+        self.rnd = random.Random(spec.get("seed", 1))
         self.spec = spec
+
+    def fires(self):
+        """Called for a matching request: does this one get the fault ("after" and "rate" decide)?"""
+        if self.after > 0:
+            self.after -= 1
+            return False
+        return self.rate is None or self.rnd.random() < self.rate
 
     def matches(self, service, op):
         if self.count == 0:
@@ -673,7 +701,7 @@ class Fault:
 
 TRANSPORT_FAULTS = {"http500", "http503", "http429", "hang", "reset", "truncate", "malformed", "html", "redirect",
                     "slow", "drip"}
-PROTOCOL_FAULTS = {"soap_fault", "auth", "missing_code"}
+PROTOCOL_FAULTS = {"soap_fault", "server_fault", "auth", "missing_code"}
 
 
 class App:
@@ -734,7 +762,7 @@ class App:
     def take_fault(self, service, op, kinds):
         with self.fault_lock:
             for f in self.faults:
-                if f.kind in kinds and f.matches(service, op):
+                if f.kind in kinds and f.matches(service, op) and f.fires():
                     if f.count > 0:
                         f.count -= 1
                     return f
@@ -808,7 +836,12 @@ class App:
                 "Check that sender and receiver have the same contract and the same binding (including security "
                 "requirements, e.g. Message, Transport, None)." % act)), op_guess, "ActionNotSupported"
         try:
+            injected = self.take_fault(service, op, {"server_fault"})
+            if injected is not None:
+                raise server_fault(injected.spec.get("code"))
             injected = self.take_fault(service, op, {"soap_fault"})
+            if injected is not None and injected.spec.get("fault") == "DeserializationFailed":
+                raise deserialization_fault(self.ns, op, injected.spec.get("text", "Injected deserialization fault."))
             if injected is not None:
                 raise validation_fault(self.ns, [(injected.spec.get("code", "InjectedFault"),
                                                   injected.spec.get("text", "Injected validation fault."),
