@@ -69,7 +69,10 @@ listing(struct buf *out, const char *label, const cJSON *o, const char *what, co
 		return;
 	buf_printf(out, "\n%s %s (%" PRId64 "):\n", label, what, total);
 	cJSON_ArrayForEach(e, l) {
-		buf_printf(out, "  %s %-12s %s\n", mark, str(e, "code"), str(e, name_key));
+		if (str(e, "kind")[0] != '\0')
+			buf_printf(out, "  %s %-12s %s (%s)\n", mark, str(e, "code"), str(e, name_key), str(e, "kind"));
+		else
+			buf_printf(out, "  %s %-12s %s\n", mark, str(e, "code"), str(e, name_key));
 		shown++;
 	}
 	if (total > shown)
@@ -81,6 +84,8 @@ tga_format_summary(const cJSON *sum, struct buf *out)
 {
 	const cJSON *comps = cJSON_GetObjectItemCaseSensitive(sum, "components"), *o;
 	const cJSON *rtos = cJSON_GetObjectItemCaseSensitive(sum, "rtos");
+	/* Organisations that are not RTOs (kind Organisation2); absent from summaries written before issue 12. */
+	const cJSON *orgs = cJSON_GetObjectItemCaseSensitive(sum, "organisations");
 	const cJSON *scope = cJSON_GetObjectItemCaseSensitive(sum, "scope");
 	const cJSON *tombs = cJSON_GetObjectItemCaseSensitive(sum, "tombstones");
 	const cJSON *w = cJSON_GetObjectItemCaseSensitive(sum, "window"), *e;
@@ -103,6 +108,8 @@ tga_format_summary(const cJSON *sum, struct buf *out)
 	cJSON_ArrayForEach(o, comps)
 		row(out, plural_of(o->string), o);
 	row(out, "RTOs", rtos);
+	if (cJSON_IsObject(orgs))
+		row(out, "Other organisations", orgs);
 	buf_printf(out, "  %-26s %9" PRId64 " %9" PRId64 " %9" PRId64 "   (rows; in %" PRId64 " RTO%s)\n",
 	    "RTO scope", num(scope, "rows_added"), num(scope, "rows_changed"), num(scope, "rows_removed"),
 	    num(scope, "rtos"), num(scope, "rtos") == 1 ? "" : "s");
@@ -117,6 +124,11 @@ tga_format_summary(const cJSON *sum, struct buf *out)
 	listing(out, "RTOs", rtos, "added", "+", "name");
 	listing(out, "RTOs", rtos, "updated", "~", "name");
 	listing(out, "RTOs", rtos, "removed", "-", "name");
+	if (cJSON_IsObject(orgs)) {
+		listing(out, "Other organisations", orgs, "added", "+", "name");
+		listing(out, "Other organisations", orgs, "updated", "~", "name");
+		listing(out, "Other organisations", orgs, "removed", "-", "name");
+	}
 	nscope = num(scope, "rtos");
 	if (nscope > 0) {
 		buf_printf(out, "\nRTO scope changes (%" PRId64 " RTO%s):\n", nscope, nscope == 1 ? "" : "s");

@@ -8,7 +8,8 @@
  * UnitGrid/UnitGridEntry(3)/{Code, Title, IsEssential}}, Title, UpdatedDate (DTO),
  * UsageRecommendations/UsageRecommendation, IsLegacyData, CurrencyStatus.
  *
- * OrganisationService: GetDetailsResult i:type Rto3: CreatedDate, Locations/OrganisationLocation/{Address},
+ * OrganisationService: GetDetailsResult i:type Rto3 (or Organisation2, an organisation that is not an RTO: the
+ * base members only; the i:type is kept as ORG_KIND): CreatedDate, Locations/OrganisationLocation/{Address},
  * ResponsibleLegalPersons/ResponsibleLegalPerson/{Abns/string, Acn, Name}, TradingNames/TradingName, UpdatedDate,
  * Urls/Url, IsLegacyData, RegistrationPeriods/RegistrationPeriod, RegistrationStatus, Scopes/Scope2 (an
  * ArrayOfScope2: its items are <Scope2>; <Scope> is accepted too).  The organisation's code is not in the body
@@ -329,10 +330,16 @@ static enum xml_mode
 org_start(struct xml_parser *p, void *h, int id, int parent, int depth, bool nil)
 {
 	struct pd_ctx *c = h;
+	enum xml_mode mode;
 	int rel;
 
-	if (c->result_depth < 0)
-		return envelope_start(c, id, parent, depth, nil);
+	if (c->result_depth < 0) {
+		mode = envelope_start(c, id, parent, depth, nil);
+		/* Rto3 for an RTO; an organisation that is not one (Organisation2) has no registration and no scope. */
+		if (c->result_depth == depth && xml_xsi_type(p)[0] != '\0')
+			rec_set_str(&c->head, ORG_KIND, xml_xsi_type(p));
+		return mode;
+	}
 	rel = depth - c->result_depth;
 	switch (rel) {
 	case 1:

@@ -6,6 +6,7 @@
  *   {"window": {"from", "to"},
  *    "components": {"Qualification": {"added", "updated", "removed", "added_list": [{"code", "title"}], ...}, ...},
  *    "rtos": {"added", "updated", "removed", "added_list": [{"code", "name"}], ...},
+ *    "organisations": {...the same, for organisations that are not RTOs, with "kind" in each list entry...},
  *    "scope": {"rows_added", "rows_removed", "rows_changed", "rtos", "list": [{"code", "name", "added", ...}]},
  *    "tombstones": {"new", "applied"}, "list_max": N}
  * and with source = rest: "source": "rest", "data_sync" (the API's data export sync time), "no_change": true when
@@ -38,18 +39,21 @@ static const char SQL_TC_UPDATED[] =
 static const char SQL_TC_REMOVED[] =
     "SELECT code, title FROM tga_components WHERE deleted_in = ?1 AND component_type = ?2 AND added_in <> ?1"
     " ORDER BY code LIMIT ?3";
+/* RTOs (?2 = 1) or the other organisations (?2 = 0), which OrganisationService lists too (kind Organisation2). */
 static const char SQL_RTO_COUNTS[] =
     "SELECT coalesce(sum(added_in = ?1 AND deleted_at IS NULL), 0),"
     " coalesce(sum(changed_in = ?1 AND added_in <> ?1 AND deleted_at IS NULL), 0),"
-    " coalesce(sum(deleted_in = ?1 AND added_in <> ?1), 0) FROM tga_rtos WHERE changed_in = ?1 OR deleted_in = ?1";
+    " coalesce(sum(deleted_in = ?1 AND added_in <> ?1), 0) FROM tga_rtos WHERE (changed_in = ?1 OR deleted_in = ?1)"
+    " AND (kind = 'RTO') = ?2";
 static const char SQL_RTO_ADDED[] =
-    "SELECT code, legal_name FROM tga_rtos WHERE changed_in = ?1 AND added_in = ?1 AND deleted_at IS NULL"
-    " ORDER BY code LIMIT ?3";
+    "SELECT code, legal_name, kind FROM tga_rtos WHERE changed_in = ?1 AND added_in = ?1 AND deleted_at IS NULL"
+    " AND (kind = 'RTO') = ?2 ORDER BY code LIMIT ?3";
 static const char SQL_RTO_UPDATED[] =
-    "SELECT code, legal_name FROM tga_rtos WHERE changed_in = ?1 AND added_in <> ?1 AND deleted_at IS NULL"
-    " ORDER BY code LIMIT ?3";
+    "SELECT code, legal_name, kind FROM tga_rtos WHERE changed_in = ?1 AND added_in <> ?1 AND deleted_at IS NULL"
+    " AND (kind = 'RTO') = ?2 ORDER BY code LIMIT ?3";
 static const char SQL_RTO_REMOVED[] =
-    "SELECT code, legal_name FROM tga_rtos WHERE deleted_in = ?1 AND added_in <> ?1 ORDER BY code LIMIT ?3";
+    "SELECT code, legal_name, kind FROM tga_rtos WHERE deleted_in = ?1 AND added_in <> ?1 AND (kind = 'RTO') = ?2"
+    " ORDER BY code LIMIT ?3";
 /* Per RTO, the counts its writer took from its scope rows' stamps (store-orgs.c): no 6.2-million-row scan. */
 static const char SQL_SCOPE[] =
     "SELECT code, legal_name, scope_added, scope_removed, scope_changed FROM tga_rtos WHERE scope_changed_in = ?1"
@@ -61,9 +65,10 @@ static const char SQL_TOMBS[] =
 static const char *const order[] = { "TrainingPackage", "Qualification", "Unit", "SkillSet", "AccreditedCourse",
 	"AccreditedCourseModule", "UnitContextualisation" };
 
+/* type: the component type (?2); NULL for tga_rtos, where rtos (?2) chooses RTOs or the other organisations. */
 static int
-list(struct db *db, const char *sql, int64_t cycle, const char *type, int max, const char *name_key, cJSON *out,
-    char **cause)
+list(struct db *db, const char *sql, int64_t cycle, const char *type, bool rtos, int max, const char *name_key,
+    cJSON *out, char **cause)
 {
 	sqlite3_stmt *q;
 	int rc;
@@ -73,12 +78,16 @@ list(struct db *db, const char *sql, int64_t cycle, const char *type, int max, c
 	sqlite3_bind_int64(q, 1, cycle);
 	if (type != NULL)
 		db_bind_text(q, 2, type);
+	else
+		sqlite3_bind_int(q, 2, rtos);
 	sqlite3_bind_int(q, 3, max);
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		cJSON *o = cJSON_CreateObject();
 
 		cJSON_AddStringToObject(o, "code", db_col_text(q, 0));
 		cJSON_AddStringToObject(o, name_key, db_col_text(q, 1));
+		if (type == NULL && !rtos)
+			cJSON_AddStringToObject(o, "kind", db_col_text(q, 2));
 		cJSON_AddItemToArray(out, o);
 	}
 	sqlite3_reset(q);
@@ -99,12 +108,46 @@ kind_object(int64_t a, int64_t u, int64_t r)
 	return o;
 }
 
+/* The RTOs (rtos) or the other organisations: counts and lists, as sum[key]; their changes added to *changes. */
+static int
+organisations(struct db *db, int64_t cycle, bool rtos, int max, cJSON *sum, const char *key, int64_t *changes,
+    char **cause)
+{
+	int64_t a = 0, u = 0, r = 0;
+	sqlite3_stmt *q;
+	cJSON *o;
+
+	if (cycle >= 0) {
+		if ((q = db_stmt(db, SQL_RTO_COUNTS, cause)) == NULL)
+			return -1;
+		sqlite3_bind_int64(q, 1, cycle);
+		sqlite3_bind_int(q, 2, rtos);
+		if (sqlite3_step(q) != SQLITE_ROW) {
+			sqlite3_reset(q);
+			return db_error(db, cause, "summary counts");
+		}
+		a = sqlite3_column_int64(q, 0);
+		u = sqlite3_column_int64(q, 1);
+		r = sqlite3_column_int64(q, 2);
+		sqlite3_reset(q);
+	}
+	*changes += a + u + r;
+	o = kind_object(a, u, r);
+	cJSON_AddItemToObject(sum, key, o);
+	if (cycle >= 0 && (list(db, SQL_RTO_ADDED, cycle, NULL, rtos, max, "name", cJSON_GetObjectItem(o, "added_list"),
+	    cause) == -1 || list(db, SQL_RTO_UPDATED, cycle, NULL, rtos, max, "name", cJSON_GetObjectItem(o,
+	    "updated_list"), cause) == -1 || list(db, SQL_RTO_REMOVED, cycle, NULL, rtos, max, "name",
+	    cJSON_GetObjectItem(o, "removed_list"), cause) == -1))
+		return -1;
+	return 0;
+}
+
 static int
 summarise(struct step *st, struct db *db, int64_t cycle, cJSON *sum, int64_t *changes, char **cause)
 {
 	struct tga *t = step_job(st);
 	int max = t->set.summary_list_max;
-	cJSON *comps = cJSON_AddObjectToObject(sum, "components"), *o, *rtos, *scope, *slist, *tombs;
+	cJSON *comps = cJSON_AddObjectToObject(sum, "components"), *o, *scope, *slist, *tombs;
 	int64_t a, u, r, sa = 0, sr = 0, sc = 0, nrtos = 0;
 	sqlite3_stmt *q;
 	size_t i;
@@ -139,35 +182,17 @@ summarise(struct step *st, struct db *db, int64_t cycle, cJSON *sum, int64_t *ch
 		if (rc != SQLITE_DONE)
 			return db_error(db, cause, "summary counts");
 		cJSON_ArrayForEach(o, comps) {
-			if (list(db, SQL_TC_ADDED, cycle, o->string, max, "title", cJSON_GetObjectItem(o, "added_list"),
-			    cause) == -1 || list(db, SQL_TC_UPDATED, cycle, o->string, max, "title",
-			    cJSON_GetObjectItem(o, "updated_list"), cause) == -1 || list(db, SQL_TC_REMOVED, cycle,
-			    o->string, max, "title", cJSON_GetObjectItem(o, "removed_list"), cause) == -1)
+			if (list(db, SQL_TC_ADDED, cycle, o->string, false, max, "title",
+			    cJSON_GetObjectItem(o, "added_list"), cause) == -1 || list(db, SQL_TC_UPDATED, cycle,
+			    o->string, false, max, "title", cJSON_GetObjectItem(o, "updated_list"), cause) == -1 ||
+			    list(db, SQL_TC_REMOVED, cycle, o->string, false, max, "title",
+			    cJSON_GetObjectItem(o, "removed_list"), cause) == -1)
 				return -1;
 		}
 	}
 
-	a = u = r = 0;
-	if (cycle >= 0) {
-		if ((q = db_stmt(db, SQL_RTO_COUNTS, cause)) == NULL)
-			return -1;
-		sqlite3_bind_int64(q, 1, cycle);
-		if (sqlite3_step(q) != SQLITE_ROW) {
-			sqlite3_reset(q);
-			return db_error(db, cause, "summary counts");
-		}
-		a = sqlite3_column_int64(q, 0);
-		u = sqlite3_column_int64(q, 1);
-		r = sqlite3_column_int64(q, 2);
-		sqlite3_reset(q);
-	}
-	*changes += a + u + r;
-	rtos = kind_object(a, u, r);
-	cJSON_AddItemToObject(sum, "rtos", rtos);
-	if (cycle >= 0 && (list(db, SQL_RTO_ADDED, cycle, NULL, max, "name", cJSON_GetObjectItem(rtos, "added_list"),
-	    cause) == -1 || list(db, SQL_RTO_UPDATED, cycle, NULL, max, "name", cJSON_GetObjectItem(rtos,
-	    "updated_list"), cause) == -1 || list(db, SQL_RTO_REMOVED, cycle, NULL, max, "name",
-	    cJSON_GetObjectItem(rtos, "removed_list"), cause) == -1))
+	if (organisations(db, cycle, true, max, sum, "rtos", changes, cause) == -1 ||
+	    organisations(db, cycle, false, max, sum, "organisations", changes, cause) == -1)
 		return -1;
 
 	scope = cJSON_AddObjectToObject(sum, "scope");

@@ -387,6 +387,11 @@ test_details(void)
 	    "<IsRefused>false</IsRefused><NrtCode>BSB40920</NrtCode><TrainingComponentType>Qualification"
 	    "</TrainingComponentType><ScopeDecisionType>Granted</ScopeDecisionType></Scope>"
 	    "</Scopes></GetDetailsResult></GetDetailsResponse>" ENV_TAIL;
+	/* Not an RTO: the base Organisation members and IsLegacyData (the prefix of the i:type is dropped). */
+	static const char org_other[] = ENV_HEAD "<GetDetailsResponse " NS "><GetDetailsResult " I
+	    " i:type=\"b:Organisation2\" xmlns:b=\"http://training.gov.au/services/13/\">"
+	    DTO("UpdatedDate", "2026-01-05T00:00:00Z", "660") "<IsLegacyData>false</IsLegacyData>"
+	    "</GetDetailsResult></GetDetailsResponse>" ENV_TAIL;
 	static const char nil[] = ENV_HEAD "<GetDetailsResponse " NS "><GetDetailsResult " I " i:nil=\"true\"/>"
 	    "</GetDetailsResponse>" ENV_TAIL;
 	struct stage *sg;
@@ -432,6 +437,7 @@ test_details(void)
 	CHECK(pd.rejects == 1 && pd.scope_count == 2, "rejects %d rows %lld", pd.rejects, (long long)pd.scope_count);
 	CHECK(strcmp(rec_str(&pd.head, ORG_LEGAL_NAME), "New Pty Ltd") == 0 && strcmp(rec_str(&pd.head, ORG_ABN),
 	    "222") == 0 && strcmp(rec_str(&pd.head, ORG_ACN), "999") == 0, "the legal person in office");
+	CHECK(rec_str(&pd.head, ORG_KIND) != NULL && strcmp(rec_str(&pd.head, ORG_KIND), "Rto3") == 0, "kind Rto3");
 	snprintf(hash_a, sizeof hash_a, "%s", rec_str(&pd.head, ORG_SCOPE_HASH));
 	CHECK(stage_entity_end(sg, "0275", -1, &pd.head, &cause) == 0, "end");
 	pd_free(&pd);
@@ -444,6 +450,14 @@ test_details(void)
 	CHECK(parse_mem(&pd_org_handler, &pd, org_b, NULL, err, sizeof err) == 0, "%s", err);
 	snprintf(hash_b, sizeof hash_b, "%s", rec_str(&pd.head, ORG_SCOPE_HASH));
 	CHECK(strcmp(hash_a, hash_b) == 0, "order-independent scope hash %s %s", hash_a, hash_b);
+	pd_free(&pd);
+	stage_entity_abort(sg, NULL);
+
+	pd_init(&pd, SVC_ORGANISATION, ~0u, sg, "9999");
+	stage_entity_begin(sg);
+	CHECK(parse_mem(&pd_org_handler, &pd, org_other, NULL, err, sizeof err) == 0, "%s", err);
+	CHECK(rec_str(&pd.head, ORG_KIND) != NULL && strcmp(rec_str(&pd.head, ORG_KIND), "Organisation2") == 0 &&
+	    rec_str(&pd.head, ORG_STATUS) == NULL && pd.scope_count == 0, "an organisation that is not an RTO");
 	pd_free(&pd);
 	stage_entity_abort(sg, NULL);
 

@@ -47,8 +47,9 @@ enum rec_type {
 
 enum { TC_CODE, TC_TYPE, TC_TITLE, TC_PARENT_CODE, TC_PARENT_TITLE, TC_CONFIDENTIAL, TC_LEGACY, TC_CURRENCY_STATUS,
 	TC_CREATED, TC_UPDATED, TC_USAGE_CURRENT, TC_ISC_CODE, TC__N };
+/* ORG_KIND: the GetDetailsResult's i:type ("Rto3", "Organisation2"); unset when the source does not say. */
 enum { ORG_CREATED, ORG_UPDATED, ORG_STATUS, ORG_LEGACY, ORG_LEGAL_NAME, ORG_ABN, ORG_ACN, ORG_SCOPE_HASH,
-	ORG_SCOPE_COUNT, ORG_SCOPE_SEEN, ORG__N };
+	ORG_SCOPE_COUNT, ORG_SCOPE_SEEN, ORG_KIND, ORG__N };
 
 #define REC_MAX_FIELDS 16
 #define REC_FIELD_MAX (128 * 1024)	/* fields are at most 64 KiB of XML text; more means a corrupt stage file */

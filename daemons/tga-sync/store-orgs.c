@@ -1,5 +1,6 @@
 /*
- * An RTO and its whole scope, from one staged GetDetails answer, in the step's one transaction.
+ * An RTO and its whole scope, from one staged GetDetails answer, in the step's one transaction.  Organisations
+ * that are not RTOs (Organisation2) are written here too, with their kind: they have no scope.
  *
  * Scope rows are keyed by (RTO, NRT code, implicit).  Three ways to write a scope, cheapest first:
  *   unchanged  the scope hash of the answer equals the stored one: no scope row is touched (a trading name
@@ -23,16 +24,17 @@
 #define RTO_DIFFERS                                                                                               \
 	"legal_name IS NOT excluded.legal_name OR abn IS NOT excluded.abn OR acn IS NOT excluded.acn OR"           \
 	" registration_status IS NOT excluded.registration_status OR is_legacy IS NOT excluded.is_legacy OR"       \
-	" created_date IS NOT excluded.created_date"
+	" created_date IS NOT excluded.created_date OR kind IS NOT excluded.kind"
 
 static const char SQL_RTO_GET[] =
     "SELECT scope_rows, scope_hash, deleted_at IS NOT NULL FROM tga_rtos WHERE code = ?";
 static const char SQL_RTO_UPSERT[] =
     "INSERT INTO tga_rtos (code, legal_name, abn, acn, registration_status, is_legacy, created_date, updated_date,"
     " scope_rows, scope_hash, added_in, changed_in, scope_changed_in, run, scope_added, scope_removed,"
-    " scope_changed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, CASE WHEN ?13 THEN ?11 END, ?12,"
-    " ?15, ?16, ?17)"
+    " scope_changed, kind) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, CASE WHEN ?13 THEN ?11 END,"
+    " ?12, ?15, ?16, ?17, ?18)"
     " ON CONFLICT (code) DO UPDATE SET legal_name = excluded.legal_name, abn = excluded.abn, acn = excluded.acn,"
+    " kind = excluded.kind,"
     " registration_status = excluded.registration_status, is_legacy = excluded.is_legacy,"
     " created_date = excluded.created_date, updated_date = excluded.updated_date, scope_rows = excluded.scope_rows,"
     " scope_hash = excluded.scope_hash,"
@@ -122,6 +124,18 @@ static const struct store_child children[] = {
 #define NCHILDREN (sizeof children / sizeof children[0])
 
 enum scope_mode { SCOPE_NONE, SCOPE_UNCHANGED, SCOPE_FRESH, SCOPE_DIFF };
+
+/*
+ * tga_rtos.kind: 'RTO' for Rto, Rto2, Rto3, and when the source does not say (the REST source reads RTOs only);
+ * otherwise the i:type TGA gave, e.g. 'Organisation2' (an organisation that is not an RTO).
+ */
+static const char *
+org_kind(const struct rec *h)
+{
+	const char *k = rec_str(h, ORG_KIND);
+
+	return k == NULL || k[0] == '\0' || strncmp(k, "Rto", 3) == 0 ? "RTO" : k;
+}
 
 static bool
 flag(const struct tga_settings *set, const char *name)
@@ -335,6 +349,7 @@ store_rto(struct store *s, struct stage *sg, const struct stage_entity *e, char 
 	sqlite3_bind_int64(q, 15, counts[0]);
 	sqlite3_bind_int64(q, 16, counts[1]);
 	sqlite3_bind_int64(q, 17, counts[2]);
+	db_bind_text(q, 18, org_kind(h));
 	if (db_step_done(s->db, q, cause) == -1)
 		return -1;
 	if (kid_changes > 0 || scope_changes > 0 || sqlite3_changes(db_handle(s->db)) > 0)

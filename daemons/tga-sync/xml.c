@@ -52,6 +52,7 @@ struct xml_parser {
 	int fault_level;		/* 1 + depth of the s:Fault element being read, or 0 */
 	int fault_errors;
 	struct xml_fault fault;
+	char xsi_type[64];		/* the i:type of the element being started (local name), "" if none */
 	bool failed;
 	char err[512];
 	struct {
@@ -171,6 +172,27 @@ copy_text(char *dst, size_t dstlen, const char *src, size_t len)
 
 /* --- SAX callbacks ------------------------------------------------------------------------------------------ */
 
+/* An xsi:type value ("Rto3", "a:Rto3"): its local name, kept only if it looks like a type name. */
+static void
+xsi_type_set(struct xml_parser *p, const char *v, size_t len)
+{
+	const char *colon = memchr(v, ':', len);
+	size_t i;
+
+	if (colon != NULL) {
+		len -= (size_t)(colon + 1 - v);
+		v = colon + 1;
+	}
+	if (len == 0 || len >= sizeof p->xsi_type)
+		return;
+	for (i = 0; i < len; i++)
+		if (!((v[i] >= 'A' && v[i] <= 'Z') || (v[i] >= 'a' && v[i] <= 'z') || (v[i] >= '0' && v[i] <= '9') ||
+		    v[i] == '_'))
+			return;
+	memcpy(p->xsi_type, v, len);
+	p->xsi_type[len] = '\0';
+}
+
 static void
 on_start(void *ctx, const xmlChar *localname, const xmlChar *prefix, const xmlChar *uri, int nb_namespaces,
     const xmlChar **namespaces, int nb_attributes, int nb_defaulted, const xmlChar **attrs)
@@ -194,13 +216,17 @@ on_start(void *ctx, const xmlChar *localname, const xmlChar *prefix, const xmlCh
 	id = lookup(p, localname);
 	parent = p->depth > 0 ? p->stack[p->depth - 1].id : XN_OTHER;
 	/* Attributes come as (localname, prefix, URI, value start, value end). */
+	p->xsi_type[0] = '\0';
 	for (i = 0; i < nb_attributes; i++) {
 		const xmlChar **a = attrs + 5 * i;
 		size_t vlen = (size_t)(a[4] - a[3]);
 
-		if (strcmp((const char *)a[0], "nil") == 0 && a[2] != NULL &&
-		    strcmp((const char *)a[2], "http://www.w3.org/2001/XMLSchema-instance") == 0)
+		if (a[2] == NULL || strcmp((const char *)a[2], "http://www.w3.org/2001/XMLSchema-instance") != 0)
+			continue;
+		if (strcmp((const char *)a[0], "nil") == 0)
 			nil = (vlen == 4 && memcmp(a[3], "true", 4) == 0) || (vlen == 1 && a[3][0] == '1');
+		else if (strcmp((const char *)a[0], "type") == 0)
+			xsi_type_set(p, (const char *)a[3], vlen);
 	}
 	if (p->fault_level > 0 || p->dto_level > 0)
 		mode = XM_TEXT;		/* read by the framework itself */
@@ -473,6 +499,12 @@ const char *
 xml_error(const struct xml_parser *p)
 {
 	return p->err[0] != '\0' ? p->err : "XML error";
+}
+
+const char *
+xml_xsi_type(const struct xml_parser *p)
+{
+	return p->xsi_type;
 }
 
 const struct xml_fault *

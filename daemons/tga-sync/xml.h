@@ -1,7 +1,8 @@
 /*
  * Streaming XML for SOAP responses: libxml2's SAX2 push parser, so memory does not grow with the size of a response
  * (an RTO can carry 30,000 scope items).  A response handler sees elements by local name (namespaces and xsi:type
- * are ignored, as the reference advises for WCF's derived types: Rto3, Scope2, Release4, ...), with their parent,
+ * are ignored, as the reference advises for WCF's derived types: Rto3, Scope2, Release4, ...; a handler that must
+ * tell an RTO from another organisation asks xml_xsi_type()), with their parent,
  * the i:nil flag and, at the end, their text.  The framework itself:
  *   - bounds everything external: depth (64), text per element (64 KiB), no DTD (SOAP 1.1 forbids it), no network;
  *   - turns a DateTimeOffset element (<X><a:DateTime/><a:OffsetMinutes/></X>) into canonical text for the handler;
@@ -82,6 +83,8 @@ int xml_parse_fd(struct xml_parser *, int fd);
 /* After a -1: what was wrong (libxml2's message with the line, or a limit, or the handler's reason). */
 const char *xml_error(const struct xml_parser *);
 const struct xml_fault *xml_fault(const struct xml_parser *);
+/* During a handler's start(): the element's xsi:type as a local name ("Rto3", "Organisation2"), "" if none. */
+const char *xml_xsi_type(const struct xml_parser *);
 /* The handler rejects the document: parsing stops and xml_parse_* returns -1 with this message. */
 void xml_fail(struct xml_parser *, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -278,7 +278,8 @@ def _merge(pieces):
 
 
 def render_org(o):
-    """Rto3 pieces without Scopes: base Organisation fields, Organisation2.IsLegacyData, then the Rto3 fields."""
+    """Rto3 pieces without Scopes: base Organisation fields, Organisation2.IsLegacyData, then the Rto3 fields (an
+    organisation that is not an RTO is an Organisation2: it stops after IsLegacyData)."""
     p = []
     p.append((OB["ShowCodes"], "<Codes>%s</Codes>" % "".join(
         "<OrganisationCode>%s%s</OrganisationCode>" % (adto(x), nil("Code", x["Code"])) for x in o["Codes"])))
@@ -300,6 +301,8 @@ def render_org(o):
     p.append((OB["ShowUrls"], "<Urls>%s</Urls>" % "".join(
         "<Url>%s%s</Url>" % (adto(x), nil("Link", x["Link"])) for x in o["Urls"])))
     p.append((0, "<IsLegacyData>%s</IsLegacyData>" % b(o["IsLegacyData"])))
+    if o.get("_kind") == reg.NON_RTO:
+        return _merge(p)
     p.append((OB["ShowRtoClassifications"], _classifications(o["Classifications"])))
     p.append((OB["ShowRtoDeliveryNotification"], "<DeliveryNotifications/>"))
     p.append((OB["ShowRegistrationManagers"], _assignments("RegistrationManagers", "RegistrationManagerAssignment",
@@ -360,6 +363,7 @@ class Store:
         self.details = {}        # code -> [(mask, bytes)]
         self.org_pieces = {}     # code -> [(mask, bytes)]
         self.org_items = {}      # code -> bytes
+        self.org_types = {}      # code -> i:type of an organisation that is not an RTO (the others are Rto3)
         self.scopes = {}         # code -> (explicit, implicit); each bytes or (offset, length) in scope_fd
         self.scope_fd = None
         self._search_cache = collections.OrderedDict()
@@ -384,6 +388,8 @@ class Store:
         for code, o in self.r.organisations.items():
             self.org_pieces[code] = render_org(o)
             self.org_items[code] = render_org_item(o)
+            if o.get("_kind"):
+                self.org_types[code] = o["_kind"]
 
     def _cache_key(self):
         h = hashlib.sha256()
@@ -500,6 +506,7 @@ class Store:
                     self.details[code] = render_component(c)
             elif kind == "organisation":
                 o = self.r.organisations.get(code)
+                self.org_types.pop(code, None)
                 if o is None:
                     self.org_pieces.pop(code, None)
                     self.org_items.pop(code, None)
@@ -507,6 +514,8 @@ class Store:
                 else:
                     self.org_pieces[code] = render_org(o)
                     self.org_items[code] = render_org_item(o)
+                    if o.get("_kind"):
+                        self.org_types[code] = o["_kind"]
                     self.scopes[code] = render_scope_rows(self.r.scope_rows(code))
             self._search_cache.clear()
 
@@ -1073,10 +1082,12 @@ class App:
         scopes = self.store.scopes.get(code)
         if pieces is None or scopes is None:
             return self.response("GetDetails", ('<GetDetailsResult i:nil="true" xmlns:i="%s"/>' % NS_I).encode())
-        head = ('<GetDetailsResponse xmlns="%s"><GetDetailsResult xmlns:i="%s" i:type="Rto3">'
-                % (self.ns, NS_I)).encode() + b"".join(p for m, p in pieces if m & mask == m)
+        xtype = self.store.org_types.get(code, "Rto3")
+        head = ('<GetDetailsResponse xmlns="%s"><GetDetailsResult xmlns:i="%s" i:type="%s">'
+                % (self.ns, NS_I, xtype)).encode() + b"".join(p for m, p in pieces if m & mask == m)
         parts = [head]
-        if mask & (OB["ShowExplicitScope"] | OB["ShowImplicitScope"]):
+        # Scopes is a member of Rto: an Organisation2 has none.
+        if mask & (OB["ShowExplicitScope"] | OB["ShowImplicitScope"]) and xtype.startswith("Rto"):
             parts.append(b"<Scopes>")
             if mask & OB["ShowExplicitScope"] and scopes[0]:
                 parts.append(scopes[0])

@@ -46,8 +46,12 @@ One JSON object, keys sorted, lists sorted by code:
                                   | null (training packages only),
                     "CompanionVolumeLinks": [{"LinkNotes", "LinkText", "LinkUrl", "PublishedComponentType"}]
                                   | null (training packages only)}]}],   # oldest release first
-   "Organisations": [                 # every current RTO, sorted by Code
-     {"Code", "LegalName" (= ResponsibleLegalPersons[0].Name, for convenience), "RegistrationStatus",
+   "Organisations": [                 # every current organisation, sorted by Code: the RTOs, and the non-RTO
+                                      # organisations a mutation added ("Kind": "Organisation2": no
+                                      # RegistrationStatus, RegistrationPeriods, RegistrationManagers,
+                                      # Classifications, Restrictions or scope)
+     {"Code", "Kind" ("Rto3"|"Organisation2", the i:type GetDetails answers with),
+      "LegalName" (= ResponsibleLegalPersons[0].Name, for convenience), "RegistrationStatus",
       "IsLegacyData", "CreatedDate", "UpdatedDate",
       "Codes": [{"Code", "StartDate", "EndDate"}],
       "ResponsibleLegalPersons": [{"Name", "Abns": [str], "Acn", "StartDate", "EndDate"}],
@@ -84,7 +88,8 @@ Mutations (Register.mutate(spec, now_ticks) -> summary)
   {"action": "supersede", "kind": K, "code": C [, "new_code": N]}  adds a successor, marks C superseded, mapping on both
   {"action": "scope", "code": RTO [, "add": [codes]] [, "remove": [codes]] [, "end": [codes]]}
   {"action": "random", "fraction": F, "seed": S}              deterministic mix of all of the above
-K is one of training_package, qualification, unit, skill_set, accredited_course, rto. Every change stamps
+K is one of training_package, qualification, unit, skill_set, accredited_course, rto, organisation (a non-RTO
+organisation of kind Organisation2, e.g. a training package developer: add, update, delete). Every change stamps
 UpdatedDate with now_ticks. The summary is {"now", "changes": {kind: {action: [codes]}}, "generation"}.
 Deleting a unit leaves it in unit grids and RTO scope (as the real register does with superseded units).
 """
@@ -122,6 +127,9 @@ KINDS = {
     "accredited_course": "AccreditedCourse",
 }
 TYPE_TO_KIND = {v: k for k, v in KINDS.items()}
+# Mutation kinds of organisations: RTOs (Rto3), and organisations that are not RTOs (Organisation2).
+ORG_KINDS = ("rto", "organisation")
+NON_RTO = "Organisation2"
 
 
 # ------------------------------------------------------------------------------------------------ time helpers
@@ -780,8 +788,9 @@ class Register:
                                now_ticks)
         elif action in ("update", "add", "delete", "supersede"):
             kind = spec.get("kind")
-            if kind != "rto" and kind not in KINDS:
-                raise ValueError("unknown kind %r (expected rto or one of %s)" % (kind, ", ".join(KINDS)))
+            if kind not in ORG_KINDS and kind not in KINDS:
+                raise ValueError("unknown kind %r (expected rto, organisation or one of %s)"
+                                 % (kind, ", ".join(KINDS)))
             rnd = random.Random("mutate/%s/%s/%s/%d" % (action, kind, spec.get("code"), now_ticks))
             if action == "update":
                 self._update(kind, spec.get("code"), now_ticks, rnd, spec.get("title"))
@@ -807,21 +816,33 @@ class Register:
             raise ValueError("%s is a %s, not a %s" % (code, c["ComponentType"], kind))
         return c
 
-    def _org(self, code):
+    def _org(self, code, kind="rto"):
         o = self.organisations.get(code)
-        if o is None:
-            raise ValueError("no current rto with code %r" % code)
+        if o is None or (o.get("_kind") == NON_RTO) != (kind == "organisation"):
+            raise ValueError("no current %s with code %r" % (kind, code))
+        return o
+
+    def _make_non_rto(self, rnd, code, now):
+        """An organisation that is not an RTO (Organisation2): the base Organisation members only."""
+        o = self._make_org(rnd, code, 0, created=now)
+        self._stamp(o, "UpdatedDate", now)
+        o["Codes"][0]["StartDate"] = ticks_to_date(now)
+        o["_kind"] = NON_RTO
+        o["_scope"] = []
+        o["RegistrationStatus"] = None
+        for k in ("RegistrationPeriods", "RegistrationManagers", "Classifications", "Restrictions"):
+            o[k] = []
         return o
 
     def _update(self, kind, code, now, rnd, title=None):
-        if kind == "rto":
-            o = self._org(code)
+        if kind in ORG_KINDS:
+            o = self._org(code, kind)
             today = ticks_to_date(now)
             o["TradingNames"].append({"Name": "%s %s" % (rnd.choice(_ORG_A), rnd.choice(_ORG_B)),
                                       "StartDate": today, "EndDate": None})
             o["Locations"].append(self._make_location(rnd, today))
             self._stamp(o, "UpdatedDate", now)
-            self._note("rto", "update", code)
+            self._note(kind, "update", code)
             self._changed("organisation", code)
             return
         c = self._component(kind, code)
@@ -862,7 +883,8 @@ class Register:
                     "accredited_course": lambda: "%05d%s" % (rnd.randrange(23000, 30000), rnd.choice(("NAT", "VIC"))),
                     "training_package": lambda: "Y%s%s" % (rnd.choice("ABCDEFGHJKLMNPQRSTUVWXYZ"),
                                                            rnd.choice("ABCDEFGHJKLMNPQRSTUVWXYZ")),
-                    "rto": lambda: "%d" % rnd.randrange(53000, 99999)}[kind]()
+                    "rto": lambda: "%d" % rnd.randrange(53000, 99999),
+                    "organisation": lambda: "%d" % rnd.randrange(53000, 99999)}[kind]()
             if not taken(code):
                 return code
         raise ValueError("could not find a free code")
@@ -879,6 +901,11 @@ class Register:
             self.organisations[code] = o
             self._scope_change(code, self._pick_scope_codes(rnd, rnd.randrange(3, 30)), (), (), now, note=False)
             self._note("rto", "add", code)
+            self._changed("organisation", code)
+            return code
+        if kind == "organisation":
+            self.organisations[code] = self._make_non_rto(rnd, code, now)
+            self._note(kind, "add", code)
             self._changed("organisation", code)
             return code
         ctype = KINDS[kind]
@@ -912,13 +939,13 @@ class Register:
     def _delete(self, kind, code, now, operation):
         if operation not in ("PhysicalDelete", "LogicalDelete"):
             raise ValueError("operation must be PhysicalDelete or LogicalDelete")
-        if kind == "rto":
-            self._org(code)
+        if kind in ORG_KINDS:
+            self._org(code, kind)
             del self.organisations[code]
             self.deleted_organisations.append({"Operation": operation, "OrganisationCode": code,
                                                "UpdatedDate": format_instant(now), "_ticks": now})
             self.deleted_organisations.sort(key=lambda d: (d["_ticks"], d["OrganisationCode"]))
-            self._note("rto", "delete", code)
+            self._note(kind, "delete", code)
             self._changed("organisation", code)
         else:
             self._component(kind, code)
@@ -931,7 +958,7 @@ class Register:
         self._changed("tombstones", code)
 
     def _supersede(self, kind, code, now, rnd, new_code=None):
-        if kind == "rto":
+        if kind in ORG_KINDS:
             raise ValueError("supersede applies to training components only")
         old = self._component(kind, code)
         if not old["IsCurrent"]:
@@ -984,7 +1011,8 @@ class Register:
     def _mutate_random(self, fraction, seed, now):
         rnd = random.Random("mutate-random/%s/%d/%s" % (self.scale, self.seed, seed))
         comps = sorted(self.components)
-        orgs = sorted(self.organisations)
+        # RTOs only: a random change may touch the scope, which other organisations have not got.
+        orgs = sorted(c for c, o in self.organisations.items() if o.get("_kind") != NON_RTO)
         n_c = max(1, round(fraction * len(comps))) if fraction > 0 else 0
         n_o = max(1, round(fraction * len(orgs))) if fraction > 0 else 0
         picked = rnd.sample(comps, min(n_c, len(comps)))
@@ -1046,6 +1074,7 @@ class Register:
         yield ',"Organisations":['
         for i, code in enumerate(sorted(self.organisations)):
             o = self.public(self.organisations[code])
+            o["Kind"] = self.organisations[code].get("_kind", "Rto3")
             rows = self.scope_rows(code)
             o["ScopeCount"] = len(rows)
             if include_scopes:

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """What a tga-sync run reports must be true (issue 12, items 2-4): the high-water mark is exactly the plan's end (a
-change 1 ms after it is fetched by the next cycle, even with overlap = 0), and a completion mail switched off
-(notify = no) is not an error on the notify step.
+change 1 ms after it is fetched by the next cycle, even with overlap = 0); organisations that are not RTOs
+(GetDetails i:type Organisation2) are kept with their kind and counted and mailed apart from the RTOs; and a
+completion mail switched off (notify = no) is not an error on the notify step.
 """
 
 import json
@@ -11,7 +12,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tgalib  # noqa: E402
-from harness import Workdir, query, runs  # noqa: E402
+from harness import SmtpSink, Workdir, query, runs  # noqa: E402
 
 # A plan end with a fraction of a second: a mark rounded to whole seconds would differ from it.
 END = "2026-01-05T00:00:00.25Z"
@@ -65,6 +66,71 @@ class ReportTest(unittest.TestCase):
         # The operator's window is whole seconds, rounded outwards; the mark stays exact.
         self.assertEqual(summary["window"], {"from": "2026-01-05T00:00:00Z", "to": "2026-01-05T00:01:00Z"})
         self.assertEqual(self.job_state()["hwm"], "2026-01-05T00:01:00Z")
+
+
+
+class OrganisationKindTest(unittest.TestCase):
+    """OrganisationService lists every organisation; those that are not RTOs are not reported as RTOs."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.fwd = Workdir("tgaorgfake")
+        cls.fake = tgalib.start_fake(cls.fwd)
+        cls.smtp = SmtpSink()
+        cls.env = tgalib.Env(cls.fake, cls.smtp, name="tgaorg")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.fake.stop()
+        cls.smtp.stop()
+        cls.env.cleanup()
+        cls.fwd.cleanup()
+
+    def mail_body(self, n):
+        msg = self.smtp.wait(n)[n - 1]["msg"]
+        return msg.get_body(preferencelist=("plain",)).get_content().replace("\r\n", "\n")
+
+    def test_1_full_cycle_counts_them_apart(self):
+        env, fake = self.env, self.fake
+        others = [fake.post("/_fake/mutate", {"action": "add", "kind": "organisation"})["changes"]["organisation"]
+                  ["add"][0] for _ in range(3)]
+        dump = tgalib.fake_dump(fake)
+        n_rtos = sum(1 for o in dump["Organisations"] if o["Kind"] == "Rto3")
+        self.assertEqual(len(dump["Organisations"]), n_rtos + 3)
+        self.assertEqual(env.run_once(), 0, env.daemon.read_log()[-3000:])
+        self.assertEqual(tgalib.compare(env.corpus, dump), {})
+        self.assertEqual(query(env.corpus, "SELECT kind, count(*) FROM tga_rtos GROUP BY kind ORDER BY kind"),
+                         [("Organisation2", 3), ("RTO", n_rtos)])
+        summary, changes = tgalib.summary(env.ops)
+        self.assertEqual(summary["rtos"]["added"], n_rtos)
+        self.assertEqual(summary["organisations"]["added"], 3)
+        self.assertEqual(sorted((x["code"], x["kind"]) for x in summary["organisations"]["added_list"]),
+                         sorted((c, "Organisation2") for c in others))
+        self.assertNotIn(others[0], {x["code"] for x in summary["rtos"]["added_list"]})
+        body = self.mail_body(1)
+        self.assertRegex(body, r"\n  RTOs +%d +0 +0\n" % n_rtos)
+        self.assertRegex(body, r"\n  Other organisations +3 +0 +0\n")
+        self.assertRegex(body, r"\nOther organisations added \(3\):\n  \+ %s +.+ \(Organisation2\)\n" % min(others))
+        type(self).others = sorted(others)
+
+    def test_2_changes_to_them(self):
+        env, fake = self.env, self.fake
+        upd, gone = self.others[0], self.others[1]
+        fake.post("/_fake/mutate", {"action": "update", "kind": "organisation", "code": upd})
+        fake.post("/_fake/mutate", {"action": "delete", "kind": "organisation", "code": gone})
+        self.assertEqual(env.run_once(), 0, env.daemon.read_log()[-3000:])
+        self.assertEqual(tgalib.compare(env.corpus, tgalib.fake_dump(fake)), {})
+        summary, changes = tgalib.summary(env.ops)
+        self.assertEqual((summary["rtos"]["added"], summary["rtos"]["updated"], summary["rtos"]["removed"]),
+                         (0, 0, 0))
+        o = summary["organisations"]
+        self.assertEqual((o["added"], o["updated"], o["removed"]), (0, 1, 1))
+        self.assertEqual([x["code"] for x in o["updated_list"]], [upd])
+        self.assertEqual([x["code"] for x in o["removed_list"]], [gone])
+        self.assertEqual(changes, 2)
+        body = self.mail_body(2)
+        self.assertRegex(body, r"\n  Other organisations +0 +1 +1\n")
+        self.assertIn("\n  - %s " % gone, body)
 
 
 if __name__ == "__main__":

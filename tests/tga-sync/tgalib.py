@@ -73,6 +73,12 @@ def _b(v):
     return None if v is None else (1 if v else 0)
 
 
+def org_kind(o):
+    """tga_rtos.kind of a dumped organisation: 'RTO' for Rto3, else its i:type (e.g. Organisation2)."""
+    kind = o.get("Kind", "Rto3")
+    return "RTO" if kind.startswith("Rto") else kind
+
+
 def expected_tables(dump):
     """The dump projected onto our tables: {table: sorted list of row tuples} (live rows only)."""
     out = {k: [] for k in ("tga_components", "tga_releases", "tga_unit_grid", "tga_mappings", "tga_classifications",
@@ -110,7 +116,7 @@ def expected_tables(dump):
         cur = next((p for p in persons if p["EndDate"] is None), persons[-1] if persons else None)
         out["tga_rtos"].append((code, cur["Name"] if cur else None, (cur["Abns"] or [None])[0] if cur else None,
                                 cur["Acn"] if cur else None, o["RegistrationStatus"], _b(o["IsLegacyData"]),
-                                o["CreatedDate"], o["UpdatedDate"]))
+                                o["CreatedDate"], o["UpdatedDate"], org_kind(o)))
         for i, x in enumerate(o["RegistrationPeriods"]):
             out["tga_rto_registration_periods"].append((code, i, x["StartDate"], x["EndDate"], x["EndReasonCode"],
                                                         x["EndReasonComments"], x["Exerciser"],
@@ -157,7 +163,7 @@ OUR_SQL = {
     "tga_currency_periods": "SELECT component_code, seq, authority, start_date, end_date, end_reason_code,"
                             " end_comment FROM tga_currency_periods JOIN tga_components c ON c.code = component_code"
                             " WHERE c.deleted_at IS NULL",
-    "tga_rtos": "SELECT code, legal_name, abn, acn, registration_status, is_legacy, created_date, updated_date"
+    "tga_rtos": "SELECT code, legal_name, abn, acn, registration_status, is_legacy, created_date, updated_date, kind"
                 " FROM tga_rtos WHERE deleted_at IS NULL",
     "tga_rto_registration_periods": "SELECT rto_code, seq, start_date, end_date, end_reason_code, end_reason_comments,"
                                     " exerciser, legal_authority FROM tga_rto_registration_periods JOIN tga_rtos r"
