@@ -644,6 +644,26 @@ class ReadOnly(unittest.TestCase):
         self.assertIsNone(res.find(q("Code")))
         self.assertEqual(self.fake.call("Training", "GetDetails", tc_details(tp)).findtext(q("Code")), tp)
 
+    def test_fault_server_kinds_after_and_rate(self):
+        self.arm("server_fault")
+        st, h, body = self.fake.soap("Training", "GetServerTime", "")
+        code, text, detail = fault_of(body)
+        self.assertEqual((st, code, detail), (500, "a:InternalServiceFault", None))
+        self.assertIn(b"windowscommunicationfoundation/dispatcher", body)
+        self.assertTrue(text.startswith("The server was unable to process the request due to an internal error."))
+        self.arm("server_fault", code="Server")
+        self.assertEqual(fault_of(self.fake.soap("Training", "GetServerTime", "")[2])[0], "s:Server")
+        self.arm("soap_fault", fault="DeserializationFailed")
+        self.assertEqual(fault_of(self.fake.soap("Training", "GetServerTime", "")[2])[0], "a:DeserializationFailed")
+        # "after": the first N matching requests pass.
+        self.arm("server_fault", after=2)
+        self.assertEqual([self.fake.soap("Training", "GetServerTime", "")[0] for _ in range(4)], [200, 200, 500, 200])
+        # "rate": some matching requests, not all; until cleared with count -1.
+        self.arm("server_fault", op="*", count=-1, rate=0.3, seed=4)
+        got = [self.fake.soap("Organisation", "GetServerTime", "")[0] for _ in range(60)]
+        self.assertTrue(0 < got.count(500) < 40, got)
+        self.assertEqual(set(got), {200, 500})
+
     def test_stats(self):
         self.fake.control("stats/reset", {})
         self.fake.call("Training", "GetServerTime", "")
@@ -729,6 +749,32 @@ class Mutations(unittest.TestCase):
         self.assertNotIn(rto["Code"], {o["Code"] for o in after["Organisations"]})
         self.assertIn(qual, {t["NationalCode"] for t in after["DeletedTrainingComponents"]})
         self.assertIn(rto["Code"], {t["OrganisationCode"] for t in after["DeletedOrganisations"]})
+
+    def test_organisation_that_is_not_an_rto(self):
+        fake = self.fake
+        fake.control("clock", {"now": "2026-04-01T00:00:00Z"})
+        r = fake.control("mutate", {"action": "add", "kind": "organisation"})
+        code = r["changes"]["organisation"]["add"][0]
+        res = fake.call("Organisation", "SearchByModifiedDate", modified_request(1, 100, start="2026-03-31T00:00:00Z"))
+        self.assertEqual([i.findtext(q("Code")) for i in res.find(q("Results"))], [code])
+        det = fake.call("Organisation", "GetDetails", org_details(code, ORG_ALL_FLAGS))
+        self.assertEqual(det.get("{http://www.w3.org/2001/XMLSchema-instance}type"), "Organisation2")
+        names = [local(c.tag) for c in det]
+        self.assertEqual(names[-1], "IsLegacyData")
+        for rto_only in ("Scopes", "RegistrationStatus", "RegistrationPeriods", "Restrictions"):
+            self.assertNotIn(rto_only, names)
+        o = next(o for o in fake.control("dump")["Organisations"] if o["Code"] == code)
+        self.assertEqual((o["Kind"], o["RegistrationStatus"], o["ScopeCount"]), ("Organisation2", None, 0))
+        self.assertNotIn(o["Code"], {x["Code"] for x in fake.control("dump")["Organisations"] if x["Kind"] == "Rto3"})
+        # It is not an RTO: RTO mutations refuse it, its own kind works.
+        st, _, body = fake.http("POST", "/_fake/mutate", json.dumps({"action": "update", "kind": "rto",
+                                                                     "code": code}).encode())
+        self.assertEqual(st, 400, body)
+        r = fake.control("mutate", {"action": "update", "kind": "organisation", "code": code})
+        self.assertEqual(r["changes"], {"organisation": {"update": [code]}})
+        r = fake.control("mutate", {"action": "delete", "kind": "organisation", "code": code})
+        self.assertEqual(r["changes"], {"organisation": {"delete": [code]}})
+        self.assertIn(b'i:nil="true"', fake.soap("Organisation", "GetDetails", org_details(code))[2])
 
     def test_random_mutation_is_deterministic_and_reported(self):
         fake = self.fake
