@@ -67,12 +67,12 @@ class RandomServerFaultTest(unittest.TestCase):
         self.assertGreater(faults, 20)
 
 
-class FatalFaultTest(unittest.TestCase):
-    """Faults about the request fail the run at once: one request, no HTTP retry, no step retry."""
+class OneFake(unittest.TestCase):
+    """A fake TGA server for the class, without faults or counts before each test."""
 
     @classmethod
     def setUpClass(cls):
-        cls.wd = Workdir("tgafatalfake")
+        cls.wd = Workdir("tgaonefake")
         cls.fake = tgalib.start_fake(cls.wd)
 
     @classmethod
@@ -86,6 +86,10 @@ class FatalFaultTest(unittest.TestCase):
 
     def tearDown(self):
         self.fake.post("/_fake/fault/clear")
+
+
+class FatalFaultTest(OneFake):
+    """Faults about the request fail the run at once: one request, no HTTP retry, no step retry."""
 
     def fails_at_once(self, faultcode, message, **keys):
         env = tgalib.Env(self.fake, None, name="tgafatal", **dict(FAST, **keys))
@@ -119,6 +123,25 @@ class FatalFaultTest(unittest.TestCase):
         # Another contract's namespace: the SOAPAction names no operation of this service.
         self.fails_at_once("ActionNotSupported", "SOAP fault a:ActionNotSupported (HTTP 500)",
                            namespace="http://training.gov.au/services/12/")
+
+
+class PersistentServerFaultTest(OneFake):
+    """A service that keeps failing: every request retried, then every step, then the run fails naming the fault."""
+
+    def test_persistent_server_fault(self):
+        self.fake.fault("GetServerTime", "server_fault", count=-1)
+        env = tgalib.Env(self.fake, None, name="tgapersist", **FAST)
+        try:
+            self.assertEqual(env.run_once(), 1, env.daemon.read_log()[-3000:])
+            r = runs(env.ops, "tga_sync")[-1]
+            self.assertEqual((r["status"], r["phase"]), ("failed", "init"))
+            self.assertRegex(r["error"], r"^init: TGA TrainingComponentService\.GetServerTime: SOAP fault "
+                             r"a:InternalServiceFault \(HTTP 500, after 5 attempts\): The server was unable to process "
+                             r"the request due to an internal error\..* \(gave up after 4 attempts\)$")
+            # retries = 4 per request, step_retries = 3: 4 steps of 5 requests.
+            self.assertEqual(self.fake.get("/_fake/stats")["soap_faults"], {"InternalServiceFault": 20})
+        finally:
+            env.cleanup()
 
 
 class EmptyWindowsKeptTest(unittest.TestCase):
