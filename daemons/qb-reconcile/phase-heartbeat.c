@@ -98,8 +98,12 @@ hb_done(enum refresh_result res, const char *error, void *arg)
 		return;
 	}
 	cstate_set_bool(st, "heartbeat", ok);
-	if (!ok)
+	if (!ok) {
+		/* For the run's verdict and the mail (summary), which may run in a later, resumed run. */
+		cJSON_DeleteItemFromObject(step_cycle_state(st), "heartbeat_error");
+		cJSON_AddStringToObject(step_cycle_state(st), "heartbeat_error", error ? error : "heartbeat failed");
 		step_set_status(st, "failed", error ? error : "heartbeat failed");
+	}
 	step_count(st, 1, ok ? 1 : 0);
 	step_done(st, STEP_PHASE_DONE);
 }

@@ -10,7 +10,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qbenv import QBEnv, result  # noqa: E402
+from qbenv import QBEnv, exit_code, result  # noqa: E402
 
 
 class FaultTest(unittest.TestCase):
@@ -27,7 +27,15 @@ class FaultTest(unittest.TestCase):
 
     def run_ok(self, expected):
         rc, res = self.env.once()
-        self.assertEqual((rc, res), (0, expected), self.env.daemon.read_log()[-4000:])
+        self.assertEqual((rc, res), (exit_code(expected), expected), self.env.daemon.read_log()[-4000:])
+        # The run row says the same as the result: a degraded cycle is not a success.
+        status, error = self.env.sql("SELECT status, error FROM sync_runs ORDER BY started_at DESC, rowid DESC"
+                                     " LIMIT 1")[0]
+        if expected["status"] == "ok":
+            self.assertEqual((status, error), ("complete", None))
+        else:
+            self.assertEqual(status, "degraded")
+            self.assertRegex(error, r"\d+ invoices? failed and \d+ abandoned in this cycle")
 
     def created(self, doc):
         return self.env.ledger()["doc_numbers"].get(doc, {}).get("created", 0)
