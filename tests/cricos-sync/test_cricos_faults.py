@@ -205,6 +205,29 @@ class CricosFaultTest(unittest.TestCase):
         self.assertEqual(self.fake.get("/_fake/stats")["by_op"], {"package_show": 1})
         env.wd.cleanup()
 
+    def test_rejected_record_is_named_by_datastore_id_and_code(self):
+        env = self.env("cricos-reject")
+        sent = len(self.smtp.received())
+        page = self.dump["tables"]["courses"][:100]
+        rec = page[5]
+        # The 6th record of the first courses page gets a course code that is not one (6 digits, no check letter).
+        self.fake.fault("datastore_search", "bad_money", field="CRICOS Course Code", value="12345", record=5,
+                        resource_id=COURSES)
+        self.assertEqual(env.daemon.run_once(), 3, env.daemon.read_log())
+        r = last_run(env.ops)
+        self.assertEqual(r["status"], "partial")
+        self.assertIn("sync_courses: rejected 1 record: courses _id %d (CRICOS Course Code 12345): courses record "
+                      "with an invalid CRICOS Course Code '12345'" % rec["_id"], env.daemon.read_log())
+        self.assertEqual(summary(env.ops)["rejected"], [{"table": "courses", "_id": rec["_id"], "code": "12345",
+                                                         "why": "courses record with an invalid CRICOS Course "
+                                                                "Code '12345'"}])
+        mails = self.smtp.wait(sent + 1)[sent:]
+        body = mails[-1]["msg"].get_content()
+        self.assertIn("Rejected records (table, DataStore _id, code: why):", body)
+        self.assertRegex(body, r"  courses +_id %d +12345: courses record with an invalid CRICOS Course Code "
+                               r"'12345'" % rec["_id"])
+        env.wd.cleanup()
+
     def test_unparseable_money_is_null_and_counted(self):
         env = self.env("cricos-money")
         _, stats = expected(self.dump)
