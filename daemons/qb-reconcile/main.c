@@ -58,8 +58,7 @@ static const struct cfg_key qbr_keys[] = {
 	{ "token_lock_timeout", CFG_DURATION, "60s", 1000, 600000, NULL, 0,
 	    "How long a refresh waits for another process holding the token lock." },
 	{ "invalid_grant_recheck", CFG_DURATION, "2m", 0, 3600000, NULL, 0,
-	    "After an invalid_grant, ask once more this much later before declaring the connection dead (Intuit "
-	    "outages answer invalid_grant too); 0: at once." },
+	    "After an invalid_grant, ask again this much later before believing it (outages say it too); 0: never." },
 	{ "hard_expiry_warn", CFG_DURATION, "60d", 0, 31536000000, NULL, 0,
 	    "Mail the operator once when the refresh token's hard (5-year) expiry is this close." },
 	{ "connect_state_lifetime", CFG_DURATION, "1h", 60000, 86400000, NULL, 0,
