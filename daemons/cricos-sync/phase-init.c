@@ -57,6 +57,7 @@ static void
 finish(struct init_req *ir)
 {
 	struct step *st = ir->st;
+	size_t i;
 
 	if (--ir->pending > 0)
 		return;
@@ -69,7 +70,7 @@ finish(struct init_req *ir)
 		/* evaluate reported: ir is ours to free. */
 	}
 	free(ir->error);
-	for (size_t i = 0; i < T_COUNT; i++)
+	for (i = 0; i < T_COUNT; i++)
 		free(ir->asks[i]);
 	free(ir);
 }
