@@ -39,6 +39,7 @@ struct step {
 	cJSON *summary;
 	int64_t changes;
 	char *status_override, *status_error;
+	char *degraded;		/* step_set_run_degraded: why the run ends 'degraded' */
 	bool tx;
 	bool aborting;		/* the engine cancelled it: whatever it reports is rolled back */
 	bool leaked_tx;		/* it held its transaction across the event loop */
@@ -653,6 +654,7 @@ free_step(struct step *st)
 	cJSON_Delete(st->summary);
 	free(st->status_override);
 	free(st->status_error);
+	free(st->degraded);
 	http_group_free(st->group);
 	free(st);
 }
@@ -1023,6 +1025,13 @@ step_set_status(struct step *st, const char *status, const char *error)
 	st->status_error = dup_or_null(error);
 }
 
+void
+step_set_run_degraded(struct step *st, const char *error)
+{
+	free(st->degraded);
+	st->degraded = xstrdup(error != NULL ? error : "degraded");
+}
+
 /* Add src's numbers into *dst (creating it). */
 static void
 detail_merge(cJSON **dst, const cJSON *src)
@@ -1082,7 +1091,8 @@ step_done(struct step *st, enum step_result result)
 	cJSON *merged = NULL;
 	bool last = false, phase_done = result == STEP_PHASE_DONE;
 	int64_t rejected_total = 0;
-	const char *status;
+	const char *status, *run_status = "complete";
+	char *run_error = NULL;
 
 	if (st->aborting) {
 		finish_abort(cy, st);
@@ -1153,8 +1163,8 @@ step_done(struct step *st, enum step_result result)
 	if (last) {
 		if (cycle_rejected(cy, &rejected_total, &cause) == -1)
 			goto fail_nc;
-		if (obs_run_finish(cy->db, cy->run_id, rejected_total > 0 ? "partial" : "complete", NULL, now,
-		    &cause) == -1)
+		run_status = st->degraded != NULL ? "degraded" : rejected_total > 0 ? "partial" : "complete";
+		if (obs_run_finish(cy->db, cy->run_id, run_status, st->degraded, now, &cause) == -1)
 			goto fail_nc;
 	}
 	crashpoint("before_commit");
@@ -1176,15 +1186,18 @@ step_done(struct step *st, enum step_result result)
 	cy->attempts = 0;
 	cy->st = NULL;
 	free(detail);
+	run_error = st->degraded != NULL ? xstrdup(st->degraded) : NULL;
 	free_step(st);
 	if (phase_done) {
 		cy->phase_idx++;
 		if (last) {
 			cy->phase_idx = (int)cy->job->nphases;
-			run_finished(cy, rejected_total > 0 ? "partial" : "complete", NULL);
+			run_finished(cy, run_status, run_error);
+			free(run_error);
 			return;
 		}
 	}
+	free(run_error);
 	emit(cy, "progress", progress_json(cy));
 	if (cy->stop_req || cy->cancel_req) {
 		end_run_interrupted(cy);

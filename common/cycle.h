@@ -104,6 +104,13 @@ void step_detail_add(struct step *, const char *key, int64_t n);
 void step_set_summary(struct step *, const cJSON *summary, int64_t changes);
 /* The step row of this phase ends with this status (e.g. "failed" for a mail not delivered). */
 void step_set_status(struct step *, const char *status, const char *error);
+/*
+ * End the run 'degraded', with this error on the run row, instead of 'complete' or 'partial': the cycle completed,
+ * but something the operator must act on went wrong (qb-reconcile: a dead connection, a failed heartbeat).  It takes
+ * effect only in the step that ends the cycle's last phase, so that phase decides it in each of its steps (a run that
+ * resumes there decides it again from the cycle state).
+ */
+void step_set_run_degraded(struct step *, const char *error);
 
 void step_done(struct step *, enum step_result);
 void step_fail(struct step *, enum step_error, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -35,6 +35,7 @@
 #define EXIT_RUN_PARTIAL 3
 #define EXIT_RUN_CANCELLED 4
 #define EXIT_CANNOT_START 5
+#define EXIT_RUN_DEGRADED 10	/* the cycle completed, but something needs the operator (the run's error) */
 
 static const char SQL_ALERT[] =
     "INSERT INTO sync_alerts (sync_type, kind, alert_key, created_at, detail) VALUES (?, ?, ?, ?, ?)"
@@ -54,7 +55,8 @@ usage(const struct job_def *job, FILE *fp)
 	    "  --help-config  print every configuration key of this daemon with its default\n"
 	    "  -V, --version  print the version\n\n"
 	    "Exit status with --once: 0 complete, 1 failed, 3 partial (records rejected), 4 cancelled or stopped,\n"
-	    "5 cannot start (configuration, database, another instance); 2 usage.\n"
+	    "5 cannot start (configuration, database, another instance), 10 degraded (the cycle completed but\n"
+	    "something needs the operator: the run's error says what); 2 usage.\n"
 	    "Signals: TERM/INT finish the current step, commit and exit 0; HUP reloads the configuration\n"
 	    "between runs.\n",
 	    job->daemon, job->description, CONFIG_DEFAULT_PATH);
@@ -171,6 +173,8 @@ status_exit_code(const char *status)
 		return EXIT_RUN_PARTIAL;
 	if (strcmp(status, "cancelled") == 0)
 		return EXIT_RUN_CANCELLED;
+	if (strcmp(status, "degraded") == 0)
+		return EXIT_RUN_DEGRADED;
 	return EXIT_RUN_FAILED;
 }
 

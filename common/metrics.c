@@ -59,7 +59,8 @@ gauge(struct buf *out, const char *name, const char *help, const char *daemon, l
 void
 metrics_render(struct buf *out, const char *daemon, const struct health *h, const struct qb_health *qb, time_t now)
 {
-	static const char *const statuses[] = { "running", "complete", "partial", "failed", "cancelled", "stale" };
+	static const char *const statuses[] = { "running", "complete", "partial", "degraded", "failed", "cancelled",
+	    "stale" };
 	const struct run_info *lf = &h->last_finished;
 	size_t i;
 

@@ -22,8 +22,13 @@ static const char SQL_COUNTS[] =
     "SELECT qb_sync_status, count(*) FROM billing_invoices GROUP BY qb_sync_status";
 static const char SQL_ISSUES[] = "SELECT count(*) FROM qb_reconcile_issues WHERE resolved_at IS NULL";
 static const char SQL_LAST[] =
-    "SELECT run_id, status, summary, finished_at FROM sync_runs WHERE sync_type = 'qb_reconcile'"
+    "SELECT run_id, status, summary, finished_at, error FROM sync_runs WHERE sync_type = 'qb_reconcile'"
     " ORDER BY started_at DESC, run_id DESC LIMIT 1";
+/* The invoices that wait for the operator, with why (the reason says what to do). */
+#define PROBLEMS_SHOWN 20
+static const char SQL_PROBLEMS[] =
+    "SELECT id, doc_number, qb_sync_status AS status, qb_attempts AS attempts, qb_last_error AS error"
+    " FROM billing_invoices WHERE qb_sync_status IN ('failed', 'abandoned') ORDER BY id LIMIT ?";
 static const char SQL_LAST_RESULT[] =
     "SELECT run_id, summary FROM sync_runs WHERE sync_type = 'qb_reconcile' AND summary IS NOT NULL"
     " ORDER BY started_at DESC, run_id DESC LIMIT 1";
@@ -102,9 +107,25 @@ qb_status(struct sctl *s)
 			cJSON_AddStringToObject(run, "run_id", db_col_text(st, 0));
 			cJSON_AddStringToObject(run, "status", db_col_text(st, 1));
 			add_col(run, st, 3);
+			add_col(run, st, 4);
 			cJSON_AddItemToObject(out, "last_run", run);
 		}
 		sqlite3_reset(st);
+	} else
+		xfree(&cause);
+	if ((st = db_stmt(db, SQL_PROBLEMS, &cause)) != NULL) {
+		cJSON *list = cJSON_CreateArray();
+
+		db_bind_int(st, 1, PROBLEMS_SHOWN);
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			cJSON *o = cJSON_CreateObject();
+
+			for (i = 0; i < sqlite3_column_count(st); i++)
+				add_col(o, st, i);
+			cJSON_AddItemToArray(list, o);
+		}
+		sqlite3_reset(st);
+		cJSON_AddItemToObject(out, "problems", list);
 	} else
 		xfree(&cause);
 	if ((st = db_stmt(db, SQL_LAST_RESULT, &cause)) != NULL) {
@@ -144,8 +165,23 @@ qb_status(struct sctl *s)
 		printf("Last result (%s): %s\n", str_or(out, "last_result_run_id", "?"), j);
 		free(j);
 	}
+	if ((v = cJSON_GetObjectItem(out, "problems")) != NULL && cJSON_GetArraySize(v) > 0) {
+		const cJSON *p;
+
+		printf("Invoices that need the operator (fix the cause, then syncctl qb retry ID):\n");
+		cJSON_ArrayForEach(p, v) {
+			const cJSON *id = cJSON_GetObjectItem(p, "id"), *att = cJSON_GetObjectItem(p, "attempts");
+
+			printf("  %.0f  %s  %s, attempts %.0f\n      %s\n", cJSON_IsNumber(id) ? id->valuedouble : 0,
+			    str_or(p, "doc_number", "?"), str_or(p, "status", "?"), cJSON_IsNumber(att) ? att->valuedouble : 0,
+			    str_or(p, "error", "(no error recorded)"));
+		}
+		if (cJSON_GetArraySize(v) >= PROBLEMS_SHOWN)
+			printf("  ... (the first %d)\n", PROBLEMS_SHOWN);
+	}
 	if ((v = cJSON_GetObjectItem(out, "last_run")) != NULL)
-		printf("Last run: %s %s\n", str_or(v, "run_id", "?"), str_or(v, "status", "?"));
+		printf("Last run: %s %s%s%s\n", str_or(v, "run_id", "?"), str_or(v, "status", "?"),
+		    cJSON_IsString(cJSON_GetObjectItem(v, "error")) ? ": " : "", str_or(v, "error", ""));
 	cJSON_Delete(out);
 	return SCTL_OK;
 }

@@ -17,7 +17,8 @@ static const char SQL_RUNS[] =
 static bool
 valid_status(const char *s)
 {
-	static const char *const all[] = { "running", "complete", "partial", "failed", "cancelled", "stale", NULL };
+	static const char *const all[] = { "running", "complete", "partial", "degraded", "failed", "cancelled", "stale",
+	    NULL };
 	int i;
 
 	for (i = 0; all[i] != NULL; i++)
@@ -62,8 +63,8 @@ cmd_runs_exec(struct sctl *s, int argc, char **argv)
 			break;
 		case 's':
 			if (!valid_status(optarg)) {
-				fprintf(stderr, "syncctl: unknown status '%s' (running, complete, partial, failed, "
-				    "cancelled, stale)\n", optarg);
+				fprintf(stderr, "syncctl: unknown status '%s' (running, complete, partial, degraded, "
+				    "failed, cancelled, stale)\n", optarg);
 				return SCTL_USAGE;
 			}
 			status = optarg;

@@ -20,6 +20,8 @@ result_code(const char *status)
 		return SCTL_PARTIAL;
 	if (strcmp(status, "cancelled") == 0)
 		return SCTL_CANCELLED;
+	if (strcmp(status, "degraded") == 0)
+		return SCTL_DEGRADED;
 	return SCTL_FAILED;
 }
 

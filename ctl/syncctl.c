@@ -65,7 +65,9 @@ usage(FILE *fp)
 	    "  6  trigger: a run is already in progress (its id is printed)\n"
 	    "  7  the daemon refused the request (permission denied)\n"
 	    "  8  doctor: something needs attention soon (warnings only)\n"
-	    "  9  doctor: something needs action now (a missed, overrunning or stuck run, QuickBooks disconnected)\n",
+	    "  9  doctor: something needs action now (a missed, overrunning or stuck run, QuickBooks disconnected)\n"
+	    "  10 trigger --wait: the run completed degraded: something needs the operator (qb-reconcile: the\n"
+	    "     QuickBooks connection or heartbeat, or invoices that did not sync; the run's error says what)\n",
 	    CONFIG_DEFAULT_PATH);
 }
 

@@ -20,6 +20,7 @@ struct config;
 #define SCTL_UNREACHABLE 5	/* the daemon does not answer (not running?) */
 #define SCTL_ALREADY 6		/* trigger: a run is already in progress */
 #define SCTL_DENIED 7		/* the daemon refused us (permissions) */
+#define SCTL_DEGRADED 10	/* the run completed degraded: something needs the operator (its error says what) */
 
 struct sctl {
 	struct config *cfg;

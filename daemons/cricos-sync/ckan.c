@@ -1,6 +1,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "buf.h"
 #include "ckan.h"
@@ -187,6 +188,7 @@ ckan_resource_read(const cJSON *res, struct ckan_resource *out)
 	if (out->last_modified[0] == '\0')
 		copy_str(out->last_modified, sizeof out->last_modified, cJSON_GetObjectItemCaseSensitive(res, "created"));
 	copy_str(out->hash, sizeof out->hash, cJSON_GetObjectItemCaseSensitive(res, "hash"));
+	copy_str(out->format, sizeof out->format, cJSON_GetObjectItemCaseSensitive(res, "format"));
 	out->size = ckan_count(res, "size", -1, CKAN_COUNT_MAX);
 	/*
 	 * Whether data.gov.au's resource dicts carry datastore_active is unverified (reference §2): only an explicit
@@ -195,4 +197,25 @@ ckan_resource_read(const cJSON *res, struct ckan_resource *out)
 	v = cJSON_GetObjectItemCaseSensitive(res, "datastore_active");
 	out->datastore_active = !(cJSON_IsFalse(v) || (cJSON_IsString(v) && strcmp(v->valuestring, "false") == 0));
 	return true;
+}
+
+bool
+ckan_resource_loadable(const struct ckan_resource *r)
+{
+	/* The formats ckanext-xloader loads by default (its ckanext.xloader.formats), by name and by media type. */
+	static const char *const formats[] = { "csv", "tsv", "tab", "txt", "xls", "xlsx", "ods", "text/csv",
+		"application/csv", "text/plain", "text/tsv", "application/vnd.ms-excel",
+		"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+		"application/vnd.oasis.opendocument.spreadsheet", NULL };
+	const char *f = r->format;
+	size_t i;
+
+	while (*f == '.')
+		f++;
+	if (*f == '\0')
+		return true;	/* no format given: try it */
+	for (i = 0; formats[i] != NULL; i++)
+		if (strcasecmp(f, formats[i]) == 0)
+			return true;
+	return false;
 }

@@ -44,10 +44,17 @@ struct ckan_resource {
 	char last_modified[40];	/* as CKAN wrote it (naive UTC, microseconds, maybe "Z") */
 	char hash[80];
 	long long size;		/* -1 if absent */
+	char format[32];	/* "CSV", "ZIP", "XLSX"... as the publisher typed it ("" if absent) */
 	bool datastore_active;	/* false only when CKAN says so */
 };
 
 /* Read the fields of one resource dict; false if it has no id. */
 bool ckan_resource_read(const cJSON *res, struct ckan_resource *out);
+/*
+ * Can the DataStore ever hold this resource's rows?  A resource without an active DataStore table whose format the
+ * loaders (XLoader, DataPusher) never load (a ZIP, a PDF) never will: paging it cannot succeed.  A CSV or a
+ * spreadsheet (or no format given) may just be being (re)loaded.
+ */
+bool ckan_resource_loadable(const struct ckan_resource *);
 
 #endif

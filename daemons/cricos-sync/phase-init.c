@@ -5,6 +5,9 @@
  * re-upload of identical bytes (same hash, new last_modified) is not a new edition.  Only changed resources are
  * read by the sync phases; when none changed the cycle is a "no new edition" run and the edition watch decides
  * what comes next (watch.c).
+ *
+ * Errors about one resource name it the way the operator fixes it: its config key (resource_courses), what it is
+ * (CRICOS Courses.csv) and the id configured, and say which way out there is.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,12 +25,19 @@
 
 struct init_req {
 	struct step *st;
+	struct res_req *asks[T_COUNT];
 	struct ckan_resource res[T_COUNT];
 	bool have[T_COUNT];
 	int pending;
 	char *error;
 	bool fatal;
 	bool cancelled;
+};
+
+/* One resource_show: which table's resource it asks for. */
+struct res_req {
+	struct init_req *ir;
+	size_t t;
 };
 
 static void evaluate(struct init_req *);
@@ -47,6 +57,7 @@ static void
 finish(struct init_req *ir)
 {
 	struct step *st = ir->st;
+	size_t i;
 
 	if (--ir->pending > 0)
 		return;
@@ -59,6 +70,8 @@ finish(struct init_req *ir)
 		/* evaluate reported: ir is ours to free. */
 	}
 	free(ir->error);
+	for (i = 0; i < T_COUNT; i++)
+		free(ir->asks[i]);
 	free(ir);
 }
 
@@ -95,18 +108,41 @@ small_answer(struct init_req *ir, const struct http_result *r, const char *what,
 static void
 resource_done(struct http_request *req, const struct http_result *r, void *arg)
 {
-	struct init_req *ir = arg;
+	struct res_req *rq = arg;
+	struct init_req *ir = rq->ir;
+	struct cricos *c = step_job(ir->st);
+	const struct table_def *t = &cricos_tables[rq->t];
 	const cJSON *result;
 	struct ckan_resource res;
+	char what[400], *msg, *list;
 	cJSON *doc;
 	size_t i;
+	bool fatal;
 
-	if ((doc = small_answer(ir, r, "resource_show", &result)) != NULL) {
-		if (!ckan_resource_read(result, &res))
-			set_error(ir, xstrdup("resource_show: the answer's result has no id"), false);
-		else {
+	snprintf(what, sizeof what, "resource_%s: %s (id %s) is not in package %s, and resource_show", t->name,
+	    t->default_resource_name, c->resource_id[rq->t], c->package_id);
+	if (!r->cancelled && r->error != NULL) {
+		msg = ckan_failure(r, what, &fatal);
+		if (fatal) {
+			/* Gone (404) or refused: it was removed or replaced upstream, and only the config can follow it. */
+			char *m2;
+
+			list = ckan_url(c->base, "package_show", NULL);
+			xasprintf(&m2, "%s; the resource was removed or replaced: set [cricos-sync] resource_%s to the id of "
+			    "the current %s (%s?id=%s lists the package's resources)", msg, t->name,
+			    t->default_resource_name, list, c->package_id);
+			free(list);
+			free(msg);
+			msg = m2;
+		}
+		set_error(ir, msg, fatal);
+	} else if ((doc = small_answer(ir, r, what, &result)) != NULL) {
+		if (!ckan_resource_read(result, &res)) {
+			xasprintf(&msg, "%s: the answer's result has no id", what);
+			set_error(ir, msg, false);
+		} else {
 			for (i = 0; i < T_COUNT; i++) {
-				if (strcmp(((struct cricos *)step_job(ir->st))->resource_id[i], res.id) == 0) {
+				if (strcmp(c->resource_id[i], res.id) == 0) {
 					ir->res[i] = res;
 					ir->have[i] = true;
 				}
@@ -118,11 +154,13 @@ resource_done(struct http_request *req, const struct http_result *r, void *arg)
 }
 
 static void
-ask_resource(struct init_req *ir, const char *id)
+ask_resource(struct init_req *ir, size_t t)
 {
 	struct cricos *c = step_job(ir->st);
 	struct http_req_opts o;
+	const char *id = c->resource_id[t];
 	char *q, *enc = http_urlencode(id), *url;
+	struct res_req *rq = xcalloc(1, sizeof *rq);
 
 	xasprintf(&q, "id=%s", enc);
 	url = ckan_url(c->base, "resource_show", q);
@@ -130,8 +168,11 @@ ask_resource(struct init_req *ir, const char *id)
 	o.url = url;
 	o.accept_types = "application/json";
 	o.max_body = META_MAX_BODY;
+	rq->ir = ir;
+	rq->t = t;
+	ir->asks[t] = rq;
 	o.on_done = resource_done;
-	o.arg = ir;
+	o.arg = rq;
 	o.what = "resource_show";
 	o.group = step_http(ir->st);
 	ir->pending++;
@@ -171,7 +212,7 @@ package_done(struct http_request *req, const struct http_result *r, void *arg)
 				if (!ir->have[i]) {
 					log_warnx("init: resource %s (%s) is not in package %s; asking resource_show",
 					    c->resource_id[i], cricos_tables[i].name, c->package_id);
-					ask_resource(ir, c->resource_id[i]);
+					ask_resource(ir, i);
 				}
 			}
 		}
@@ -236,9 +277,10 @@ evaluate(struct init_req *ir)
 	edition = cJSON_AddObjectToObject(cs, "edition");
 	for (i = 0; i < T_COUNT; i++) {
 		if (!ir->have[i]) {
-			step_fail(st, STEP_FATAL, "resource %s (%s) is neither in package %s nor known to resource_show: "
-			    "check [cricos-sync] resource_%s", c->resource_id[i], cricos_tables[i].default_resource_name,
-			    c->package_id, cricos_tables[i].name);
+			step_fail(st, STEP_FATAL, "resource_%s: %s (id %s) is neither in package %s nor known to "
+			    "resource_show: set [cricos-sync] resource_%s to the id of the current %s",
+			    cricos_tables[i].name, cricos_tables[i].default_resource_name, c->resource_id[i], c->package_id,
+			    cricos_tables[i].name, cricos_tables[i].default_resource_name);
 			return;
 		}
 	}
@@ -250,10 +292,18 @@ evaluate(struct init_req *ir)
 			new_data = true;
 		changed[i] = step_full(st) || resource_changed(r, cJSON_GetObjectItemCaseSensitive(before,
 		    cricos_tables[i].name));
+		if (changed[i] && !r->datastore_active && !ckan_resource_loadable(r)) {
+			/* A ZIP or a PDF is never loaded into the DataStore: retrying cannot help. */
+			step_fail(st, STEP_FATAL, "resource_%s: %s (id %s, format %s) is not a DataStore resource: its "
+			    "records cannot be read with datastore_search, now or later; set [cricos-sync] resource_%s to the "
+			    "id of the %s resource", cricos_tables[i].name, r->name, r->id, r->format,
+			    cricos_tables[i].name, cricos_tables[i].default_resource_name);
+			return;
+		}
 		if (changed[i] && !r->datastore_active) {
 			/* Not paged while XLoader reloads it; the next attempt (or trigger) finds it loaded. */
-			step_fail(st, STEP_RETRY, "resource %s (%s, last modified %s) has no active DataStore table: "
-			    "cannot page it yet", r->id, r->name, r->last_modified);
+			step_fail(st, STEP_RETRY, "resource_%s: %s (id %s, last modified %s) has no active DataStore table: "
+			    "cannot page it yet (being loaded?)", cricos_tables[i].name, r->name, r->id, r->last_modified);
 			return;
 		}
 		e = cJSON_AddObjectToObject(edition, cricos_tables[i].name);

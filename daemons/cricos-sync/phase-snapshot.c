@@ -202,6 +202,8 @@ phase_snapshot(struct step *st)
 			cJSON_AddItemToObject(sum, "unparseable", cJSON_Duplicate(e, 1));
 		if ((e = cJSON_GetObjectItemCaseSensitive(cs, "rows")) != NULL)
 			cJSON_AddItemToObject(sum, "records", cJSON_Duplicate(e, 1));
+		if ((e = cJSON_GetObjectItemCaseSensitive(cs, "rejected")) != NULL && cJSON_GetArraySize(e) > 0)
+			cJSON_AddItemToObject(sum, "rejected", cJSON_Duplicate(e, 1));
 		json_set_str(js, "edition_synced_at", now);
 		json_set_str(js, "edition_synced_cycle", cycle);
 	}

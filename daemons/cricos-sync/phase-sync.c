@@ -105,6 +105,42 @@ phase_sync_course_locations(struct step *st)
 
 /* --- writing one record -------------------------------------------------------------------------------------- */
 
+/*
+ * A rejected record, named as the operator finds it upstream: its DataStore _id (a position means nothing once
+ * the table is sorted or reloaded) and its code, in the log and in the cycle state's "rejected" list, from which
+ * the summary and the mail list them (at most summary_max_items; the count is always complete).
+ */
+static void
+reject(struct page *p, const cJSON *rec, const char *why)
+{
+	struct cricos *c = step_job(p->st);
+	const struct table_def *t = &cricos_tables[p->t];
+	const struct val *code = &p->row.v[t->code_col];
+	const cJSON *idv = cJSON_GetObjectItemCaseSensitive(rec, "_id"), *it;
+	cJSON *list = cJSON_GetObjectItemCaseSensitive(step_cycle_state(p->st), "rejected"), *o;
+	long long id = cJSON_IsNumber(idv) && idv->valuedouble >= 0 && idv->valuedouble <= 9e15 ?
+	    (long long)idv->valuedouble : -1;
+	char codebuf[100];
+
+	snprintf(codebuf, sizeof codebuf, "%.*s", code->s != NULL ? (int)(code->len > 80 ? 80 : code->len) : 1,
+	    code->s != NULL ? code->s : "-");
+	step_reject(p->st, 1, "%s _id %lld (%s %s): %s", t->name, id, t->cols[t->code_col].header, codebuf, why);
+	if (list == NULL)
+		list = cJSON_AddArrayToObject(step_cycle_state(p->st), "rejected");
+	/* A table read again from the start (it changed under us) meets the same records again. */
+	cJSON_ArrayForEach(it, list)
+		if (strcmp(json_str(it, "table"), t->name) == 0 && json_num(it, "_id", -2) == (double)id)
+			return;
+	if (cJSON_GetArraySize(list) >= c->summary_max)
+		return;
+	o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "table", t->name);
+	cJSON_AddNumberToObject(o, "_id", (double)id);
+	cJSON_AddStringToObject(o, "code", codebuf);
+	cJSON_AddStringToObject(o, "why", why);
+	cJSON_AddItemToArray(list, o);
+}
+
 static int
 write_record(const char *json, size_t len, size_t index, void *arg)
 {
@@ -127,7 +163,7 @@ write_record(const char *json, size_t len, size_t index, void *arg)
 		return 0;
 	case ROW_REJECT:
 		p->n_reject++;
-		step_reject(st, 1, "record %lld: %s", p->offset + (long long)index, why);
+		reject(p, rec, why);
 		cJSON_Delete(rec);
 		return 0;
 	case ROW_OK:
@@ -140,8 +176,9 @@ write_record(const char *json, size_t len, size_t index, void *arg)
 		step_detail_add(st, key, 1);
 		snprintf(key, sizeof key, "%s.%s", t->name, t->cols[i].header);
 		json_add_num(p->unparseable, key, 1);
-		log_info("%s: record %lld: %s '%.*s' cannot be read: stored as NULL", t->phase,
-		    p->offset + (long long)index, t->cols[i].header,
+		log_info("%s: record _id %lld: %s '%.*s' cannot be read: stored as NULL", t->phase,
+		    cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(rec, "_id")) ?
+		    (long long)cJSON_GetObjectItemCaseSensitive(rec, "_id")->valuedouble : -1LL, t->cols[i].header,
 		    (int)(p->row.v[i].len > 60 ? 60 : p->row.v[i].len), p->row.v[i].s ? p->row.v[i].s : "");
 	}
 	switch (row_write(p->db, &p->row, step_cycle_id(st), p->now, &p->cause)) {
@@ -157,11 +194,16 @@ write_record(const char *json, size_t len, size_t index, void *arg)
 	case W_DUPLICATE:
 		p->n_dup++;
 		break;
-	case W_CONFLICT:
+	case W_CONFLICT: {
+		char why2[300];
+
 		row_describe(&p->row, key, sizeof key);
 		p->n_conflict++;
-		step_reject(st, 1, "%s appears twice in this edition with different content; the first is kept", key);
+		snprintf(why2, sizeof why2, "%s appears twice in this edition with different content; the first is kept",
+		    key);
+		reject(p, rec, why2);
 		break;
+	}
 	case W_ERROR:
 		cJSON_Delete(rec);
 		return -1;

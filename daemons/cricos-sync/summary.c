@@ -96,7 +96,7 @@ watch_lines(struct buf *b, const cJSON *w)
 void
 cricos_format_summary(const cJSON *sum, struct buf *b)
 {
-	const cJSON *ed = cJSON_GetObjectItemCaseSensitive(sum, "edition"), *tables, *link, *unp, *recs, *it;
+	const cJSON *ed = cJSON_GetObjectItemCaseSensitive(sum, "edition"), *tables, *link, *unp, *recs, *it, *list;
 	size_t i;
 
 	if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(sum, "new_edition"))) {
@@ -193,6 +193,18 @@ cricos_format_summary(const cJSON *sum, struct buf *b)
 			buf_adds(b, " exact duplicates, ");
 			num(b, rej);
 			buf_adds(b, " rejected (no valid key, or a key twice with different content)\n");
+		}
+		if ((list = cJSON_GetObjectItemCaseSensitive(sum, "rejected")) != NULL && cJSON_GetArraySize(list) > 0) {
+			/* By DataStore _id: datastore_search?resource_id=...&filters={"_id":N} shows the record. */
+			buf_adds(b, "\nRejected records (table, DataStore _id, code: why):\n");
+			cJSON_ArrayForEach(it, list)
+				buf_printf(b, "  %-16s _id %-8.0f %s: %s\n", json_str(it, "table"), json_num(it, "_id", -1),
+				    json_str(it, "code"), json_str(it, "why"));
+			if (rej > cJSON_GetArraySize(list)) {
+				buf_adds(b, "  ... and ");
+				num(b, rej - cJSON_GetArraySize(list));
+				buf_adds(b, " more (the log names each)\n");
+			}
 		}
 	}
 }

@@ -57,6 +57,8 @@ static const struct cfg_key qbr_keys[] = {
 	    "Objects at which a CDC answer counts as cut (QuickBooks returns at most 1,000)." },
 	{ "token_lock_timeout", CFG_DURATION, "60s", 1000, 600000, NULL, 0,
 	    "How long a refresh waits for another process holding the token lock." },
+	{ "invalid_grant_recheck", CFG_DURATION, "2m", 0, 3600000, NULL, 0,
+	    "After an invalid_grant, ask again this much later before believing it (outages say it too); 0: never." },
 	{ "hard_expiry_warn", CFG_DURATION, "60d", 0, 31536000000, NULL, 0,
 	    "Mail the operator once when the refresh token's hard (5-year) expiry is this close." },
 	{ "connect_state_lifetime", CFG_DURATION, "1h", 60000, 86400000, NULL, 0,
@@ -248,6 +250,7 @@ load_config(struct qbr *q, const struct config *cfg, char **cause)
 	q->throttle_wait_ms = config_ms(cfg, QBR_SECTION, "throttle_wait");
 	q->cdc_margin_s = config_ms(cfg, QBR_SECTION, "cdc_margin") / 1000;
 	q->lock_timeout_ms = config_ms(cfg, QBR_SECTION, "token_lock_timeout");
+	q->grant_recheck_ms = config_ms(cfg, QBR_SECTION, "invalid_grant_recheck");
 	q->hard_warn_s = config_ms(cfg, QBR_SECTION, "hard_expiry_warn") / 1000;
 	q->state_lifetime_s = config_ms(cfg, QBR_SECTION, "connect_state_lifetime") / 1000;
 	q->digest = config_bool(cfg, QBR_SECTION, "digest");
@@ -285,6 +288,7 @@ move_config(struct qbr *q, struct qbr *src)
 	q->throttle_wait_ms = src->throttle_wait_ms;
 	q->cdc_margin_s = src->cdc_margin_s;
 	q->lock_timeout_ms = src->lock_timeout_ms;
+	q->grant_recheck_ms = src->grant_recheck_ms;
 	q->hard_warn_s = src->hard_warn_s;
 	q->state_lifetime_s = src->state_lifetime_s;
 	q->digest = src->digest;

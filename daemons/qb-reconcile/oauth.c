@@ -7,7 +7,9 @@
  *    (flock) is held from reading the store to storing the answer, and the store is re-read under the lock, so a
  *    refresh always presents the newest refresh token, never one another process already spent;
  *  - the new pair is stored (atomically) before anything uses it; only then is the refresh a success;
- *  - invalid_grant is final for this refresh: no loop, the connection is marked reconnect_required;
+ *  - invalid_grant is confirmed once before it is believed: Intuit outages answer it too (reference §1.7), so the
+ *    refresh asks once more invalid_grant_recheck later (the refused token spent nothing, so presenting it again is
+ *    safe) and only a second refusal marks the connection reconnect_required; no loop beyond that one recheck;
  *  - the token call is retried at most once, and not after a 500 (Intuit may have rotated the token and lost the
  *    answer: a retry would then spend a dead token);
  *  - ask for the hard (5-year) expiry with x-include-refresh-token-hard-expires-in: true and record it;
@@ -51,6 +53,8 @@ struct refresh {
 	enum refresh_result result;
 	char *error;
 	bool finishing;
+	bool rechecking;	/* a first invalid_grant was seen: the token endpoint is asked once more */
+	char first_refusal[256];	/* what the first invalid_grant said, for the error and the mail */
 	struct refresh *next_live;	/* q->refresh_all */
 };
 
@@ -249,6 +253,60 @@ qbr_oauth_error_code(const char *body, size_t bodylen, char *buf, size_t len)
 	return buf;
 }
 
+const char *
+qbr_oauth_error_desc(const char *body, size_t bodylen, char *buf, size_t len)
+{
+	cJSON *o = cJSON_ParseWithLength(body, bodylen);
+	const cJSON *e = o != NULL ? json_get(o, "error_description") : NULL;
+
+	buf[0] = '\0';
+	if (cJSON_IsString(e)) {
+		char *clean = redact_dup(e->valuestring);
+
+		snprintf(buf, len, "%s", clean != NULL ? clean : "");
+		free(clean);
+	}
+	cJSON_Delete(o);
+	return buf;
+}
+
+static void lock_poll_cb(struct ev_loop *, ev_timer *, int);
+
+/* invalid_grant_recheck for people: "120s", "0.3s". */
+static const char *
+recheck_text(const struct qbr *q, char *buf, size_t len)
+{
+	if (q->grant_recheck_ms % 1000 == 0)
+		snprintf(buf, len, "%llds", (long long)(q->grant_recheck_ms / 1000));
+	else
+		snprintf(buf, len, "%.1fs", (double)q->grant_recheck_ms / 1000.0);
+	return buf;
+}
+
+/* The recheck is due: take the lock again and re-read the store (another process may have refreshed meanwhile). */
+static void
+recheck_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct refresh *rf = t->data;
+
+	ev_timer_stop(loop, t);
+	rf->deadline = ev_now(loop) + (double)rf->q->lock_timeout_ms / 1000.0;
+	ev_timer_init(&rf->timer, lock_poll_cb, 0.0, LOCK_POLL);
+	rf->timer.data = rf;
+	ev_timer_start(loop, &rf->timer);
+}
+
+/* "at 2026-11-29T04:00:00Z, HTTP 400 invalid_grant "Token invalid" (intuit_tid X)": what one refusal looked like. */
+static void
+describe_refusal(const struct http_result *r, const char *tid, char *buf, size_t len)
+{
+	char now[ISO8601_LEN], desc[160];
+
+	qbr_oauth_error_desc(r->body, r->body_len, desc, sizeof desc);
+	snprintf(buf, len, "at %s, HTTP %ld invalid_grant%s%s%s (intuit_tid %s)", iso8601_now(now), r->status,
+	    desc[0] ? " \"" : " without a description", desc, desc[0] ? "\"" : "", tid ? tid : "-");
+}
+
 static void
 token_done(struct http_request *req, const struct http_result *r, void *arg)
 {
@@ -309,6 +367,9 @@ token_done(struct http_request *req, const struct http_result *r, void *arg)
 			    iso8601_fmt(nt.refresh_expires_at, re), he);
 		}
 		tokens_clear(&nt);
+		if (rf->rechecking)
+			log_warnx("QuickBooks accepted the refresh token when asked again: the earlier invalid_grant (%s) "
+			    "was transient; the connection is fine", rf->first_refusal);
 		finish(rf, REFRESH_OK, NULL);
 		return;
 	}
@@ -323,10 +384,33 @@ token_done(struct http_request *req, const struct http_result *r, void *arg)
 			    "expired, or the redirect URI differs; run `syncctl qb connect` again for a new one");
 			return;
 		}
+		char seen[256], wait[32];
+
+		describe_refusal(r, tid, seen, sizeof seen);
+		if (!rf->rechecking && q->grant_recheck_ms > 0) {
+			/* An outage can say invalid_grant too: ask once more before the operator is told to reconnect. */
+			rf->rechecking = true;
+			snprintf(rf->first_refusal, sizeof rf->first_refusal, "%s", seen);
+			log_warnx("QuickBooks refused the refresh token %s; outages can answer this too, so it is asked "
+			    "once more in %s before QuickBooks is declared disconnected", seen,
+			    recheck_text(q, wait, sizeof wait));
+			token_lock_release(rf->lock);
+			rf->lock = NULL;
+			ev_timer_stop(q->d->loop, &rf->timer);
+			ev_timer_init(&rf->timer, recheck_cb, (double)q->grant_recheck_ms / 1000.0, 0.0);
+			rf->timer.data = rf;
+			ev_timer_start(q->d->loop, &rf->timer);
+			return;
+		}
 		free(q->refused_refresh);
 		q->refused_refresh = xstrdup(q->tok.refresh_token);
-		xasprintf(&msg, "the refresh token was refused (invalid_grant, intuit_tid %s): QuickBooks must be "
-		    "reconnected with `syncctl qb connect`", tid ? tid : "-");
+		if (rf->rechecking)
+			xasprintf(&msg, "the refresh token was refused twice, %s apart (first %s; then %s): QuickBooks "
+			    "must be reconnected with `syncctl qb connect`", recheck_text(q, wait, sizeof wait),
+			    rf->first_refusal, seen);
+		else
+			xasprintf(&msg, "the refresh token was refused (%s): QuickBooks must be reconnected with "
+			    "`syncctl qb connect`", seen);
 		if (conn_set_state(q, "reconnect_required", msg, tid, &cause) == -1) {
 			log_warnx("cannot record reconnect_required: %s", cause);
 			xfree(&cause);

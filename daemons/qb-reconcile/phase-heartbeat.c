@@ -2,10 +2,11 @@
  * Phase heartbeat: refresh the QuickBooks tokens once per cycle, so the rolling refresh token (about 100 days)
  * never dies unused.  heartbeat is true only when the new pair has been stored (oauth.c stores before it reports).
  *
- * invalid_grant: no retry loop.  The connection becomes reconnect_required (oauth.c), the cycle's heartbeat is
- * false, and the operator gets "[qb-reconcile] QuickBooks needs reconnecting" once per dead connection (keyed on
- * the connection generation, so a reconnect that dies again is reported again).  The next cycle tries once more:
- * Intuit says outages can also answer invalid_grant.
+ * invalid_grant: no retry loop.  Once confirmed (oauth.c asks once more, invalid_grant_recheck later: outages say
+ * invalid_grant too), the connection becomes reconnect_required, the cycle's heartbeat is false, the run ends
+ * degraded (phase-summary.c), and the operator gets "[qb-reconcile] QuickBooks needs reconnecting" once per dead
+ * connection (keyed on the connection generation, so a reconnect that dies again is reported again).  The next
+ * cycle tries again the same way.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -33,8 +34,8 @@ reconnect_alert(struct qbr *q, const char *error)
 	snprintf(key, sizeof key, "connection-%" PRId64, q->have_tokens ? q->tok.generation : (int64_t)0);
 	xasprintf(&body,
 	    "QuickBooks refused qb-reconcile's refresh token, so invoices are not being pushed and the daily\n"
-	    "heartbeat fails until QuickBooks is connected again.\n\n"
-	    "What QuickBooks said: %s\n\n"
+	    "heartbeat fails until QuickBooks is connected again.%s\n\n"
+	    "What was seen: %s\n\n"
 	    "To reconnect (a few minutes):\n"
 	    "  1. syncctl qb connect\n"
 	    "     prints a QuickBooks authorize URL; open it, sign in as a QuickBooks admin, choose the company and\n"
@@ -43,7 +44,9 @@ reconnect_alert(struct qbr *q, const char *error)
 	    "     syncctl qb connect --code C --realm R --state S\n"
 	    "  3. syncctl trigger qb-reconcile --wait   (the heartbeat should now be true)\n\n"
 	    "Pending invoices stay pending and are pushed by the first run after the reconnect.\n"
-	    "State: syncctl qb status\n", error ? error : "invalid_grant");
+	    "State: syncctl qb status\n", q->grant_recheck_ms > 0 ? "  (An Intuit outage can refuse a token too, so the\n"
+	    "refusal was confirmed by asking again later: [qb-reconcile] invalid_grant_recheck.)" : "",
+	    error ? error : "invalid_grant");
 	if (daemon_alert_once(q->d, "reconnect", key, "[qb-reconcile] QuickBooks needs reconnecting", body,
 	    &cause) == -1) {
 		log_warnx("cannot queue the reconnect alert: %s", cause);
@@ -98,8 +101,12 @@ hb_done(enum refresh_result res, const char *error, void *arg)
 		return;
 	}
 	cstate_set_bool(st, "heartbeat", ok);
-	if (!ok)
+	if (!ok) {
+		/* For the run's verdict and the mail (summary), which may run in a later, resumed run. */
+		cJSON_DeleteItemFromObject(step_cycle_state(st), "heartbeat_error");
+		cJSON_AddStringToObject(step_cycle_state(st), "heartbeat_error", error ? error : "heartbeat failed");
 		step_set_status(st, "failed", error ? error : "heartbeat failed");
+	}
 	step_count(st, 1, ok ? 1 : 0);
 	step_done(st, STEP_PHASE_DONE);
 }

@@ -77,6 +77,7 @@ push_done(struct pusher *p, void *arg)
 	crashpoint("qbr_push_before_commit");
 	step_set_cursor(st, "after=%" PRId64, ps->last_id);
 	if (lost) {
+		cstate_set_bool(st, "connection_lost", true);
 		step_set_status(st, "failed", "the QuickBooks connection was lost during the push; the rest waits for "
 		    "the next run");
 		log_warnx("push: QuickBooks connection lost; stopping the push for this run");

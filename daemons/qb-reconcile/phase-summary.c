@@ -3,8 +3,11 @@
  *
  *	{"status":"ok"|"degraded","synced":N,"failed":N,"abandoned":N,"heartbeat":true|false}
  *
- * (degraded when anything failed or was abandoned this cycle, or the heartbeat failed), stored on the run row
- * (sync_runs.summary, shown by `syncctl runs --json` and `syncctl qb status`) and printed by `qb-reconcile --once`.
+ * (degraded when anything failed or was abandoned this cycle, the heartbeat failed or the connection was lost),
+ * stored on the run row (sync_runs.summary, shown by `syncctl runs --json` and `syncctl qb status`) and printed by
+ * `qb-reconcile --once`.  A degraded result also ends the run 'degraded' (exit 10 of --once and `syncctl trigger
+ * --wait`), with the run row's error saying what needs the operator: a timer, systemd or a monitoring check must
+ * never read a dead connection as success.
  *
  * Mail only when something needs the operator: failures, abandons, new reconcile issues, a failed heartbeat (but
  * not for reconnect_required, which has its own once-only mail), plus the optional digest ([qb-reconcile]
@@ -56,7 +59,8 @@ qbr_result_json(const cJSON *cs)
 		abandoned = v->valuedouble;
 	hb = cJSON_IsTrue(cJSON_GetObjectItem(cs, "heartbeat"));
 	/* Key order as the operator's runbook prints it. */
-	cJSON_AddStringToObject(o, "status", failed > 0 || abandoned > 0 || !hb ? "degraded" : "ok");
+	cJSON_AddStringToObject(o, "status", failed > 0 || abandoned > 0 || !hb ||
+	    cJSON_IsTrue(cJSON_GetObjectItem(cs, "connection_lost")) ? "degraded" : "ok");
 	cJSON_AddNumberToObject(o, "synced", synced);
 	cJSON_AddNumberToObject(o, "failed", failed);
 	cJSON_AddNumberToObject(o, "abandoned", abandoned);
@@ -82,9 +86,56 @@ count_new_issues(struct db *db, const char *cycle_id, char **cause)
 	return n;
 }
 
+/*
+ * Why a degraded cycle is not OK, in one line for the run row (and the mail): the connection first (nothing else
+ * works without it), then when the refresh token dies if no heartbeat succeeds before, then the invoices.  NULL when
+ * the result is ok.
+ */
+static char *
+degraded_reason(struct step *st, const cJSON *res, char **cause)
+{
+	struct db *db = step_daemon(st)->db;
+	const cJSON *cs = step_cycle_state(st);
+	const char *hb_error = cJSON_IsString(cJSON_GetObjectItem(cs, "heartbeat_error")) ?
+	    cJSON_GetObjectItem(cs, "heartbeat_error")->valuestring : "heartbeat failed";
+	double failed = cJSON_GetObjectItem(res, "failed")->valuedouble,
+	    abandoned = cJSON_GetObjectItem(res, "abandoned")->valuedouble;
+	bool hb = cJSON_IsTrue(cJSON_GetObjectItem(res, "heartbeat"));
+	char state[24] = "", rolling[ISO8601_LEN] = "unknown", hard[ISO8601_LEN] = "unknown";
+	sqlite3_stmt *s;
+	struct buf b;
+
+	if (strcmp(cJSON_GetObjectItem(res, "status")->valuestring, "ok") == 0)
+		return NULL;
+	if ((s = db_stmt(db, SQL_CONN, cause)) == NULL)
+		return NULL;
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		snprintf(state, sizeof state, "%s", db_col_text(s, 0));
+		snprintf(rolling, sizeof rolling, "%s", db_col_text(s, 2));
+		snprintf(hard, sizeof hard, "%s", db_col_text(s, 3));
+	}
+	sqlite3_reset(s);
+	buf_init(&b);
+	if (strcmp(state, "reconnect_required") == 0)
+		buf_printf(&b, "QuickBooks needs reconnecting (`syncctl qb connect`): %s; nothing is pushed or reconciled "
+		    "until then", hb ? "the connection was lost during the run" : hb_error);
+	else if (strcmp(state, "not_connected") == 0)
+		buf_printf(&b, "QuickBooks is not connected: run `syncctl qb connect`");
+	else if (!hb)
+		buf_printf(&b, "the heartbeat failed (%s); the refresh token still works until %s (hard limit %s): a "
+		    "heartbeat must succeed before then, or QuickBooks must be reconnected", hb_error, rolling,
+		    strcmp(hard, "-") == 0 ? "unknown" : hard);
+	if (failed > 0 || abandoned > 0)
+		buf_printf(&b, "%s%.0f invoice%s failed and %.0f abandoned in this cycle (syncctl qb status lists them)",
+		    b.len > 0 ? "; " : "", failed, failed == 1 ? "" : "s", abandoned);
+	if (b.len == 0)
+		buf_adds(&b, "degraded");
+	return buf_release(&b);
+}
+
 static int
-compose(struct step *st, const char *result, bool attention, int64_t new_issues, char **subject, char **body,
-    char **cause)
+compose(struct step *st, const char *result, const char *reason, bool attention, int64_t new_issues,
+    char **subject, char **body, char **cause)
 {
 	struct db *db = step_daemon(st)->db;
 	struct buf b;
@@ -94,6 +145,8 @@ compose(struct step *st, const char *result, bool attention, int64_t new_issues,
 
 	buf_init(&b);
 	buf_printf(&b, "Result:   %s\nRun ID:   %s\n\n", result, step_run_id(st));
+	if (reason != NULL)
+		buf_printf(&b, "Needs attention: %s.\n\n", reason);
 	if ((s = db_stmt(db, SQL_CONN, cause)) == NULL)
 		goto fail;
 	if (sqlite3_step(s) == SQLITE_ROW)
@@ -168,19 +221,28 @@ phase_summary(struct step *st)
 	const cJSON *cs = step_cycle_state(st);
 	cJSON *res;
 	char *json, *cause = NULL, *subject = NULL, *body = NULL, key[256];
+	char *reason = NULL;
 	struct conn_info ci;
 	struct db *db;
 	int64_t new_issues, id;
 	bool hb, attention;
 
 	if (strncmp(cur, "queued:", 7) == 0) {
+		/* The cycle's result, from its committed state (the run may have resumed after the mail was queued). */
+		res = qbr_result_json(cs);
 		if (q->last_result == NULL) {
-			/* A run resumed after the mail was queued: the cycle's result, from its committed state. */
-			res = qbr_result_json(cs);
 			json = cJSON_PrintUnformatted(res);
 			q->last_result = xstrdup(json);
 			free(json);
-			cJSON_Delete(res);
+		}
+		if ((reason = degraded_reason(st, res, &cause)) != NULL)
+			step_set_run_degraded(st, reason);
+		free(reason);
+		cJSON_Delete(res);
+		if (cause != NULL) {
+			step_fail(st, STEP_RETRY, "%s", cause);
+			free(cause);
+			return;
 		}
 		step_on_abort(st, abandon_delivery, st);
 		outbox_deliver(d->outbox, strtoll(cur + 7, NULL, 10), (int)config_int(d->cfg, "smtp", "retries") + 1,
@@ -199,6 +261,12 @@ phase_summary(struct step *st)
 	attention = cJSON_GetObjectItem(res, "failed")->valuedouble > 0 ||
 	    cJSON_GetObjectItem(res, "abandoned")->valuedouble > 0 || new_issues > 0 ||
 	    (!hb && strcmp(ci.state, "reconnect_required") != 0);
+	if ((reason = degraded_reason(st, res, &cause)) == NULL && cause != NULL)
+		goto fail;
+	if (reason != NULL) {
+		log_warnx("this cycle is degraded: %s", reason);
+		step_set_run_degraded(st, reason);
+	}
 	if ((db = step_db(st, &cause)) == NULL)
 		goto fail;
 	step_set_summary(st, res, (int64_t)cJSON_GetObjectItem(res, "synced")->valuedouble);
@@ -208,7 +276,7 @@ phase_summary(struct step *st)
 		step_done(st, STEP_PHASE_DONE);
 		goto out;
 	}
-	if (compose(st, json, attention, new_issues, &subject, &body, &cause) == -1)
+	if (compose(st, json, reason, attention, new_issues, &subject, &body, &cause) == -1)
 		goto fail;
 	snprintf(key, sizeof key, "qb_reconcile/summary/%s", step_cycle_id(st));
 	if ((id = outbox_queue(d->outbox, key, "qb_reconcile", step_run_id(st), subject, body, &cause)) == -1)
@@ -217,6 +285,7 @@ phase_summary(struct step *st)
 	step_set_cursor(st, "queued:%" PRId64, id);
 	step_done(st, STEP_MORE);
 out:
+	free(reason);
 	free(subject);
 	free(body);
 	free(json);
@@ -225,6 +294,7 @@ out:
 fail:
 	step_fail(st, STEP_RETRY, "%s", cause);
 	free(cause);
+	free(reason);
 	free(subject);
 	free(body);
 	free(json);

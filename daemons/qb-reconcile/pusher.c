@@ -5,7 +5,9 @@
  *   1. Local checks (mapping.c): an invalid invoice is failed with the reason and never sent; an is_test invoice is
  *      held back when the company is production.
  *   2. Customers without a QuickBooks id: one query for the batch (DisplayName IN (...)), then a create for each
- *      one not found (requestid per customer and name); 6240 (name taken) -> look the name up and use that one.
+ *      one not found (requestid per customer and name); 6240 (name taken) -> look the name up, inactive customers
+ *      included, and use it if it is active; an inactive one (or none: a vendor or employee has the name) fails
+ *      the invoice with what the operator can do: reactivate it in QuickBooks, or map the customer.
  *   3. At the same time, one query for the batch's DocNumbers (DocNumber IN (...)): an invoice already in
  *      QuickBooks (ours from an attempt whose answer was lost, or a crash before our commit) is adopted, not created.
  *   4. Create each remaining invoice with requestid qbr-<install>-<id>-g<gen> (the same after a crash or a lost
@@ -351,6 +353,8 @@ cust_requery(struct pusher *p, struct pcust *c)
 	buf_init(&b);
 	buf_adds(&b, "select * from Customer where DisplayName = ");
 	qbo_quote(&b, c->name);
+	/* Name lists return active entities only unless the query names Active: an inactive customer holds its name. */
+	buf_adds(&b, " and Active IN (true, false)");
 	snprintf(what, sizeof what, "find customer %" PRId64, c->id);
 	query(p, CK_CUST_REQUERY, c, b.data, what);
 	buf_free(&b);
@@ -408,20 +412,42 @@ on_cust_create(struct pusher *p, struct pcust *c, const struct qbo_resp *r)
 static void
 on_cust_requery(struct pusher *p, struct pcust *c, const struct qbo_resp *r)
 {
-	const cJSON *rows, *row;
+	const cJSON *rows, *row, *active;
+	const char *inactive_id = NULL;
+	char *msg = NULL;
 
 	if (r->error == NULL && (rows = query_rows(r->json, "Customer")) != NULL)
 		cJSON_ArrayForEach(row, rows) {
 			const char *name = json_str(row, "DisplayName"), *id = json_str(row, "Id");
 
-			if (name != NULL && id != NULL && strcasecmp(name, c->name) == 0) {
-				set_str(&c->qb_id, id);
-				return;
+			if (name == NULL || id == NULL || strcasecmp(name, c->name) != 0)
+				continue;
+			active = json_get(row, "Active");
+			if (cJSON_IsFalse(active) || (cJSON_IsString(active) && strcasecmp(active->valuestring, "false") == 0)) {
+				inactive_id = id;
+				continue;
 			}
+			set_str(&c->qb_id, id);
+			return;
 		}
 	c->failed = true;
-	set_str(&c->error, r->error ? r->error : "QuickBooks says the customer name is taken (6240) but no active "
-	    "customer of that name was found");
+	if (r->error != NULL) {
+		set_str(&c->error, r->error);
+		return;
+	}
+	/* An invoice for an inactive customer is refused (610): the operator must choose, we cannot. */
+	if (inactive_id != NULL)
+		xasprintf(&msg, "QuickBooks customer %s (Id %s) is inactive, and it holds the name, so it cannot be created "
+		    "again (6240): reactivate it in QuickBooks (Sales > Customers, show inactive, Make active), or map our "
+		    "customer %" PRId64 " to another QuickBooks customer (billing_customers.qb_customer_id), then `syncctl "
+		    "qb retry INVOICE_ID`", c->name, inactive_id, c->id);
+	else
+		xasprintf(&msg, "the name %s is taken in QuickBooks (6240) but no customer has it: a vendor or employee "
+		    "(or a deleted customer) uses it; rename that one in QuickBooks, or map our customer %" PRId64 " to a "
+		    "QuickBooks customer (billing_customers.qb_customer_id), then `syncctl qb retry INVOICE_ID`", c->name,
+		    c->id);
+	set_str(&c->error, msg);
+	free(msg);
 }
 
 static void

@@ -94,6 +94,7 @@ struct qbr {
 	size_t nitems;
 	int minor_version, max_attempts, push_batch, cdc_max_objects, query_batch;
 	int64_t throttle_wait_ms, cdc_margin_s, lock_timeout_ms, hard_warn_s, state_lifetime_s;
+	int64_t grant_recheck_ms;	/* invalid_grant_recheck: confirm an invalid_grant this much later */
 	bool digest;
 
 	/* Tokens in memory (a copy of the store). */
@@ -154,6 +155,8 @@ bool qbr_access_usable(const struct qbr *);
  * "error" code of an error answer into buf ("" if none). */
 const char *qbr_parse_token_answer(const char *body, size_t len, struct qbr_tokens *);
 const char *qbr_oauth_error_code(const char *body, size_t bodylen, char *buf, size_t len);
+/* Its "error_description" (redacted, cut to fit; "" if none). */
+const char *qbr_oauth_error_desc(const char *body, size_t bodylen, char *buf, size_t len);
 /* May a phase talk to QuickBooks in this cycle?  Not when never connected, nor when reconnect_required and this
  * cycle's heartbeat failed (every call would only collect another invalid_grant). */
 bool qbr_connection_usable(struct step *);

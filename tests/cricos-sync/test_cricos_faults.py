@@ -13,9 +13,10 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cricoslib import Env, expected, last_run, query, start_fake, stop_fake, step_detail, summary  # noqa: E402
-from harness import SmtpSink, cursor, wait_for  # noqa: E402
+from harness import SmtpSink, cursor, syncctl, wait_for  # noqa: E402
 
 COURSES = "48cacf69-2082-415e-9595-f17d0c3a4af0"
+ZIP = "b5a6bd4d-6a2f-4d36-9fb1-b2a8c9d0e1f2"      # CRICOS Datasets.zip: a file, not a DataStore table
 INSTITUTIONS = "7f6941f3-5327-4db7-b556-5f16d77f63c1"
 
 
@@ -168,13 +169,63 @@ class CricosFaultTest(unittest.TestCase):
         env.wd.cleanup()
 
     def test_unknown_resource_id_fails_init_clearly(self):
-        env = self.env("cricos-badid", resource_locations="00000000-0000-4000-8000-000000000000")
+        gone = "00000000-0000-4000-8000-000000000000"
+        env = self.env("cricos-badid", resource_locations=gone)
+        sent = len(self.smtp.received())
         self.assertEqual(env.daemon.run_once(), 1, env.daemon.read_log())
         r = last_run(env.ops)
-        self.assertIn("init: resource_show: HTTP 404 Not Found Error", r["error"])
+        # The run row names the resource (config key, file, id) and what to change.
+        named = "resource_locations: CRICOS Locations.csv (id %s) is not in package cricos" % gone
+        self.assertIn("init: " + named, r["error"])
+        self.assertIn("HTTP 404 Not Found Error", r["error"])
+        self.assertIn("set [cricos-sync] resource_locations to the id of the current CRICOS Locations.csv", r["error"])
         self.assertIn("is not in package cricos; asking resource_show", env.daemon.read_log())
         self.assertEqual(self.fake.get("/_fake/stats")["by_op"], {"package_show": 1, "resource_show": 1})
         self.assertEqual(query(env.corpus, "SELECT count(*) FROM cricos_institutions")[0][0], 0)
+        # ... and so do the failure mail and syncctl.
+        body = self.failure_mail(sent, r["run_id"])["msg"].get_content()
+        self.assertIn(named, body)
+        self.assertIn("set [cricos-sync] resource_locations", body)
+        out = syncctl(env.config, "steps", r["run_id"]).stdout
+        self.assertIn("resource_locations: CRICOS Locations.csv (id %s)" % gone, out)
+        env.wd.cleanup()
+
+    def test_a_resource_that_is_not_in_the_datastore_fails_at_once(self):
+        # The ZIP configured by mistake: it has no DataStore table and never will.
+        env = self.env("cricos-zip", resource_courses=ZIP, step_retries=3)
+        self.assertEqual(env.daemon.run_once(), 1, env.daemon.read_log())
+        r = last_run(env.ops)
+        self.assertIn("init: resource_courses: CRICOS Datasets.zip (id %s, format ZIP) is not a DataStore resource"
+                      % ZIP, r["error"])
+        self.assertIn("set [cricos-sync] resource_courses to the id of the CRICOS Courses.csv resource", r["error"])
+        self.assertNotIn("gave up after", r["error"])
+        # Retrying cannot help: no step retry was spent on it.
+        self.assertEqual(query(env.ops, "SELECT attempts FROM sync_steps WHERE run_id = ? AND step = 'init'",
+                               (r["run_id"],))[0][0], 1)
+        self.assertEqual(self.fake.get("/_fake/stats")["by_op"], {"package_show": 1})
+        env.wd.cleanup()
+
+    def test_rejected_record_is_named_by_datastore_id_and_code(self):
+        env = self.env("cricos-reject")
+        sent = len(self.smtp.received())
+        page = self.dump["tables"]["courses"][:100]
+        rec = page[5]
+        # The 6th record of the first courses page gets a course code that is not one (6 digits, no check letter).
+        self.fake.fault("datastore_search", "bad_money", field="CRICOS Course Code", value="12345", record=5,
+                        resource_id=COURSES)
+        self.assertEqual(env.daemon.run_once(), 3, env.daemon.read_log())
+        r = last_run(env.ops)
+        self.assertEqual(r["status"], "partial")
+        self.assertIn("sync_courses: rejected 1 record: courses _id %d (CRICOS Course Code 12345): courses record "
+                      "with an invalid CRICOS Course Code '12345'" % rec["_id"], env.daemon.read_log())
+        self.assertEqual(summary(env.ops)["rejected"], [{"table": "courses", "_id": rec["_id"], "code": "12345",
+                                                         "why": "courses record with an invalid CRICOS Course "
+                                                                "Code '12345'"}])
+        mails = self.smtp.wait(sent + 1)[sent:]
+        body = mails[-1]["msg"].get_content()
+        self.assertIn("Rejected records (table, DataStore _id, code: why):", body)
+        self.assertRegex(body, r"  courses +_id %d +12345: courses record with an invalid CRICOS Course Code "
+                               r"'12345'" % rec["_id"])
         env.wd.cleanup()
 
     def test_unparseable_money_is_null_and_counted(self):

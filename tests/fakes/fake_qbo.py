@@ -2657,7 +2657,17 @@ class App:
             body.update(spec.get("fields") or {})
             if a == "deactivate_customer":
                 body["Active"] = False
-            return {"ok": True, "Customer": st.update_customer(body, now)}
+            ent = st.update_customer(body, now)
+            if a == "deactivate_customer" and spec.get("keep_name"):
+                # Inactive but still holding its name (as seen on real companies): a create of that name is 6240,
+                # and a query finds it only when it names Active.
+                name = ent["DisplayName"][:-len(" (deleted)")]
+                if name.lower() in st.name_idx:
+                    raise ValueError("another customer has the name %r now" % name)
+                del st.name_idx[ent["DisplayName"].lower()]
+                st.name_idx[name.lower()] = rec.id
+                ent.update(DisplayName=name, FullyQualifiedName=name)
+            return {"ok": True, "Customer": ent}
         if a in ("delete_payment", "void_payment"):
             rec = st.recs["Payment"].get(str(spec.get("payment_id")))
             if rec is None:

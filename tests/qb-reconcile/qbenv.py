@@ -49,7 +49,7 @@ class QBEnv:
             "token_url": self.fake.url + "/oauth2/v1/tokens/bearer",
             "authorize_url": self.fake.url + "/connect/oauth2", "currency": "AUD", "throttle_wait": "1s",
             "step_backoff": "50ms", "step_backoff_max": "200ms", "step_retries": 1, "token_file": self.token_file,
-            "requests_per_minute": 500,
+            "requests_per_minute": 500, "invalid_grant_recheck": "300ms",
         }
         keys.update(qb_keys)
         self.config = write_config(self.wd.file("sync.conf"), base_config(self.wd, smtp.port if smtp else None,
@@ -170,6 +170,11 @@ class QBEnv:
         if self.own_fake:
             self.fake.stop()
         self.wd.cleanup()
+
+
+def exit_code(res):
+    """What --once exits with for a result: 0 ok, 10 degraded (the run ends 'degraded')."""
+    return 0 if res is not None and res["status"] == "ok" else 10
 
 
 def result(status="ok", synced=0, failed=0, abandoned=0, heartbeat=True):

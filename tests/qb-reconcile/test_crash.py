@@ -62,7 +62,7 @@ class CrashTest(unittest.TestCase):
             f.write(conf.replace("[qb-reconcile]\n", "[qb-reconcile]\nretries = 0\n"))
         env.fault("invoice.create", "truncate", 1)
         rc, res = env.once()
-        self.assertEqual((rc, res), (0, result("degraded", failed=1)))
+        self.assertEqual((rc, res), (10, result("degraded", failed=1)))
         self.assertEqual(env.inv(2)["status"], "failed")
         self.assertEqual(env.inv(2)["gen"], 0)      # no answer: the same requestid next time
         rc, res = env.once()

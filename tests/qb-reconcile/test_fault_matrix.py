@@ -141,7 +141,9 @@ class FaultMatrixTest(unittest.TestCase):
     def run_cases(self, cases, env_factory=None):
         for case in cases:
             case.setdefault("disarm", lambda env: env.fake.post("/_fake/fault/clear"))
-            case.setdefault("expect", "complete")
+            # A degraded result ends the run 'degraded' (not a success); an ok one 'complete'.
+            case.setdefault("expect", "degraded" if case.get("result", {}).get("status") == "degraded" else
+                            "complete")
             check = case.get("check")
 
             def full_check(env, case, check=check):
@@ -156,10 +158,12 @@ class FaultMatrixTest(unittest.TestCase):
         """The result JSON of the faulted run, the table's outcome, and the error where qb-reconcile keeps it."""
         r = runs(env.ops, SYNC)[-1]
         res = env.result(r)
-        if case["expect"] == "complete":
+        if case["expect"] in ("complete", "degraded"):
             self.assertEqual(res, case.get("result", result(synced=N)),
                              "%s: %s" % (case["name"], env.daemon.read_log()[-3000:]))
             case["label"] = res["status"]
+            self.assertEqual(r["error"] is not None, case["expect"] == "degraded", "%s: a degraded run says why"
+                             % case["name"])
         if res and res["failed"]:
             errs = [e[0] for e in query(env.ops, "SELECT qb_last_error FROM billing_invoices WHERE qb_sync_status"
                                                  " = 'failed'")]
@@ -246,7 +250,9 @@ class FaultMatrixTest(unittest.TestCase):
             {"name": "token HTML error page (always)", "arm": fault("html"), "result": hb_false, "error": "HTML"},
             {"name": "token unexpected redirect (always)", "arm": fault("redirect"), "result": hb_false,
              "error": "redirect"},
-            {"name": "token auth failure (invalid_grant)", "arm": fault("invalid_grant", 1),
+            {"name": "token invalid_grant once (an outage): confirmed, no alarm", "arm": fault("invalid_grant", 1),
+             "check": lambda env, case: self.assertEqual(query(env.ops, "SELECT subject FROM mail_outbox"), [])},
+            {"name": "token auth failure (invalid_grant, twice)", "arm": fault("invalid_grant", 2),
              "result": result("degraded", synced=0, heartbeat=False), "error": "invalid_grant",
              "check": self.reconnect_required},
         ])

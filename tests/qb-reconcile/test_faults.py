@@ -3,6 +3,8 @@
 500, XML error bodies; invalid local invoices, an is_test invoice in production, abandonment after the configured
 attempts and `syncctl qb retry`."""
 
+import email
+import email.policy
 import json
 import os
 import sys
@@ -10,7 +12,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qbenv import QBEnv, result  # noqa: E402
+from qbenv import QBEnv, exit_code, result  # noqa: E402
 
 
 class FaultTest(unittest.TestCase):
@@ -27,7 +29,15 @@ class FaultTest(unittest.TestCase):
 
     def run_ok(self, expected):
         rc, res = self.env.once()
-        self.assertEqual((rc, res), (0, expected), self.env.daemon.read_log()[-4000:])
+        self.assertEqual((rc, res), (exit_code(expected), expected), self.env.daemon.read_log()[-4000:])
+        # The run row says the same as the result: a degraded cycle is not a success.
+        status, error = self.env.sql("SELECT status, error FROM sync_runs ORDER BY started_at DESC, rowid DESC"
+                                     " LIMIT 1")[0]
+        if expected["status"] == "ok":
+            self.assertEqual((status, error), ("complete", None))
+        else:
+            self.assertEqual(status, "degraded")
+            self.assertRegex(error, r"\d+ invoices? failed and \d+ abandoned in this cycle")
 
     def created(self, doc):
         return self.env.ledger()["doc_numbers"].get(doc, {}).get("created", 0)
@@ -43,6 +53,40 @@ class FaultTest(unittest.TestCase):
         self.assertEqual(row["origin"], "fault:dup_6140")
         self.assertEqual(env.inv(1)["qb_id"], row["Id"])
         self.assertEqual(env.stats()["by_op"]["invoice.read"], 1)
+
+    def test_6240_inactive_customer_says_what_to_do(self):
+        env = self.env
+        # QuickBooks has our customer's name on an inactive customer: the create is 6240, and a lookup of active
+        # customers finds nobody.
+        made = env.mutate({"action": "create_customer", "display_name": "Fault Test RTO Pty Ltd"})
+        qb_id = made["Customer"]["Id"]
+        env.mutate({"action": "deactivate_customer", "customer_id": qb_id, "keep_name": True})
+        env.invoice(1, 1, "C-1")
+        with open(env.config) as f:
+            conf = f.read()
+        with open(env.config, "w") as f:
+            f.write(conf.replace("[qb-reconcile]\n", "[qb-reconcile]\ndigest = yes\n"))
+        self.run_ok(result("degraded", failed=1))
+        err = env.inv(1)["error"]
+        self.assertIn("QuickBooks customer Fault Test RTO Pty Ltd (Id %s) is inactive" % qb_id, err)
+        self.assertIn("reactivate it in QuickBooks", err)
+        self.assertIn("map our customer 1 to another QuickBooks customer (billing_customers.qb_customer_id)", err)
+        self.assertEqual(env.ledger()["total_created"], 0)
+        # The operator sees it in `syncctl qb status` and in the mail.
+        r = env.ctl("qb", "status")
+        self.assertIn("1  C-1  failed, attempts 1", r.stdout)
+        self.assertIn(err, r.stdout)
+        self.assertIn("Last run: qb_reconcile-", r.stdout)
+        self.assertIn("degraded: 1 invoice failed", r.stdout)
+        problems = json.loads(env.ctl("qb", "status", "--json").stdout)["problems"]
+        self.assertEqual([(p["id"], p["error"]) for p in problems], [(1, err)])
+        mail = email.message_from_string(env.sql("SELECT message FROM mail_outbox")[0][0],
+                                         policy=email.policy.default)
+        self.assertIn("reactivate it in QuickBooks", mail.get_content().replace("\n      ", " "))
+        # Reactivated in QuickBooks: the next run finds it and the invoice goes out.
+        env.mutate({"action": "edit_customer", "customer_id": qb_id, "fields": {"Active": True}})
+        self.run_ok(result(synced=1))
+        self.assertEqual(env.inv(1)["status"], "synced")
 
     def test_5010_rereads_and_updates_once(self):
         env = self.env

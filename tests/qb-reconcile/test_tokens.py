@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """qb-reconcile tokens: a rotated token is stored before it is used, two processes refreshing at once do not break
-the connection, invalid_grant -> heartbeat false, reconnect_required and one mail, and `syncctl qb connect`
-restores it.  Tokens and the client secret never show up in logs, ops.db, mails or syncctl output."""
+the connection, invalid_grant (confirmed once after invalid_grant_recheck) -> heartbeat false, reconnect_required,
+a degraded run (exit 10) and one mail, and `syncctl qb connect` restores it; a single invalid_grant of an outage
+raises no alarm; a token endpoint down (500) degrades the run and says until when the refresh token works.
+Tokens and the client secret never show up in logs, ops.db, mails or syncctl output."""
 
 import json
 import os
@@ -110,10 +112,17 @@ class TokenTest(unittest.TestCase):
             sent = len(self.smtp.received())
             env.mutate({"action": "revoke"})        # the company disconnected the app: the chain is dead
             rc, res = env.once()
-            self.assertEqual((rc, res), (0, result("degraded", heartbeat=False)), env.daemon.read_log()[-3000:])
+            # Not a success: the run ends degraded (exit 10) and its row says what to do.
+            self.assertEqual((rc, res), (10, result("degraded", heartbeat=False)), env.daemon.read_log()[-3000:])
+            run = env.sql("SELECT status, error FROM sync_runs ORDER BY started_at DESC, rowid DESC LIMIT 1")[0]
+            self.assertEqual(run[0], "degraded")
+            self.assertIn("QuickBooks needs reconnecting (`syncctl qb connect`)", run[1])
+            self.assertIn("refused twice", run[1])
             conn = env.conn()
             self.assertEqual(conn["state"], "reconnect_required")
             self.assertIn("invalid_grant", conn["last_error"])
+            # Confirmed once before the alarm: two refusals, invalid_grant_recheck apart.
+            self.assertEqual(env.stats()["token"]["refresh_token.invalid_grant"], 2)
             self.assertIsNone(conn["last_heartbeat_ok"])
             self.assertIsNotNone(conn["last_heartbeat_at"])
             # Nothing was pushed and nothing counted against the invoice.
@@ -122,11 +131,15 @@ class TokenTest(unittest.TestCase):
             self.assertEqual(env.ledger()["total_created"], 0)
             mails = self.smtp.wait(sent + 1)[sent:]
             self.assertEqual(str(mails[0]["msg"]["Subject"]), RECONNECT_SUBJECT)
-            self.assertIn("syncctl qb connect", mails[0]["msg"].get_content())
-            # Another cycle: tried once more (no loop), still no second mail.
+            body = mails[0]["msg"].get_content()
+            self.assertIn("syncctl qb connect", body)
+            # The mail says what was seen: both refusals, with Intuit's description and intuit_tid.
+            self.assertRegex(body, r"refused twice, 0\.3s apart \(first at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ, HTTP 400 "
+                                   r"invalid_grant \"Incorrect or invalid refresh token\" \(intuit_tid [^)]+\); then at")
+            # Another cycle: tried once more (one recheck, no loop), still no second mail.
             rc, res = env.once()
-            self.assertEqual(res, result("degraded", heartbeat=False))
-            self.assertEqual(env.stats()["token"]["refresh_token.invalid_grant"], 2)
+            self.assertEqual((rc, res), (10, result("degraded", heartbeat=False)))
+            self.assertEqual(env.stats()["token"]["refresh_token.invalid_grant"], 4)
             time.sleep(1)
             self.assertEqual([str(m["msg"]["Subject"]) for m in self.smtp.received()[sent:]], [RECONNECT_SUBJECT])
             r = env.ctl("qb", "status")
@@ -166,11 +179,69 @@ class TokenTest(unittest.TestCase):
             # The next heartbeat is true and the invoice goes out.
             rc, res = env.once()
             self.assertEqual((rc, res), (0, result(synced=1)), env.daemon.read_log()[-3000:])
+            self.assertEqual(env.sql("SELECT status, error FROM sync_runs ORDER BY started_at DESC, rowid DESC"
+                                     " LIMIT 1")[0], ("complete", None))
             self.assertEqual(env.conn()["state"], "connected")
             self.assertIsNotNone(env.conn()["last_heartbeat_ok"])
             leaks = env.leaked([m["raw"] for m in self.smtp.received()])
             self.assertEqual(leaks, [])
             self.assertGreaterEqual(len(env.secrets), 6)    # client secret, code, several tokens
+        finally:
+            env.cleanup()
+
+    def test_one_invalid_grant_in_an_outage_is_confirmed_not_alarmed(self):
+        env = QBEnv("qbblip", smtp=self.smtp)
+        try:
+            env.customer(1, "Outage RTO")
+            env.invoice(1, 1, "O-1")
+            sent = len(self.smtp.received())
+            # One 400 invalid_grant from the token endpoint; the chain itself stays valid (an Intuit outage).
+            env.fault("token", "invalid_grant", 1)
+            rc, res = env.once()
+            self.assertEqual((rc, res), (0, result(synced=1)), env.daemon.read_log()[-3000:])
+            tok = env.stats()["token"]
+            self.assertEqual((tok["refresh_token.invalid_grant"], tok["refresh_token.ok"]), (1, 1))
+            conn = env.conn()
+            self.assertEqual(conn["state"], "connected")
+            self.assertIsNotNone(conn["last_heartbeat_ok"])
+            self.assertEqual(env.sql("SELECT count(*) FROM mail_outbox")[0][0], 0, "no reconnect alarm")
+            time.sleep(0.5)
+            self.assertEqual(self.smtp.received()[sent:], [])
+            log = env.daemon.read_log()
+            self.assertIn("asked once more in 0.3s before QuickBooks is declared disconnected", log)
+            self.assertIn("was transient; the connection is fine", log)
+            self.assertEqual(env.leaked(), [])
+        finally:
+            env.cleanup()
+
+    def test_token_endpoint_500_degrades_the_run_and_says_until_when(self):
+        env = QBEnv("qbhb500", smtp=self.smtp)
+        try:
+            env.customer(1, "Heartbeat RTO")
+            env.invoice(1, 1, "H-1")
+            rc, res = env.once()
+            self.assertEqual((rc, res), (0, result(synced=1)))
+            rolling = env.conn()["refresh_expires_at"]
+            sent = len(self.smtp.received())
+            env.invoice(2, 1, "H-2")
+            env.fault("token", "http500", -1)
+            # The push goes on with the access token still valid, but the run is not OK.
+            rc, res = env.once()
+            self.assertEqual((rc, res), (10, result("degraded", synced=1, heartbeat=False)),
+                             env.daemon.read_log()[-3000:])
+            status, error = env.sql("SELECT status, error FROM sync_runs ORDER BY started_at DESC, rowid DESC"
+                                    " LIMIT 1")[0]
+            self.assertEqual(status, "degraded")
+            self.assertRegex(error, r"^the heartbeat failed \(token endpoint: .*HTTP 500")
+            self.assertIn("the refresh token still works until %s" % rolling, error)
+            mails = self.smtp.wait(sent + 1)[sent:]
+            self.assertTrue(str(mails[0]["msg"]["Subject"]).startswith("[qb-reconcile] needs attention: "))
+            body = mails[0]["msg"].get_content()
+            self.assertRegex(body, r"Needs attention: the heartbeat failed \(token endpoint: .*HTTP 500")
+            self.assertIn("the refresh token still works until %s" % rolling, body)
+            r = env.ctl("runs", "--sync-type", "qb_reconcile")
+            self.assertIn("degraded", r.stdout)
+            self.assertEqual(env.leaked([m["raw"] for m in self.smtp.received()]), [])
         finally:
             env.cleanup()
 
