@@ -71,8 +71,9 @@ class DebTest(unittest.TestCase):
             gid = grp.getgrnam("rtopacks-sync").gr_gid
             for d in DAEMONS:
                 self.assertEqual(pwd.getpwnam(d).pw_gid, gid, d)
-            for path, mode in (("/var/lib/rtopacks-sync", 0o2770), ("/run/rtopacks-sync", 0o2770),
-                               ("/etc/rtopacks-sync", 0o750), ("/var/lib/rtopacks-sync/ops.db", 0o660),
+            grp.getgrnam("rtopacks-ops")
+            for path, mode in (("/var/lib/rtopacks-sync", 0o2770), ("/run/rtopacks-sync", 0o3770),
+                               ("/etc/rtopacks-sync", 0o750), ("/var/lib/rtopacks-sync/ops.db", 0o664),
                                ("/etc/rtopacks-sync/sync.conf", 0o640)):
                 st = os.stat(path)
                 self.assertEqual((stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid), (mode, 0, gid), path)
