@@ -2,7 +2,7 @@
 """The .deb: built by CPack from a fresh Release build with the Debian prefix (/usr), installed with dpkg -i on
 this (throwaway) test machine, checked (dpkg -L lists the units, binaries and sample configuration; the users and
 directories exist with the designed ownership; the installed units verify; the installed programs agree with the
-installed layout), then purged.
+installed layout; the installed binaries are hardened), then purged.
 
 Runs only as root on a machine with dpkg and cpack (CI and `scripts/test` are both); elsewhere it is skipped.
 Set RTOPACKS_SKIP_DEB=1 to skip it on a machine whose /usr must not be touched.
@@ -19,7 +19,9 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "security"))
 from harness import REPO  # noqa: E402
+import hardening  # noqa: E402
 
 PKG = "rtopacks-sync"
 DAEMONS = ("tga-sync", "cricos-sync", "qb-reconcile")
@@ -80,6 +82,10 @@ class DebTest(unittest.TestCase):
             with open("/etc/rtopacks-sync/sync.conf") as f, \
                     open(os.path.join(REPO, "etc", "sync.conf.sample")) as g:
                 self.assertEqual(f.read(), g.read())
+
+            # The installed programs carry Debian's hardening flags (readelf; tests/security/hardening.py).
+            for prog in ["/usr/bin/syncctl"] + ["/usr/sbin/" + d for d in built]:
+                self.assertEqual(hardening.problems(prog), [], prog)
 
             # The installed programs and units agree with the installed layout.
             run(["/usr/bin/syncctl", "--help"])
