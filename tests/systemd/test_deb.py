@@ -11,6 +11,7 @@ Set RTOPACKS_SKIP_DEB=1 to skip it on a machine whose /usr must not be touched.
 import grp
 import os
 import pwd
+import re
 import shutil
 import stat
 import subprocess
@@ -68,6 +69,12 @@ class DebTest(unittest.TestCase):
                          "/usr/lib/systemd/system/%s-run.service" % d, "/usr/lib/systemd/system/%s-run.timer" % d,
                          "/usr/share/rtopacks-sync/schedules/%s.schedule" % d}
             self.assertEqual(sorted(want - files), [], "missing from dpkg -L")
+            # Every page install.md sends the reader to is shipped beside it.
+            with open(os.path.join(REPO, "docs", "install.md")) as f:
+                pages = set(re.findall(r"`([A-Za-z0-9_.-]+\.md)`", f.read()))
+            self.assertGreaterEqual(len(pages), 7, pages)
+            docs = {"/usr/share/doc/rtopacks-sync/" + p for p in pages}
+            self.assertEqual(sorted(docs - files), [], "install.md points to pages the package does not ship")
 
             # postinst: users, the shared group, directories and the configuration file.
             gid = grp.getgrnam("rtopacks-sync").gr_gid
@@ -82,6 +89,17 @@ class DebTest(unittest.TestCase):
             with open("/etc/rtopacks-sync/sync.conf") as f, \
                     open(os.path.join(REPO, "etc", "sync.conf.sample")) as g:
                 self.assertEqual(f.read(), g.read())
+
+            # An upgrade (the same package again: postinst configure <version>) keeps the configuration and the
+            # databases, and brings the layout back to what tmpfiles.d says.
+            with open("/etc/rtopacks-sync/sync.conf", "a") as f:
+                f.write("# edited by the operator\n")
+            os.chmod("/run/rtopacks-sync", 0o2770)
+            run(["dpkg", "-i", deb])
+            with open("/etc/rtopacks-sync/sync.conf") as f:
+                self.assertTrue(f.read().endswith("# edited by the operator\n"), "the upgrade kept sync.conf")
+            self.assertEqual(stat.S_IMODE(os.stat("/run/rtopacks-sync").st_mode), 0o3770)
+            self.assertTrue(os.path.exists("/var/lib/rtopacks-sync/ops.db"))
 
             # The installed programs carry Debian's hardening flags (readelf; tests/security/hardening.py).
             for prog in ["/usr/bin/syncctl"] + ["/usr/sbin/" + d for d in built]:
