@@ -4,7 +4,8 @@
 # paths and the daemons' default schedules_dir are taken from the prefix at configure time, and the package
 # installs under the same prefix, so the two always agree.  The maintainer scripts (cmake/debian/) create the users
 # (systemd-sysusers) and the directories (systemd-tmpfiles), install /etc/rtopacks-sync/sync.conf from the sample
-# if there is none, and never enable or start anything: docs/install.md says how.
+# if there is none, and never enable or start anything (docs/install.md says how); an upgrade restarts the daemons
+# that run.
 if(NOT CMAKE_INSTALL_PREFIX STREQUAL "/usr")
   message(STATUS "packaging: CMAKE_INSTALL_PREFIX is ${CMAKE_INSTALL_PREFIX}; a .deb for Debian wants "
                  "-DCMAKE_INSTALL_PREFIX=/usr")
@@ -45,13 +46,16 @@ set(RTOPACKS_PKG_TMPFILES "${CMAKE_INSTALL_PREFIX}/${RTOPACKS_TMPFILESDIR}/rtopa
 set(RTOPACKS_PKG_SAMPLE "${CMAKE_INSTALL_FULL_DATADIR}/rtopacks-sync/sync.conf.sample")
 file(GLOB rtopacks_pkg_schedules "${CMAKE_SOURCE_DIR}/schedules/*.schedule")
 set(RTOPACKS_PKG_UNITS "")
+set(RTOPACKS_PKG_DAEMON_SERVICES "")
 foreach(f IN LISTS rtopacks_pkg_schedules)
   get_filename_component(d "${f}" NAME_WE)
   if(TARGET ${d})
     string(APPEND RTOPACKS_PKG_UNITS " ${d}-run.timer ${d}-run.service ${d}.service")
+    string(APPEND RTOPACKS_PKG_DAEMON_SERVICES " ${d}.service")
   endif()
 endforeach()
 string(STRIP "${RTOPACKS_PKG_UNITS}" RTOPACKS_PKG_UNITS)
+string(STRIP "${RTOPACKS_PKG_DAEMON_SERVICES}" RTOPACKS_PKG_DAEMON_SERVICES)
 foreach(script postinst prerm postrm)
   configure_file("${CMAKE_SOURCE_DIR}/cmake/debian/${script}.in" "${CMAKE_BINARY_DIR}/debian/${script}" @ONLY
     FILE_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE WORLD_READ WORLD_EXECUTE)

@@ -1,11 +1,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "ballast.h"
 #include "log.h"
+#include "ownfile.h"
 
 static void
 ballast_path(const char *dir, const char *name, char *out, size_t len)
@@ -16,12 +18,14 @@ ballast_path(const char *dir, const char *name, char *out, size_t len)
 void
 ballast_create(const char *dir, const char *name)
 {
-	char path[4096];
+	char path[4096], *cause = NULL;
 	int fd, rc;
 
 	ballast_path(dir, name, path, sizeof path);
-	if ((fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)) == -1) {
-		log_warn("cannot create the ballast file %s", path);
+	/* The state directory is group-writable: never write through a link or into a file someone else made. */
+	if ((fd = ownfile_open(path, O_WRONLY, 0600, &cause)) == -1) {
+		log_warnx("no ballast file (the space it reserves for recording a failure on a full disk): %s", cause);
+		free(cause);
 		return;
 	}
 	/* posix_fallocate really allocates the blocks (a sparse file would reserve nothing). */
@@ -37,7 +41,8 @@ ballast_release(const char *dir, const char *name)
 	char path[4096];
 
 	ballast_path(dir, name, path, sizeof path);
-	if (unlink(path) == -1)
+	/* Only our own ballast: never delete a file another user put under its name. */
+	if (!ownfile_is_ours(path) || unlink(path) == -1)
 		return false;
 	log_warnx("released the ballast file %s to record a failure: free some space on that file system", path);
 	return true;

@@ -2,12 +2,14 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/xattr.h>
 
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -520,6 +522,68 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 /* --- socket -------------------------------------------------------------------------------------------------- */
 
+/* The POSIX ACL extended attribute (linux/posix_acl_xattr.h), which libc does not declare. */
+#define ACL_XATTR_VERSION 0x0002
+#define ACL_TAG_GROUP 0x08
+#define ACL_TAG_MASK 0x10
+
+struct acl_xattr_entry {
+	uint16_t tag, perm;
+	uint32_t id;
+};
+
+/* Whether the socket's access ACL gives group gid read and write (its own entry, limited by the mask). */
+static bool
+acl_admits_group(const char *path, gid_t gid)
+{
+	unsigned char raw[4 + 64 * sizeof(struct acl_xattr_entry)];
+	struct acl_xattr_entry e;
+	unsigned group_perm = 0, mask = 7;
+	bool found = false;
+	uint32_t version;
+	ssize_t n, off;
+
+	if ((n = lgetxattr(path, "system.posix_acl_access", raw, sizeof raw)) < 4)
+		return false;
+	memcpy(&version, raw, 4);
+	if (version != ACL_XATTR_VERSION)
+		return false;
+	for (off = 4; off + (ssize_t)sizeof e <= n; off += (ssize_t)sizeof e) {
+		memcpy(&e, raw + off, sizeof e);
+		if (e.tag == ACL_TAG_GROUP && e.id == gid) {
+			group_perm = e.perm;
+			found = true;
+		} else if (e.tag == ACL_TAG_MASK)
+			mask = e.perm;
+	}
+	return found && (group_perm & mask & 6) == 6;
+}
+
+/*
+ * Let [control] operators_group connect, or say truly that it cannot.  Under the units nothing needs doing:
+ * /run/rtopacks-sync is setgid and has a default ACL for the operators' group (tmpfiles.d), so the socket is born
+ * with the right group or ACL, and the units' system call filter would refuse a chown anyway.  Elsewhere (a daemon
+ * run by hand) the socket is given to the group if the daemon may, as root or a member of it.
+ */
+static void
+ops_group_access(const char *path, const char *group, gid_t gid)
+{
+	struct stat st;
+
+	if (lstat(path, &st) == -1) {
+		log_warn("control: cannot stat %s", path);
+		return;
+	}
+	if ((st.st_gid == gid && (st.st_mode & 060) == 060) || acl_admits_group(path, gid))
+		return;
+	if (lchown(path, (uid_t)-1, gid) == 0)
+		return;
+	log_warnx("[control] operators_group %s cannot connect to %s: the socket's group is gid %u, no ACL entry "
+	    "admits %s, and the socket cannot be given to it (%s); create the socket directory with the tmpfiles.d "
+	    "entry of docs/install.md (setgid, with a default ACL for the group)", group, path, (unsigned)st.st_gid,
+	    group, strerror(errno));
+}
+
 struct control *
 control_new(struct daemon *d, const char *path, char **cause)
 {
@@ -588,8 +652,7 @@ control_new(struct daemon *d, const char *path, char **cause)
 		else {
 			ctl->ops_gid = gr->gr_gid;
 			ctl->have_ops_gid = true;
-			if (chown(path, (uid_t)-1, gr->gr_gid) == -1)
-				log_warn("cannot give %s to group %s (the operators cannot connect)", path, group);
+			ops_group_access(path, group, gr->gr_gid);
 		}
 	}
 	ev_io_init(&ctl->accept_io, accept_cb, fd, EV_READ);

@@ -24,6 +24,7 @@
 #include "mail.h"
 #include "monitor.h"
 #include "outbox.h"
+#include "ownfile.h"
 #include "sdnotify.h"
 #include "timeutil.h"
 #include "xmalloc.h"
@@ -141,11 +142,13 @@ open_databases(struct daemon *d, char **cause)
 static int
 take_lock(struct daemon *d, char **cause)
 {
-	char *path;
+	char *path, *lock_cause = NULL;
 
 	xasprintf(&path, "%s/%s.lock", config_str(d->cfg, "paths", "state_dir"), d->job->daemon);
-	if ((d->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640)) == -1) {
-		xasprintf(cause, "cannot open the lock file %s: %s", path, strerror(errno));
+	/* The state directory is group-writable: a link or a file planted under this name is refused, not used. */
+	if ((d->lock_fd = ownfile_open(path, O_RDWR, 0640, &lock_cause)) == -1) {
+		xasprintf(cause, "the lock file: %s", lock_cause);
+		free(lock_cause);
 		free(path);
 		return -1;
 	}

@@ -67,11 +67,16 @@ db_open(const char *path, int flags, int busy_timeout_ms, char **cause)
 	db = xcalloc(1, sizeof *db);
 	db->path = xstrdup(path);
 	oflags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI;
-	oflags |= (flags & DB_READONLY) ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+	/* A writer never opens a database through a link: the state directory is shared by three users. */
+	oflags |= (flags & DB_READONLY) ? SQLITE_OPEN_READONLY :
+	    (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOFOLLOW);
 	rc = sqlite3_open_v2(path, &db->h, oflags, NULL);
 	if (rc != SQLITE_OK) {
 		if (db->h == NULL)
 			xasprintf(cause, "%s: cannot open: out of memory", path);
+		else if (sqlite3_extended_errcode(db->h) == SQLITE_CANTOPEN_SYMLINK)
+			xasprintf(cause, "%s: cannot open: it is a symbolic link (a database is never opened through one; "
+			    "set [paths] ops_db / corpus_db to the real file)", path);
 		else
 			xasprintf(cause, "%s: cannot open: %s", path, sqlite3_errmsg(db->h));
 		db_close(db);

@@ -10,6 +10,7 @@
 #include "buf.h"
 #include "health.h"
 #include "metrics.h"
+#include "ownfile.h"
 #include "xmalloc.h"
 
 #define P "rtopacks_sync_"
@@ -135,9 +136,12 @@ metrics_write(const char *dir, const char *daemon, const char *text, char **caus
 	xasprintf(&path, "%s/rtopacks-sync-%s.prom", dir, daemon);
 	/* node_exporter reads only *.prom, so it never sees the temporary file half-written. */
 	xasprintf(&tmp, "%s.tmp", path);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644)) == -1) {
-		xasprintf(cause, "cannot create %s: %s", tmp, strerror(errno));
+	/* The directory is shared (group-writable): only a file of our own, truncated once it is checked. */
+	if ((fd = ownfile_open(tmp, O_WRONLY, 0644, cause)) == -1)
 		goto out;
+	if (ftruncate(fd, 0) == -1) {
+		xasprintf(cause, "truncate %s: %s", tmp, strerror(errno));
+		goto fail;
 	}
 	/* Metrics are not secret, and node_exporter runs as another user: readable by all, whatever the umask. */
 	if (fchmod(fd, 0644) == -1) {

@@ -1,8 +1,10 @@
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include <errno.h>
 #include <poll.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,59 @@ struct sctl_conn {
 	char *daemon;
 	struct buf in;
 };
+
+/*
+ * Whom a socket may belong to: root, the daemon's own user (the units run each daemon as the user named after it)
+ * and whoever runs syncctl (nobody can fool you with your own socket).  Anyone else who managed to put a socket
+ * under the daemon's name would be answering in its place: never trust that.
+ */
+static bool
+trusted_owner(const char *daemon, uid_t uid)
+{
+	struct passwd *pw;
+
+	if (uid == 0 || uid == geteuid())
+		return true;
+	return (pw = getpwnam(daemon)) != NULL && pw->pw_uid == uid;
+}
+
+static void
+untrusted(const char *daemon, const char *path, uid_t uid, const char *what)
+{
+	struct passwd *pw = getpwuid(uid);
+
+	fprintf(stderr, "syncctl: %s: %s uid %u (%s), not root or %s's own user: it is not %s's socket, so syncctl "
+	    "does not talk to it; ask root to remove it and to check who can write %s (docs/install.md)\n", path, what,
+	    (unsigned)uid, pw != NULL ? pw->pw_name : "?", daemon, daemon, path);
+}
+
+/* Before trusting what answers: the socket file and the process listening on it belong to the daemon's user. */
+static int
+check_socket_owner(int fd, const char *daemon, const char *path)
+{
+	struct ucred cred;
+	socklen_t len = sizeof cred;
+	struct stat st;
+
+	if (lstat(path, &st) == -1 || !S_ISSOCK(st.st_mode)) {
+		fprintf(stderr, "syncctl: %s is not a socket\n", path);
+		return -1;
+	}
+	if (!trusted_owner(daemon, st.st_uid)) {
+		untrusted(daemon, path, st.st_uid, "belongs to");
+		return -1;
+	}
+	/* The file could have been swapped since: the listener's credentials are what the kernel says. */
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1) {
+		fprintf(stderr, "syncctl: %s: cannot identify the daemon: %s\n", path, strerror(errno));
+		return -1;
+	}
+	if (!trusted_owner(daemon, cred.uid)) {
+		untrusted(daemon, path, cred.uid, "is served by a process of");
+		return -1;
+	}
+	return 0;
+}
 
 struct sctl_conn *
 sctl_connect(struct sctl *s, const char *daemon, int *exitcode)
@@ -54,6 +109,12 @@ sctl_connect(struct sctl *s, const char *daemon, int *exitcode)
 			close(fd);
 		free(path);
 		*exitcode = e == EACCES ? SCTL_DENIED : SCTL_UNREACHABLE;
+		return NULL;
+	}
+	if (check_socket_owner(fd, daemon, path) == -1) {
+		close(fd);
+		free(path);
+		*exitcode = SCTL_FAILED;
 		return NULL;
 	}
 	free(path);

@@ -4,7 +4,8 @@
  *
  * Checks, per job (health_check() in common/health.c: the same logic the daemons' monitors use):
  *   schedule   the job's schedule file is missing or unreadable (missed-run detection is then impossible)
- *   started    the job has never started (no monitor row, no run)
+ *   started    the job has never started (no monitor row, no run; on a fresh install ops.db has no tables yet:
+ *              that is this warning too, exit 8)
  *   missed     the last scheduled run whose grace has passed did not start, and no run has started since
  *   overrun    a run has been 'running' longer than the schedule's max_runtime (hung, or its daemon died)
  *   stuck      the cycle is unfinished, no run is in progress, and it has not moved for max_runtime
@@ -179,6 +180,54 @@ check_editions(struct job_report *r, struct db *db)
 	sqlite3_reset(st);
 }
 
+/*
+ * A fresh install: tmpfiles.d makes ops.db an empty file, and the tables appear when a daemon first starts.  No
+ * table of runs means no run has happened yet; that is the "never started" warning, not an error about SQL.
+ */
+static int
+has_run_history(struct db *db, bool *yes, char **cause)
+{
+	static const char sql[] = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sync_runs'";
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((st = db_stmt(db, sql, cause)) == NULL)
+		return -1;
+	rc = sqlite3_step(st);
+	*yes = rc == SQLITE_ROW;
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_error(db, cause, "reading the schema");
+	sqlite3_reset(st);
+	return 0;
+}
+
+static void
+check_fresh_job(struct job_report *r, struct sctl *s)
+{
+	const char *dir = config_str(s->cfg, "paths", "schedules_dir"), *name = r->d->name;
+	struct schedule *sch;
+	char *cause = NULL, act[512];
+	bool missing;
+
+	r->obj = cJSON_CreateObject();
+	cJSON_AddStringToObject(r->obj, "daemon", name);
+	r->findings = cJSON_CreateArray();
+	if ((sch = schedule_load(dir, name, &missing, &cause)) == NULL) {
+		if (missing)
+			finding(r, WARN, "schedule", "reinstall the package, or point [paths] schedules_dir at the schedules",
+			    "no schedule file %s/%s.schedule: missed runs cannot be detected", dir, name);
+		else
+			finding(r, PROBLEM, "schedule", "fix the file (syntax: schedules/README.md)", "%s", cause);
+		xfree(&cause);
+	}
+	cJSON_AddStringToObject(r->obj, "health", "never_started");
+	snprintf(act, sizeof act, "configure it (docs/install.md), then start it: `systemctl enable --now %s.service "
+	    "%s-run.timer`", name, name);
+	finding(r, WARN, "started", act, "no run has happened yet: ops.db has no run history (a fresh install: no "
+	    "daemon has started)");
+	schedule_free(sch);
+}
+
 static void
 check_job(struct job_report *r, struct sctl *s, struct db *db, time_t now, int64_t warn_s)
 {
@@ -296,7 +345,8 @@ cmd_doctor_exec(struct sctl *s, int argc, char **argv)
 	struct db *db;
 	cJSON *all, *jobs;
 	int ch, rc = SCTL_OK;
-	char *end;
+	char *end, *cause = NULL;
+	bool history;
 	long v;
 
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -332,8 +382,17 @@ cmd_doctor_exec(struct sctl *s, int argc, char **argv)
 			reports[n++].d = d;
 	if ((db = sctl_open_ops(s, &rc)) == NULL)
 		return rc;
+	if (has_run_history(db, &history, &cause) == -1) {
+		fprintf(stderr, "syncctl: %s\n(may you read ops.db? see docs/install.md, operators)\n", cause);
+		free(cause);
+		db_close(db);
+		return SCTL_FAILED;
+	}
 	for (i = 0; i < n; i++) {
-		check_job(&reports[i], s, db, now, warn_s);
+		if (history)
+			check_job(&reports[i], s, db, now, warn_s);
+		else
+			check_fresh_job(&reports[i], s);
 		cJSON_AddStringToObject(reports[i].obj, "status", reports[i].level == PROBLEM ? "problem" :
 		    reports[i].level == WARN ? "warning" : "ok");
 		cJSON_AddItemToObject(reports[i].obj, "findings", reports[i].findings);

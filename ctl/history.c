@@ -1,14 +1,34 @@
 /* Reading ops.db for run history, and the plain-text tables syncctl prints. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "db.h"
 #include "syncctl.h"
 #include "timeutil.h"
 #include "xmalloc.h"
+
+/* Whether a read works; false only for the case immutable=1 is for: a WAL database without its -wal file. */
+static bool
+readable(struct db *db, const char *path)
+{
+	char *wal;
+	int rc, code;
+	bool no_wal;
+
+	rc = sqlite3_exec(db_handle(db), "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
+	code = sqlite3_extended_errcode(db_handle(db)) & 0xff;
+	if (rc == SQLITE_OK || (code != SQLITE_READONLY && code != SQLITE_CANTOPEN))
+		return true;
+	xasprintf(&wal, "%s-wal", path);
+	no_wal = access(wal, F_OK) == -1 && errno == ENOENT;
+	free(wal);
+	return !no_wal;
+}
 
 struct db *
 sctl_open_ops(struct sctl *s, int *exitcode)
@@ -24,7 +44,18 @@ sctl_open_ops(struct sctl *s, int *exitcode)
 	/* Read-only: history commands never take a write lock, so they work while a daemon writes. */
 	enc = path;
 	xasprintf(&uri, "file:%s?mode=ro", enc);
-	if ((db = db_open(uri, DB_READONLY, 5000, &cause)) == NULL) {
+	if ((db = db_open(uri, DB_READONLY, 5000, &cause)) != NULL && !readable(db, path)) {
+		/*
+		 * An operator may read ops.db, its -wal and -shm, but not create them (the state directory is the
+		 * daemons').  With no daemon running there is no -wal, and SQLite cannot set up a read without
+		 * creating one; with no -wal, the database file holds every commit, so read it as it stands.
+		 */
+		db_close(db);
+		free(uri);
+		xasprintf(&uri, "file:%s?immutable=1", enc);
+		db = db_open(uri, DB_READONLY, 5000, &cause);
+	}
+	if (db == NULL) {
 		fprintf(stderr, "syncctl: %s\n(is [paths] state_dir right, and may you read it?)\n", cause);
 		free(cause);
 		*exitcode = SCTL_FAILED;

@@ -42,13 +42,13 @@ HEADER = """\
 
 INTROS = {
     "paths": """\
-# Where things live.  The databases are shared by the daemons: /var/lib/rtopacks-sync is root:rtopacks-sync 2770
-# and ops.db / rtopacks.db are 0660 (systemd-tmpfiles creates them; see docs/install.md).
+# Where things live.  The databases are shared by the daemons: /var/lib/rtopacks-sync is root:rtopacks-sync 2770,
+# ops.db is 0664 (operators read it) and rtopacks.db 0660 (systemd-tmpfiles creates them; see docs/install.md).
 # schedules_dir defaults to <prefix>/share/rtopacks-sync/schedules (/usr/share/... in the .deb).""",
     "control": """\
-# The control sockets that syncctl talks to.  Set operators_group = rtopacks-sync to let the members of that group
-# (the daemons' shared group) use syncctl without sudo; the units' PrivateUsers= sandbox shows only root, the
-# daemon's own user and group rtopacks-sync to the daemon, so another group would not be recognised.""",
+# The control sockets that syncctl talks to.  Set operators_group = rtopacks-ops to let the members of the operators'
+# group use syncctl without sudo (they can connect and read ops.db, and write nothing; docs/install.md).  Never
+# rtopacks-sync: that is the daemons' own group, which may write the databases.""",
     "smtp": """\
 # Completion, failure and alert mail (the operator's pager: a missed run is mailed too).""",
     "http": """\

@@ -2,7 +2,7 @@
 """The .deb: built by CPack from a fresh Release build with the Debian prefix (/usr), installed with dpkg -i on
 this (throwaway) test machine, checked (dpkg -L lists the units, binaries and sample configuration; the users and
 directories exist with the designed ownership; the installed units verify; the installed programs agree with the
-installed layout), then purged.
+installed layout; the installed binaries are hardened), then purged.
 
 Runs only as root on a machine with dpkg and cpack (CI and `scripts/test` are both); elsewhere it is skipped.
 Set RTOPACKS_SKIP_DEB=1 to skip it on a machine whose /usr must not be touched.
@@ -11,6 +11,7 @@ Set RTOPACKS_SKIP_DEB=1 to skip it on a machine whose /usr must not be touched.
 import grp
 import os
 import pwd
+import re
 import shutil
 import stat
 import subprocess
@@ -19,7 +20,9 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "security"))
 from harness import REPO  # noqa: E402
+import hardening  # noqa: E402
 
 PKG = "rtopacks-sync"
 DAEMONS = ("tga-sync", "cricos-sync", "qb-reconcile")
@@ -66,19 +69,41 @@ class DebTest(unittest.TestCase):
                          "/usr/lib/systemd/system/%s-run.service" % d, "/usr/lib/systemd/system/%s-run.timer" % d,
                          "/usr/share/rtopacks-sync/schedules/%s.schedule" % d}
             self.assertEqual(sorted(want - files), [], "missing from dpkg -L")
+            # Every page install.md sends the reader to is shipped beside it.
+            with open(os.path.join(REPO, "docs", "install.md")) as f:
+                pages = set(re.findall(r"`([A-Za-z0-9_.-]+\.md)`", f.read()))
+            self.assertGreaterEqual(len(pages), 7, pages)
+            docs = {"/usr/share/doc/rtopacks-sync/" + p for p in pages}
+            self.assertEqual(sorted(docs - files), [], "install.md points to pages the package does not ship")
 
             # postinst: users, the shared group, directories and the configuration file.
             gid = grp.getgrnam("rtopacks-sync").gr_gid
             for d in DAEMONS:
                 self.assertEqual(pwd.getpwnam(d).pw_gid, gid, d)
-            for path, mode in (("/var/lib/rtopacks-sync", 0o2770), ("/run/rtopacks-sync", 0o2770),
-                               ("/etc/rtopacks-sync", 0o750), ("/var/lib/rtopacks-sync/ops.db", 0o660),
+            grp.getgrnam("rtopacks-ops")
+            for path, mode in (("/var/lib/rtopacks-sync", 0o2770), ("/run/rtopacks-sync", 0o3770),
+                               ("/etc/rtopacks-sync", 0o750), ("/var/lib/rtopacks-sync/ops.db", 0o664),
                                ("/etc/rtopacks-sync/sync.conf", 0o640)):
                 st = os.stat(path)
                 self.assertEqual((stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid), (mode, 0, gid), path)
             with open("/etc/rtopacks-sync/sync.conf") as f, \
                     open(os.path.join(REPO, "etc", "sync.conf.sample")) as g:
                 self.assertEqual(f.read(), g.read())
+
+            # An upgrade (the same package again: postinst configure <version>) keeps the configuration and the
+            # databases, and brings the layout back to what tmpfiles.d says.
+            with open("/etc/rtopacks-sync/sync.conf", "a") as f:
+                f.write("# edited by the operator\n")
+            os.chmod("/run/rtopacks-sync", 0o2770)
+            run(["dpkg", "-i", deb])
+            with open("/etc/rtopacks-sync/sync.conf") as f:
+                self.assertTrue(f.read().endswith("# edited by the operator\n"), "the upgrade kept sync.conf")
+            self.assertEqual(stat.S_IMODE(os.stat("/run/rtopacks-sync").st_mode), 0o3770)
+            self.assertTrue(os.path.exists("/var/lib/rtopacks-sync/ops.db"))
+
+            # The installed programs carry Debian's hardening flags (readelf; tests/security/hardening.py).
+            for prog in ["/usr/bin/syncctl"] + ["/usr/sbin/" + d for d in built]:
+                self.assertEqual(hardening.problems(prog), [], prog)
 
             # The installed programs and units agree with the installed layout.
             run(["/usr/bin/syncctl", "--help"])

@@ -154,6 +154,8 @@ class UnitTest(unittest.TestCase):
             got = {v.split(":", 1)[0] for v in s.get("LoadCredential", [])}
             self.assertEqual(got, creds[d])
             self.assertEqual(s["ProtectSystem"], ["strict"])
+            # The socket must see the peers' real groups (rtopacks-ops): PrivateUsers= would hide them.
+            self.assertNotIn("PrivateUsers", s)
 
     def test_sysusers_and_tmpfiles(self):
         root = tempfile.mkdtemp(prefix="rs-root-")
@@ -172,13 +174,19 @@ class UnitTest(unittest.TestCase):
             p = subprocess.run(["systemd-tmpfiles", "--root=" + root, "--create",
                                 os.path.join(REPO, "systemd", "tmpfiles.conf")], capture_output=True, text=True)
             self.assertEqual(p.returncode, 0, p.stderr)
-            for path, mode in (("var/lib/rtopacks-sync", 0o2770), ("run/rtopacks-sync", 0o2770),
-                               ("etc/rtopacks-sync", 0o750), ("var/lib/rtopacks-sync/ops.db", 0o660),
+            self.assertIn("rtopacks-ops", groups, "the operators' group")
+            self.assertNotEqual(groups["rtopacks-ops"], gid)
+            for path, mode in (("var/lib/rtopacks-sync", 0o2770), ("run/rtopacks-sync", 0o3770),
+                               ("etc/rtopacks-sync", 0o750), ("var/lib/rtopacks-sync/ops.db", 0o664),
                                ("var/lib/rtopacks-sync/rtopacks.db", 0o660)):
                 st = os.stat(os.path.join(root, path))
                 self.assertEqual(st.st_mode & 0o7777, mode, path)
                 self.assertEqual(st.st_uid, 0, path)
                 self.assertEqual(st.st_gid, gid, path)
+            # The operators pass through both shared directories (ACL); new sockets are theirs to connect to.
+            for path in ("var/lib/rtopacks-sync", "run/rtopacks-sync", "etc/rtopacks-sync"):
+                self.assertIn("system.posix_acl_access", os.listxattr(os.path.join(root, path)), path)
+            self.assertIn("system.posix_acl_default", os.listxattr(os.path.join(root, "run/rtopacks-sync")))
             self.assertEqual(os.path.getsize(os.path.join(root, "var/lib/rtopacks-sync/ops.db")), 0)
         finally:
             shutil.rmtree(root)
