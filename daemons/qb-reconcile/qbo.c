@@ -415,8 +415,8 @@ http_done(struct http_request *req, const struct http_result *r, void *arg)
 		    !cJSON_IsObject(resp.json)) {
 			cJSON_Delete(resp.json);
 			resp.json = NULL;
-			snprintf(msg, sizeof msg, "QuickBooks %s: HTTP %ld with a body that is not a usable JSON object: %s "
-			    "(intuit_tid %s)", c->what, r->status, why, c->tid[0] ? c->tid : "-");
+			snprintf(msg, sizeof msg, "QuickBooks %s: HTTP %ld with a body that is not a JSON object "
+			    "(intuit_tid %s): %s", c->what, r->status, c->tid[0] ? c->tid : "-", why);
 			resp.error = msg;
 			end_call(c, &resp);
 			return;
