@@ -18,7 +18,8 @@
 #include "xmalloc.h"
 
 #define ERROR_BODY_MAX (64 * 1024)
-#define DEFAULT_MAX_BODY (32u * 1024 * 1024)
+/* Buffered bodies stay in memory: a request that expects more names its own limit (see http.h, max_body). */
+#define DEFAULT_MAX_BODY (8u * 1024 * 1024)
 #define RETRY_AFTER_CAP 3600		/* seconds: honour Retry-After, but not beyond an hour */
 #define SPOOL_MEM_MAX (1024 * 1024)	/* spooled bodies up to this size stay in memory */
 #define SPOOL_MAX ((size_t)4 << 30)
@@ -61,6 +62,7 @@ struct http_request {
 	struct buf body_buf;
 	size_t delivered;		/* bytes handed to on_data: after the first, no transparent retry */
 	bool checked, rejected, consumer_aborted, too_big;
+	bool error_cut;			/* an error body reached ERROR_BODY_MAX: the rest was not read */
 	long status;
 	char *content_type;
 	char *captured;
@@ -410,6 +412,10 @@ write_cb(char *data, size_t size, size_t nmemb, void *userp)
 		check_body_start(r, data, len);
 	r->hc->stats.bytes_in += len;
 	if (r->status >= 200 && r->status <= 299 && !r->rejected && r->on_data != NULL) {
+		if (r->delivered + len > r->max_body) {
+			r->too_big = true;
+			return 0;
+		}
 		r->delivered += len;
 		if (r->on_data(data, len, r->arg) == -1) {
 			r->consumer_aborted = true;
@@ -426,10 +432,15 @@ write_cb(char *data, size_t size, size_t nmemb, void *userp)
 			return 0;
 		}
 		buf_add(&r->body_buf, data, len);
-	} else if (r->body_buf.len < ERROR_BODY_MAX) {
+	} else {
 		size_t room = ERROR_BODY_MAX - r->body_buf.len;
 
 		buf_add(&r->body_buf, data, len < room ? len : room);
+		if (len >= room) {
+			/* Enough to classify it: stop here rather than read an endless error page until the timeout. */
+			r->error_cut = true;
+			return 0;
+		}
 	}
 	return len;
 }
@@ -475,7 +486,7 @@ start_attempt(struct http_request *r)
 	r->attempt++;
 	r->state = REQ_ACTIVE;
 	r->delivered = 0;
-	r->checked = r->rejected = r->consumer_aborted = r->too_big = false;
+	r->checked = r->rejected = r->consumer_aborted = r->too_big = r->error_cut = false;
 	r->status = 0;
 	r->spool_error[0] = '\0';
 	spool_discard(r);
@@ -761,10 +772,14 @@ attempt_done(CURL *easy, CURLcode rc, void *arg)
 		return;
 	}
 	if (r->too_big) {
-		snprintf(reason, sizeof reason, "response larger than %zu bytes", r->max_body);
+		/* Counted on the decoded bytes, so a gzip or deflate bomb stops here too. */
+		snprintf(reason, sizeof reason, "the response is larger than %zu bytes, the most this request accepts; "
+		    "not read further (a broken or hostile upstream)", r->max_body);
 		finish(r, reason);
 		return;
 	}
+	if (rc == CURLE_WRITE_ERROR && r->error_cut)
+		rc = CURLE_OK;		/* we stopped reading the error body ourselves */
 	if (rc != CURLE_OK) {
 		transport_reason(r, rc, reason, sizeof reason);
 		if (transport_retryable(rc) && can_retry) {

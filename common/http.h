@@ -8,8 +8,9 @@
  *  - a client limits requests in flight and the interval between request starts.
  *
  * A request buffers its body (bounded), spools it (small bodies in memory, large ones in an unlinked temp file, so a
- * step can fetch now and parse later in one short transaction without holding memory), or streams it to on_data.  Error bodies (non-2xx) are always
- * buffered, bounded to 64 KiB, and handed to on_done for the caller to classify (e.g. a SOAP fault).
+ * step can fetch now and parse later in one short transaction without holding memory), or streams it to on_data, in
+ * every case up to the request's max_body.  Error bodies (non-2xx) are always buffered, bounded to 64 KiB (the rest
+ * is not read), and handed to on_done for the caller to classify (e.g. a SOAP fault).
  */
 #ifndef RTOPACKS_HTTP_H
 #define RTOPACKS_HTTP_H
@@ -79,7 +80,10 @@ struct http_req_opts {
 	const char *body;
 	size_t body_len;
 	const char *accept_types;	/* comma-separated Content-Types accepted on 2xx; NULL: anything but HTML */
-	size_t max_body;		/* buffered / spooled body limit; default 32 MiB (spooled: 4 GiB) */
+	/* The most this request accepts (decoded bytes, so a gzip bomb is bounded too), buffered, spooled or streamed:
+	 * size it to what the real API sends.  Enforced while receiving (the transfer is aborted).  Default 8 MiB
+	 * (spooled: 4 GiB). */
+	size_t max_body;
 	bool spool;			/* keep a large 2xx body in a temp file instead of memory (see spool_fd) */
 	http_data_fn on_data;		/* streaming mode when set */
 	http_done_fn on_done;

@@ -170,6 +170,134 @@ redact(char *buf)
 	}
 }
 
+/*
+ * The length of a well-formed UTF-8 sequence at s (RFC 3629: no overlong forms, no surrogates, nothing above
+ * U+10FFFF) and its code point, or 0 if s does not start one.
+ */
+size_t
+text_utf8_seq(const char *str, size_t len, unsigned *cp)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t n, i;
+	unsigned c = s[0], min;
+
+	if (c < 0x80) {
+		*cp = c;
+		return 1;
+	}
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2, c &= 0x1f, min = 0x80;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3, c &= 0x0f, min = 0x800;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4, c &= 0x07, min = 0x10000;
+	else
+		return 0;
+	if (len < n)
+		return 0;
+	for (i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		c = (c << 6) | (s[i] & 0x3f);
+	}
+	if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	*cp = c;
+	return n;
+}
+
+size_t
+text_escape(char *dst, size_t dstlen, const char *src, size_t len, int flags)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *s = (const unsigned char *)src;
+	size_t i = 0, o = 0;
+
+	if (dstlen == 0)
+		return 0;
+	while (i < len) {
+		char tmp[8];
+		size_t tl, n;
+		unsigned cp;
+
+		if ((n = text_utf8_seq(src + i, len - i, &cp)) == 0) {
+			n = 1;
+			tl = 4;
+			memcpy(tmp, "\\x", 2);
+			tmp[2] = hex[s[i] >> 4];
+			tmp[3] = hex[s[i] & 15];
+		} else if ((flags & TEXT_KEEP_LINES) && (cp == '\n' || cp == '\t' ||
+		    (cp == '\r' && i + 1 < len && s[i + 1] == '\n'))) {
+			tl = 1;
+			tmp[0] = (char)cp;
+		} else if (cp == '\n' || cp == '\r' || cp == '\t') {
+			tl = 2;
+			tmp[0] = '\\';
+			tmp[1] = cp == '\n' ? 'n' : cp == '\r' ? 'r' : 't';
+		} else if (cp < 0x20 || cp == 0x7f) {
+			tl = 4;
+			memcpy(tmp, "\\x", 2);
+			tmp[2] = hex[cp >> 4];
+			tmp[3] = hex[cp & 15];
+		} else if (cp >= 0x80 && cp <= 0x9f) {
+			/* C1 controls: U+009B is a CSI to many terminals. */
+			tl = 6;
+			memcpy(tmp, "\\u00", 4);
+			tmp[4] = hex[cp >> 4];
+			tmp[5] = hex[cp & 15];
+		} else {
+			tl = n;
+			memcpy(tmp, s + i, n);
+		}
+		if (o + tl >= dstlen)
+			break;
+		memcpy(dst + o, tmp, tl);
+		o += tl;
+		i += n;
+	}
+	dst[o] = '\0';
+	return o;
+}
+
+char *
+text_escape_dup(const char *s, int flags)
+{
+	size_t len;
+	char *out;
+
+	if (s == NULL)
+		return NULL;
+	len = strlen(s);
+	/* Worst case: every byte becomes \xHH (a C1 control is 2 bytes for its 6). */
+	if ((out = malloc(len * 4 + 1)) == NULL)
+		return NULL;
+	text_escape(out, len * 4 + 1, s, len, flags);
+	return out;
+}
+
+void
+text_escape_inplace(char *buf, size_t size, int flags)
+{
+	char *copy;
+
+	if (size == 0 || (copy = strdup(buf)) == NULL)
+		return;
+	text_escape(buf, size, copy, strlen(copy), flags);
+	free(copy);
+}
+
+char *
+sanitize_dup(const char *s, int flags)
+{
+	char *clean, *out;
+
+	if (s == NULL || (clean = redact_dup(s)) == NULL)
+		return NULL;
+	out = text_escape_dup(clean, flags);
+	free(clean);
+	return out;
+}
+
 void
 log_emit(enum log_level lvl, const char *fmt, va_list ap)
 {
@@ -188,10 +316,12 @@ log_emit(enum log_level lvl, const char *fmt, va_list ap)
 	if (n >= (int)sizeof msg && (full = malloc((size_t)n + 1)) != NULL)
 		vsnprintf(full, (size_t)n + 1, fmt, aq);
 	va_end(aq);
-	clean = redact_dup(full != NULL ? full : msg);
+	/* One line per message, whatever the text quotes: an upstream's "\n<0>..." must not become a journal line. */
+	clean = sanitize_dup(full != NULL ? full : msg, 0);
 	free(full);
 	if (clean == NULL) {
 		redact(msg);
+		text_escape_inplace(msg, sizeof msg, 0);
 		clean = msg;
 	} else if (strlen(clean) >= sizeof msg)
 		strcpy(clean + sizeof msg - 5, "...");

@@ -37,4 +37,24 @@ void redact(char *buf);
 /* Return a newly allocated redacted copy of s (NULL stays NULL). */
 char *redact_dup(const char *s);
 
+/*
+ * Text from an upstream (a SOAP faultstring, a CKAN or QuickBooks error message, a record value) is escaped before
+ * it reaches a log line, a run or step row, a mail or a terminal: a newline followed by "<0>" would otherwise be an
+ * emergency line in the journal, and an ESC sequence would drive the operator's terminal.  Control characters (C0,
+ * DEL and the C1 range U+0080..U+009F) become visible escapes (\n, \r, \t, \x1b, \u009b) and bytes that are not
+ * UTF-8 become \xHH; everything else is copied as it is.  With TEXT_KEEP_LINES, line feeds, CR LF pairs and tabs
+ * stay (for mail bodies, which are made of lines).
+ */
+#define TEXT_KEEP_LINES 1
+/* Escape src[0..len) into dst (always NUL-terminated; an escape is never cut in two); returns the length written. */
+size_t text_escape(char *dst, size_t dstlen, const char *src, size_t len, int flags);
+/* The length of the well-formed UTF-8 sequence (RFC 3629) at s (len > 0), with its code point; 0 if none starts. */
+size_t text_utf8_seq(const char *s, size_t len, unsigned *cp);
+/* A newly allocated escaped copy of s (NULL stays NULL). */
+char *text_escape_dup(const char *s, int flags);
+/* In place, for a bounded field: escapes what fits, cutting the rest (buf has room for size bytes). */
+void text_escape_inplace(char *buf, size_t size, int flags);
+/* Redacted, then escaped: what every sink (log line, row, mail) stores.  NULL stays NULL. */
+char *sanitize_dup(const char *s, int flags);
+
 #endif

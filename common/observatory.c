@@ -118,7 +118,7 @@ obs_run_finish(struct db *db, const char *run_id, const char *status, const char
 
 	if ((st = db_stmt(db, SQL_RUN_FINISH, cause)) == NULL)
 		return -1;
-	clean = redact_dup(error);
+	clean = sanitize_dup(error, 0);
 	db_bind_text(st, 1, status);
 	db_bind_text(st, 2, clean);
 	db_bind_text(st, 3, finished_at);
@@ -155,7 +155,7 @@ obs_step_upsert(struct db *db, const struct obs_step *s, char **cause)
 
 	if ((st = db_stmt(db, SQL_STEP_UPSERT, cause)) == NULL)
 		return -1;
-	clean_error = redact_dup(s->error);
+	clean_error = sanitize_dup(s->error, 0);
 	clean_detail = redact_dup(s->detail);
 	db_bind_text(st, 1, s->run_id);
 	db_bind_text(st, 2, s->sync_type);
@@ -185,7 +185,7 @@ obs_step_finish(struct db *db, const char *run_id, const char *sync_type, const 
 
 	if ((st = db_stmt(db, SQL_STEP_FINISH, cause)) == NULL)
 		return -1;
-	clean = redact_dup(error);
+	clean = sanitize_dup(error, 0);
 	db_bind_text(st, 1, status);
 	db_bind_text(st, 2, clean);
 	db_bind_text(st, 3, finished_at);

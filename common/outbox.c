@@ -128,9 +128,9 @@ outbox_queue(struct outbox *ob, const char *key, const char *sync_type, const ch
 	int rc;
 
 	iso8601_now(now);
-	/* Belt and braces: nothing that reaches a mailbox may carry a secret. */
-	clean_body = redact_dup(body);
-	clean_subject = redact_dup(subject);
+	/* Belt and braces: nothing that reaches a mailbox may carry a secret, or an upstream's control characters. */
+	clean_body = sanitize_dup(body, TEXT_KEEP_LINES);
+	clean_subject = sanitize_dup(subject, 0);
 	message = mail_compose(ob->m, key, clean_subject, clean_body);
 	if ((st = db_stmt(ob->db, SQL_QUEUE, cause)) == NULL) {
 		free(message);

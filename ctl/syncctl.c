@@ -88,6 +88,7 @@ main(int argc, char **argv)
 	memset(&s, 0, sizeof s);
 	s.config_path = getenv("RTOPACKS_SYNC_CONFIG") ? getenv("RTOPACKS_SYNC_CONFIG") : CONFIG_DEFAULT_PATH;
 	log_init("syncctl", 0);
+	sctl_filter_output();
 	/* Options stop at the command: its own options follow it. */
 	while ((ch = getopt_long(argc, argv, "+c:jh", longopts, NULL)) != -1) {
 		switch (ch) {

@@ -72,4 +72,8 @@ const char *fmt_count(long long v, char *buf, size_t len);
 const char *fmt_duration(const char *from, const char *to, char *buf, size_t len);
 void print_json(const cJSON *);
 
+/* Make stdout and stderr escape control characters (output.c): nothing read from a row or a socket drives the
+ * terminal. */
+void sctl_filter_output(void);
+
 #endif

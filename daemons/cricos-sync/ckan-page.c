@@ -13,6 +13,7 @@
 
 #include "buf.h"
 #include "ckan-page.h"
+#include "jsonlimit.h"
 #include "xmalloc.h"
 
 #define READ_CHUNK (64 * 1024)
@@ -392,6 +393,7 @@ ckan_page_scan(const struct page_src *src, page_record_fn fn, void *arg, cJSON *
     char **cause)
 {
 	struct scan s;
+	char why[160];
 	int rc = -1;
 
 	memset(&s, 0, sizeof s);
@@ -427,8 +429,8 @@ ckan_page_scan(const struct page_src *src, page_record_fn fn, void *arg, cJSON *
 	}
 	if (s.err[0] != '\0')	/* a read error ends the input like EOF does */
 		goto out;
-	if ((*envelope = cJSON_ParseWithLength(s.env.data, s.env.len)) == NULL) {
-		fail(&s, "the envelope does not parse");	/* cannot happen after the checks above */
+	if ((*envelope = json_parse_bounded(s.env.data, s.env.len, PAGE_MAX_ENVELOPE_NODES, why, sizeof why)) == NULL) {
+		fail(&s, why);		/* only its size or text can be wrong after the checks above */
 		goto out;
 	}
 	*nrecords = s.nrec;

@@ -21,6 +21,9 @@
 #define PAGE_MAX_RECORD (1024 * 1024)	/* one record; real ones are about 1 KB */
 #define PAGE_MAX_ENVELOPE (1024 * 1024)	/* fields and links of 25 columns are about 3 KB */
 #define PAGE_MAX_DEPTH 64
+/* cJSON trees: a record has a value per column (25-40), the envelope fields and links (a few hundred). */
+#define PAGE_MAX_RECORD_NODES 4096
+#define PAGE_MAX_ENVELOPE_NODES 50000
 
 /* Where the answer is: a spooled file (read with pread, from offset 0) or memory. */
 struct page_src {

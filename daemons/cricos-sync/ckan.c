@@ -5,7 +5,24 @@
 
 #include "buf.h"
 #include "ckan.h"
+#include "jsonlimit.h"
+#include "log.h"
 #include "xmalloc.h"
+
+/* An error body (at most 64 KiB) of CKAN's is a handful of values. */
+#define ERROR_MAX_NODES 10000
+
+/* CKAN's words go into logs, rows and mails: escaped on the way in. */
+static char *
+escaped(struct buf *b)
+{
+	char *raw = buf_release(b), *out = text_escape_dup(raw != NULL ? raw : "", 0);
+
+	free(raw);
+	if (out == NULL)
+		fatalx("out of memory");
+	return out;
+}
 
 char *
 ckan_url(const char *base, const char *action, const char *query)
@@ -32,7 +49,7 @@ ckan_error_text(const cJSON *error)
 	buf_init(&b);
 	if (cJSON_IsString(error)) {
 		buf_printf(&b, "%.300s", error->valuestring);
-		return buf_release(&b);
+		return escaped(&b);
 	}
 	buf_printf(&b, "%.80s", cJSON_IsString(type) ? type->valuestring : "CKAN error");
 	cJSON_ArrayForEach(it, error) {
@@ -60,7 +77,7 @@ ckan_error_text(const cJSON *error)
 		} else
 			buf_adds(&b, "(unexpected value)");
 	}
-	return buf_release(&b);
+	return escaped(&b);
 }
 
 /* Whether retrying can help, from the HTTP status and CKAN's error class. */
@@ -86,7 +103,7 @@ ckan_failure(const struct http_result *r, const char *what, bool *fatal)
 {
 	cJSON *doc = NULL;
 	const cJSON *error;
-	char *msg = NULL, *text;
+	char *msg = NULL, *text, why[160];
 
 	*fatal = false;
 	if (r->status >= 300 && r->status <= 399) {
@@ -95,7 +112,7 @@ ckan_failure(const struct http_result *r, const char *what, bool *fatal)
 		return xstrdup(r->error);	/* the HTTP layer's message names the upstream, operation and URL */
 	}
 	if (r->status >= 400 && r->body_len > 0)
-		doc = cJSON_ParseWithLength(r->body, r->body_len);
+		doc = json_parse_bounded(r->body, r->body_len, ERROR_MAX_NODES, why, sizeof why);
 	if (doc != NULL && cJSON_IsObject(doc) && (error = cJSON_GetObjectItemCaseSensitive(doc, "error")) != NULL) {
 		text = ckan_error_text(error);
 		*fatal = fatal_error(r->status, error);
@@ -103,8 +120,14 @@ ckan_failure(const struct http_result *r, const char *what, bool *fatal)
 		free(text);
 	} else if (doc != NULL && cJSON_IsString(doc)) {
 		/* CKAN's 400: a bare JSON string ("Bad request - Action name not known: ..."). */
+		struct buf b;
+
 		*fatal = true;
-		xasprintf(&msg, "%s: HTTP %ld %.300s", what, r->status, doc->valuestring);
+		buf_init(&b);
+		buf_printf(&b, "%.300s", doc->valuestring);
+		text = escaped(&b);
+		xasprintf(&msg, "%s: HTTP %ld %s", what, r->status, text);
+		free(text);
 	} else {
 		if (r->status == 400 || r->status == 401 || r->status == 403 || r->status == 404)
 			*fatal = true;

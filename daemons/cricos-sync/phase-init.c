@@ -17,11 +17,13 @@
 #include "cricos.h"
 #include "cycle.h"
 #include "http.h"
+#include "jsonlimit.h"
 #include "log.h"
 #include "timeutil.h"
 #include "xmalloc.h"
 
-#define META_MAX_BODY (16 * 1024 * 1024)	/* package_show of the CRICOS package is about 60 KB */
+#define META_MAX_BODY (1024 * 1024)	/* package_show of the CRICOS package is about 60 KB */
+#define META_MAX_NODES 50000		/* ... and a few thousand values */
 
 struct init_req {
 	struct step *st;
@@ -79,6 +81,7 @@ finish(struct init_req *ir)
 static cJSON *
 small_answer(struct init_req *ir, const struct http_result *r, const char *what, const cJSON **result)
 {
+	char why[160];
 	cJSON *doc;
 	char *msg;
 	bool fatal;
@@ -92,8 +95,8 @@ small_answer(struct init_req *ir, const struct http_result *r, const char *what,
 		set_error(ir, msg, fatal);
 		return NULL;
 	}
-	if ((doc = cJSON_ParseWithLength(r->body, r->body_len)) == NULL) {
-		xasprintf(&msg, "%s: the answer is not valid JSON (%zu bytes)", what, r->body_len);
+	if ((doc = json_parse_bounded(r->body, r->body_len, META_MAX_NODES, why, sizeof why)) == NULL) {
+		xasprintf(&msg, "%s: the answer is not usable JSON (%zu bytes): %s", what, r->body_len, why);
 		set_error(ir, msg, false);
 		return NULL;
 	}

@@ -22,6 +22,7 @@
 #include "cycle.h"
 #include "db.h"
 #include "http.h"
+#include "jsonlimit.h"
 #include "log.h"
 #include "timeutil.h"
 #include "xmalloc.h"
@@ -151,7 +152,11 @@ write_record(const char *json, size_t len, size_t index, void *arg)
 	cJSON *rec;
 	size_t i;
 
-	if ((rec = cJSON_ParseWithLength(json, len)) == NULL || !cJSON_IsObject(rec)) {
+	if ((rec = json_parse_bounded(json, len, PAGE_MAX_RECORD_NODES, why, sizeof why)) == NULL) {
+		xasprintf(&p->cause, "%s: record %lld: %s", p->what, p->offset + (long long)index, why);
+		return -1;
+	}
+	if (!cJSON_IsObject(rec)) {
 		cJSON_Delete(rec);
 		xasprintf(&p->cause, "%s: record %lld is not a JSON object", p->what, p->offset + (long long)index);
 		return -1;

@@ -24,12 +24,15 @@
 #include "cycle.h"
 #include "daemon.h"
 #include "http.h"
+#include "jsonlimit.h"
 #include "log.h"
 #include "qbr.h"
 #include "timeutil.h"
 #include "xmalloc.h"
 
 #define LOCK_POLL 0.05
+#define TOKEN_MAX_BODY (64 * 1024)	/* the token answer is a few KB */
+#define TOKEN_MAX_NODES 1000		/* ... and about ten values */
 #define ACCESS_MARGIN 120	/* seconds: an access token this close to expiry is refreshed first */
 
 struct waiter {
@@ -199,10 +202,11 @@ qbr_parse_token_answer(const char *body, size_t len, struct qbr_tokens *t)
 	const cJSON *at, *rt, *tt;
 	int64_t expires_in, rexp, hard;
 	time_t now = clock_now();
+	char why[160];
 
-	if ((o = cJSON_ParseWithLength(body, len)) == NULL || !cJSON_IsObject(o)) {
+	if ((o = json_parse_bounded(body, len, TOKEN_MAX_NODES, why, sizeof why)) == NULL || !cJSON_IsObject(o)) {
 		cJSON_Delete(o);
-		return "the token endpoint answered 200 without a JSON object";
+		return "the token endpoint answered 200 without a usable JSON object";
 	}
 	at = cJSON_GetObjectItemCaseSensitive(o, "access_token");
 	rt = cJSON_GetObjectItemCaseSensitive(o, "refresh_token");
@@ -238,7 +242,8 @@ qbr_parse_token_answer(const char *body, size_t len, struct qbr_tokens *t)
 const char *
 qbr_oauth_error_code(const char *body, size_t bodylen, char *buf, size_t len)
 {
-	cJSON *o = cJSON_ParseWithLength(body, bodylen);
+	char why[160];
+	cJSON *o = json_parse_bounded(body, bodylen, TOKEN_MAX_NODES, why, sizeof why);
 	const cJSON *e = o != NULL ? json_get(o, "error") : NULL;
 
 	buf[0] = '\0';
@@ -248,6 +253,7 @@ qbr_oauth_error_code(const char *body, size_t bodylen, char *buf, size_t len)
 
 		snprintf(buf, len, "%.60s", clean != NULL ? clean : "");
 		free(clean);
+		text_escape_inplace(buf, len, 0);
 	}
 	cJSON_Delete(o);
 	return buf;
@@ -477,6 +483,7 @@ post_token(struct refresh *rf)
 	o.body = body.data;
 	o.body_len = body.len;
 	o.accept_types = "application/json";
+	o.max_body = TOKEN_MAX_BODY;
 	o.on_done = token_done;
 	o.should_retry = token_should_retry;
 	o.arg = rf;

@@ -23,12 +23,18 @@
 #include "buf.h"
 #include "daemon.h"
 #include "http.h"
+#include "jsonlimit.h"
 #include "log.h"
 #include "qbr.h"
 #include "timeutil.h"
 #include "xmalloc.h"
 
 #define THROTTLE_REISSUES 3
+/* A query page is at most 1000 entities (MAXRESULTS), an invoice ~2 KB and ~100 values: sized with room.  Beyond
+ * that the upstream is broken or hostile, and the tree of a bigger body would not fit the unit's memory. */
+#define API_MAX_BODY ((size_t)8 << 20)
+#define API_MAX_NODES 400000
+#define FAULT_MAX_NODES 10000	/* an error body is at most 64 KiB and a handful of values */
 
 struct qbo_call {
 	struct qbr *q;
@@ -123,7 +129,8 @@ code_of(const cJSON *v, char *dst, size_t len)
 static bool
 parse_json_fault(const char *body, size_t len, struct qbo_fault *f)
 {
-	cJSON *root = cJSON_ParseWithLength(body, len);
+	char why[160];
+	cJSON *root = json_parse_bounded(body, len, FAULT_MAX_NODES, why, sizeof why);
 	const cJSON *fault, *errs, *e;
 	bool ok = false;
 
@@ -273,6 +280,11 @@ qbo_parse_fault(const char *body, size_t len, const char *content_type, struct q
 		redact(p);
 	found = parse_fault(copy, len, f);
 	free(copy);
+	/* QuickBooks' words go into logs, rows and mails: escaped on the way in. */
+	text_escape_inplace(f->code, sizeof f->code, 0);
+	text_escape_inplace(f->type, sizeof f->type, 0);
+	text_escape_inplace(f->message, sizeof f->message, 0);
+	text_escape_inplace(f->detail, sizeof f->detail, 0);
 	return found;
 }
 
@@ -397,11 +409,14 @@ http_done(struct http_request *req, const struct http_result *r, void *arg)
 		return;
 	}
 	if (r->status >= 200 && r->status <= 299 && r->error == NULL) {
-		if ((resp.json = cJSON_ParseWithLength(r->body, r->body_len)) == NULL || !cJSON_IsObject(resp.json)) {
+		char why[160] = "not an object";
+
+		if ((resp.json = json_parse_bounded(r->body, r->body_len, API_MAX_NODES, why, sizeof why)) == NULL ||
+		    !cJSON_IsObject(resp.json)) {
 			cJSON_Delete(resp.json);
 			resp.json = NULL;
 			snprintf(msg, sizeof msg, "QuickBooks %s: HTTP %ld with a body that is not a JSON object "
-			    "(intuit_tid %s)", c->what, r->status, c->tid[0] ? c->tid : "-");
+			    "(intuit_tid %s): %s", c->what, r->status, c->tid[0] ? c->tid : "-", why);
 			resp.error = msg;
 			end_call(c, &resp);
 			return;
@@ -500,6 +515,7 @@ send_call(struct qbo_call *c)
 	o.body = c->body;
 	o.body_len = c->body ? strlen(c->body) : 0;
 	o.accept_types = "application/json";
+	o.max_body = API_MAX_BODY;
 	o.on_done = http_done;
 	o.arg = c;
 	o.capture_header = "intuit_tid";

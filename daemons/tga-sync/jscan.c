@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "jscan.h"
+#include "log.h"
 
 enum { S_VALUE, S_KEY, S_AFTER, S_DONE, S_FAILED };
 
@@ -96,6 +97,21 @@ put_utf8(struct buf *b, unsigned cp)
 	}
 }
 
+/* At a byte >= 0x80 in a string: a whole UTF-8 sequence, *q left on its last byte (the loops step past it). */
+static int
+utf8_ok(struct jscan *j, const char **q)
+{
+	unsigned cp;
+	size_t n = text_utf8_seq(*q, (size_t)(j->end - *q), &cp);
+
+	if (n == 0) {
+		fail(j, "a string that is not UTF-8");
+		return -1;
+	}
+	*q += n - 1;
+	return 0;
+}
+
 /* At the opening quote: the string into val/len. */
 static int
 string(struct jscan *j)
@@ -108,7 +124,8 @@ string(struct jscan *j)
 		if ((unsigned char)*q < 0x20) {
 			fail(j, "a control character in a string");
 			return -1;
-		}
+		} else if ((unsigned char)*q >= 0x80 && utf8_ok(j, &q) == -1)
+			return -1;
 	if (q < j->end && *q == '"') {
 		if ((size_t)(q - s) > JSCAN_MAX_STRING) {
 			fail(j, "a string longer than %d bytes", JSCAN_MAX_STRING);
@@ -133,6 +150,15 @@ string(struct jscan *j)
 			fail(j, "a control character in a string");
 			return -1;
 		}
+		if (c >= 0x80) {
+			const char *at = j->p;
+
+			if (utf8_ok(j, &at) == -1)
+				return -1;
+			buf_add(&j->str, j->p, (size_t)(at - j->p) + 1);
+			j->p = at + 1;
+			continue;
+		}
 		if (c != '\\') {
 			buf_addc(&j->str, (char)c);
 			j->p++;
@@ -154,6 +180,11 @@ string(struct jscan *j)
 		case 'u':
 			if (j->end - j->p < 6 || hex4(j->p + 2, &cp) == -1) {
 				fail(j, "a bad \\u escape");
+				return -1;
+			}
+			if (cp == 0) {
+				/* Decoded, it would end the value early wherever it is used as a C string. */
+				fail(j, "a NUL escape (\\u0000) in a string");
 				return -1;
 			}
 			if (cp >= 0xdc00 && cp <= 0xdfff) {

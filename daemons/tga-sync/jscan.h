@@ -4,7 +4,8 @@
  * which builds a tree of every value, is used for the small documents (details, searches, metadata).
  *
  * Bounded: nesting deeper than JSCAN_MAX_DEPTH and strings longer than JSCAN_MAX_STRING are errors, as are
- * control characters in strings, bad escapes, lone surrogates, malformed numbers and trailing bytes.  Strings are
+ * control characters in strings, bytes that are not UTF-8, \u0000 (it would cut the value short as a C string), bad
+ * escapes, lone surrogates, malformed numbers and trailing bytes.  Strings are
  * returned decoded as UTF-8 (\uXXXX escapes and surrogate pairs as cJSON decodes them); a string without escapes
  * points into the input, so the text must outlive the tokens.
  */

@@ -24,12 +24,17 @@
 #include <strings.h>
 
 #include "jscan.h"
+#include "jsonlimit.h"
+#include "log.h"
 #include "parse-rest.h"
 #include "parse.h"
 #include "source-rest.h"
 #include "tga.h"
 #include "tgatime.h"
 #include "xmalloc.h"
+
+/* A search page of 1,000 results is ~30,000 values; anything far beyond is no answer of the API's. */
+#define PR_MAX_NODES 200000
 
 struct ctx {
 	char *msg;
@@ -271,12 +276,14 @@ release_currency(struct rec *r, int field, const cJSON *rel)
 int
 pr_metadata(const char *body, size_t len, int64_t *ticks, char *msg, size_t msglen)
 {
-	cJSON *d = cJSON_ParseWithLength(body, len);
+	cJSON *d = json_parse_bounded(body, len, PR_MAX_NODES, msg, msglen);
 	const cJSON *v;
 	bool zone;
 	int rc = -1;
 
-	if (d == NULL || !cJSON_IsObject(d))
+	if (d == NULL)
+		;	/* msg says why */
+	else if (!cJSON_IsObject(d))
 		snprintf(msg, msglen, "not a JSON object");
 	else if (!cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(d, "dataExportSyncDateTime")))
 		snprintf(msg, msglen, "no dataExportSyncDateTime");
@@ -292,13 +299,15 @@ int
 pr_search(const char *body, size_t len, enum tga_service svc, const char *expect_type, int page_size,
     struct src_page *out, char *msg, size_t msglen)
 {
-	cJSON *d = cJSON_ParseWithLength(body, len);
+	cJSON *d = json_parse_bounded(body, len, PR_MAX_NODES, msg, msglen);
 	const cJSON *data, *it, *v, *st;
 	int rc = -1;
 
 	src_page_clear(out);
 	out->count = -1;
-	if (d == NULL || !cJSON_IsObject(d)) {
+	if (d == NULL)
+		goto done;
+	if (!cJSON_IsObject(d)) {
 		snprintf(msg, msglen, "not a JSON object");
 		goto done;
 	}
@@ -619,13 +628,15 @@ pr_org(const cJSON *o, bool legal, struct stage *stage, struct rec *head, char *
 int
 pr_scopesummary(const char *body, size_t len, struct pr_types *out, char *msg, size_t msglen)
 {
-	cJSON *d = cJSON_ParseWithLength(body, len);
+	cJSON *d = json_parse_bounded(body, len, PR_MAX_NODES, msg, msglen);
 	const cJSON *x, *v;
 	int rc = -1;
 	size_t i;
 
 	out->n = 0;
-	if (d == NULL || !cJSON_IsArray(d)) {
+	if (d == NULL)
+		goto done;
+	if (!cJSON_IsArray(d)) {
 		snprintf(msg, msglen, "not a JSON array");
 		goto done;
 	}
@@ -877,13 +888,12 @@ pr_error_text(const char *body, size_t len, char *out, size_t outlen)
 {
 	cJSON *d;
 	const cJSON *v;
-	char *errs = NULL;
-	size_t i;
+	char *errs = NULL, why[160];
 
 	out[0] = '\0';
 	if (body == NULL || len == 0)
 		return;
-	if ((d = cJSON_ParseWithLength(body, len)) != NULL && cJSON_IsObject(d)) {
+	if ((d = json_parse_bounded(body, len, PR_MAX_NODES, why, sizeof why)) != NULL && cJSON_IsObject(d)) {
 		/* ProblemDetails (title, detail, errors) or the rate limiter's {statusCode, message}. */
 		const cJSON *title = cJSON_GetObjectItemCaseSensitive(d, "title");
 		const cJSON *detail = cJSON_GetObjectItemCaseSensitive(d, "detail");
@@ -901,7 +911,6 @@ pr_error_text(const char *body, size_t len, char *out, size_t outlen)
 	cJSON_Delete(d);
 	if (out[0] == '\0')
 		snprintf(out, outlen, "%.*s", (int)(len < 160 ? len : 160), body);
-	for (i = 0; out[i] != '\0'; i++)
-		if ((unsigned char)out[i] < 0x20)
-			out[i] = ' ';
+	/* The upstream's words go into logs and rows: escaped on the way in. */
+	text_escape_inplace(out, outlen, 0);
 }

@@ -16,14 +16,17 @@
 
 #include "buf.h"
 #include "http.h"
+#include "jsonlimit.h"
 #include "log.h"
 #include "parse-rest.h"
 #include "source-rest.h"
 #include "xmalloc.h"
 
-#define MAX_SEARCH_BODY ((size_t)32 << 20)	/* a page of 1,000 results is ~1 MB */
-#define MAX_DETAIL_BODY ((size_t)16 << 20)	/* a component or RTO is a few KB; a unit grid ~10 KB */
-#define MAX_SCOPE_BODY ((size_t)16 << 20)	/* a page of 1,000 scope rows is ~330 KB */
+/* Bodies are held in memory: sized to what the API sends, with room, and each JSON tree to a node budget. */
+#define MAX_SEARCH_BODY ((size_t)8 << 20)	/* a page of 1,000 results is ~1 MB */
+#define MAX_DETAIL_BODY ((size_t)4 << 20)	/* a component or RTO is a few KB; a unit grid ~10 KB */
+#define MAX_SCOPE_BODY ((size_t)4 << 20)	/* a page of 1,000 scope rows is ~330 KB */
+#define MAX_DETAIL_NODES 200000
 #define GROW_AFTER 8				/* good scope pages at a halved size before it doubles again */
 #define MAX_RESTARTS 3				/* an RTO read again from the start, at most */
 
@@ -486,10 +489,8 @@ det_parse(struct req *q, const struct http_result *r, char *msg, size_t msglen)
 	switch (d->step) {
 	case D_DETAIL:
 	case D_GRID:
-		if ((doc = cJSON_ParseWithLength(r->body, r->body_len)) == NULL) {
-			snprintf(msg, msglen, "not JSON");
+		if ((doc = json_parse_bounded(r->body, r->body_len, MAX_DETAIL_NODES, msg, msglen)) == NULL)
 			return -1;
-		}
 		break;
 	default:
 		break;

@@ -27,8 +27,11 @@ struct tga_source {
 	char *url[2];
 };
 
-#define MAX_DETAILS_BODY ((size_t)256 << 20)
-#define MAX_SEARCH_BODY ((size_t)64 << 20)
+/* Sized to what the service sends, with room: an RTO with 30,000 scope rows is ~10 MB, a page of 1000 search
+ * results ~1 MB, the server time a few hundred bytes.  More is a broken or hostile upstream. */
+#define MAX_DETAILS_BODY ((size_t)64 << 20)
+#define MAX_SEARCH_BODY ((size_t)16 << 20)
+#define MAX_TIME_BODY ((size_t)64 << 10)
 
 enum call_kind { K_TIME, K_MODIFIED, K_DELETED, K_DETAILS };
 
@@ -138,7 +141,7 @@ submit(struct call *c)
 	o.accept_types = "text/xml,application/soap+xml,application/xml";
 	/* Spooled to a file, parsed streaming: the bound is on disk use, not memory.  The largest answers are RTOs
 	 * with 30,000 scope rows (~10 MB); a page of 1000 search results is ~1 MB. */
-	o.max_body = c->kind == K_DETAILS ? MAX_DETAILS_BODY : MAX_SEARCH_BODY;
+	o.max_body = c->kind == K_DETAILS ? MAX_DETAILS_BODY : c->kind == K_TIME ? MAX_TIME_BODY : MAX_SEARCH_BODY;
 	o.spool = true;
 	o.should_retry = soap_should_retry;
 	o.on_done = call_done;

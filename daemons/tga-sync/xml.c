@@ -45,6 +45,7 @@ struct xml_parser {
 	int depth;
 	struct frame stack[XML_MAX_DEPTH];
 	int skip;			/* > 0: inside an ignored subtree, this many levels deep */
+	size_t skipped_text;		/* text in a row inside an ignored subtree (bounded, though not kept) */
 	struct buf text;
 	int dto_level;			/* 1 + depth of the DateTimeOffset element being read, or 0 */
 	char dto_dt[64], dto_off[16];
@@ -131,6 +132,8 @@ xml_fail(struct xml_parser *p, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(p->err, sizeof p->err, fmt, ap);
 	va_end(ap);
+	/* The reason may quote the response (a date, a code): one line, no control characters. */
+	text_escape_inplace(p->err, sizeof p->err, 0);
 	if (p->ctxt != NULL)
 		xmlStopParser(p->ctxt);
 }
@@ -205,8 +208,15 @@ on_start(void *ctx, const xmlChar *localname, const xmlChar *prefix, const xmlCh
 
 	if (p->failed)
 		return;
+	/* The limit counts skipped levels too: unclosed tags in an ignored subtree would otherwise grow libxml2's
+	 * stacks without bound (85 million of them took 3 GB and blocked the loop for 25 s). */
+	if (p->depth + p->skip >= XML_MAX_DEPTH) {
+		xml_fail(p, "elements nested more than %d deep", XML_MAX_DEPTH);
+		return;
+	}
 	if (p->skip > 0) {
 		p->skip++;
+		p->skipped_text = 0;
 		return;
 	}
 	if (p->depth >= XML_MAX_DEPTH) {
@@ -239,6 +249,7 @@ on_start(void *ctx, const xmlChar *localname, const xmlChar *prefix, const xmlCh
 		return;
 	if (mode == XM_SKIP) {
 		p->skip = 1;
+		p->skipped_text = 0;
 		return;
 	}
 	f = &p->stack[p->depth++];
@@ -259,16 +270,20 @@ fault_end(struct xml_parser *p, int id, int parent, const char *text, size_t len
 	struct xml_fault *fl = &p->fault;
 	size_t have;
 
+	/* The service's text goes into logs, rows and mails: escaped here, on the way in ("\n<0>" in a faultstring
+	 * must not become a journal line of its own). */
 	if (id == XN_faultcode && parent == XN_Fault)
-		copy_text(fl->code, sizeof fl->code, text, len);
+		text_escape(fl->code, sizeof fl->code, text, len, 0);
 	else if (id == XN_faultstring && parent == XN_Fault)
-		copy_text(fl->string, sizeof fl->string, text, len);
+		text_escape(fl->string, sizeof fl->string, text, len, 0);
 	else if ((id == XN_Code || id == XN_Message) && parent == XN_ValidationError &&
 	    p->fault_errors < XML_MAX_ERRORS) {
 		have = strlen(fl->detail);
-		if (have + 4 < sizeof fl->detail)
-			snprintf(fl->detail + have, sizeof fl->detail - have, "%s%.*s",
-			    id == XN_Code ? (have > 0 ? "; " : "") : ": ", (int)len, text);
+		if (have + 4 < sizeof fl->detail) {
+			have += (size_t)snprintf(fl->detail + have, sizeof fl->detail - have, "%s",
+			    id == XN_Code ? (have > 0 ? "; " : "") : ": ");
+			text_escape(fl->detail + have, sizeof fl->detail - have, text, len, 0);
+		}
 	} else if (id == XN_ValidationError)
 		p->fault_errors++;
 }
@@ -284,6 +299,7 @@ on_end(void *ctx, const xmlChar *localname, const xmlChar *prefix, const xmlChar
 		return;
 	if (p->skip > 0) {
 		p->skip--;
+		p->skipped_text = 0;
 		return;
 	}
 	if (p->depth == 0)
@@ -348,8 +364,15 @@ on_chars(void *ctx, const xmlChar *ch, int len)
 {
 	struct xml_parser *p = ctx;
 
-	if (p->failed || p->skip > 0 || len <= 0)
+	if (p->failed || len <= 0)
 		return;
+	if (p->skip > 0) {
+		/* Not kept, but no response of the service has a text this long: refuse it as the document it is. */
+		p->skipped_text += (size_t)len;
+		if (p->skipped_text > XML_MAX_SKIPPED_TEXT)
+			xml_fail(p, "an ignored element has more than %d bytes of text", XML_MAX_SKIPPED_TEXT);
+		return;
+	}
 	if (p->text.len + (size_t)len > XML_MAX_TEXT) {
 		xml_fail(p, "element <%s> has more than %d bytes of text",
 		    p->depth > 0 ? xml_name(p->stack[p->depth - 1].id) : "?", XML_MAX_TEXT);
@@ -438,6 +461,19 @@ begin(struct xml_parser *p)
 	return 0;
 }
 
+/*
+ * libxml2's push parser holds a start tag, a comment or a processing instruction until its end arrives: a 200 MB
+ * attribute would sit in its input buffer whole.  Nothing the service sends has one that long.
+ */
+static void
+check_pending(struct xml_parser *p)
+{
+	xmlParserInputPtr in = p->ctxt != NULL ? p->ctxt->input : NULL;
+
+	if (!p->failed && in != NULL && in->cur != NULL && in->end != NULL && in->end - in->cur > XML_MAX_PENDING)
+		xml_fail(p, "a tag, comment or declaration longer than %d bytes", XML_MAX_PENDING);
+}
+
 static int
 finish(struct xml_parser *p)
 {
@@ -462,6 +498,7 @@ xml_parse_mem(struct xml_parser *p, const char *data, size_t len)
 
 		if (xmlParseChunk(p->ctxt, data, (int)n, 0) != 0 && !p->failed)
 			xml_fail(p, "not well-formed XML");
+		check_pending(p);
 		data += n;
 		len -= n;
 	}
@@ -490,6 +527,7 @@ xml_parse_fd(struct xml_parser *p, int fd)
 			break;
 		if (xmlParseChunk(p->ctxt, chunk, (int)n, 0) != 0 && !p->failed)
 			xml_fail(p, "not well-formed XML");
+		check_pending(p);
 	}
 	free(chunk);
 	return finish(p);

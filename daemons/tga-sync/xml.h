@@ -4,7 +4,10 @@
  * are ignored, as the reference advises for WCF's derived types: Rto3, Scope2, Release4, ...; a handler that must
  * tell an RTO from another organisation asks xml_xsi_type()), with their parent,
  * the i:nil flag and, at the end, their text.  The framework itself:
- *   - bounds everything external: depth (64), text per element (64 KiB), no DTD (SOAP 1.1 forbids it), no network;
+ *   - bounds everything external: depth (64, skipped levels included), text per element (64 KiB; 1 MiB in a row
+ *     inside a skipped element), a tag or comment libxml2 holds whole (1 MiB), no DTD (SOAP 1.1 forbids it), no
+ *     network;
+ *   - escapes control characters in the fault's texts and in its own error messages (they reach logs and rows);
  *   - turns a DateTimeOffset element (<X><a:DateTime/><a:OffsetMinutes/></X>) into canonical text for the handler;
  *   - captures a SOAP Fault (faultcode, faultstring, detail/ValidationFault errors) wherever the handler is.
  */
@@ -56,6 +59,8 @@ enum xml_mode {
 
 #define XML_MAX_DEPTH 64
 #define XML_MAX_TEXT (64 * 1024)
+#define XML_MAX_SKIPPED_TEXT (1024 * 1024)
+#define XML_MAX_PENDING (1024 * 1024)
 #define XML_MAX_ERRORS 5
 
 struct xml_parser;
