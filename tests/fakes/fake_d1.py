@@ -128,11 +128,12 @@ def sqlite_message(e):
 def split_statements(sql):
     """Statements of a multi-statement string, split on ';' where SQLite itself sees the end of a statement (so a ';'
     in a string literal, a comment or a CREATE TRIGGER body does not split). Empty statements are dropped."""
-    out, start = [], 0
-    for i, ch in enumerate(sql):
-        if ch == ";" and sqlite3.complete_statement(sql[start:i + 1]):
+    out, start, i = [], 0, sql.find(";")
+    while i >= 0:
+        if sqlite3.complete_statement(sql[start:i + 1]):
             out.append(sql[start:i + 1])
             start = i + 1
+        i = sql.find(";", i + 1)
     out.append(sql[start:])
     return [s.strip() for s in out if not _blank(s)]
 
