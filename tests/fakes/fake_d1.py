@@ -695,11 +695,16 @@ class App:
     def start_outage(self, spec):
         """{"mode": "refuse", "seconds": S}: the port refuses connections for S seconds (the listening socket is
         closed, open connections are reset), then listens again on the same port. {"mode": "reset", "seconds": S |
-        "count": N}: connections are accepted, every API request's connection is reset without an answer."""
+        "count": N}: connections are accepted, every API request's connection is reset without an answer (until
+        {"mode": "off"} if neither is given)."""
         mode = spec.get("mode", "refuse")
         seconds = float(spec.get("seconds", 0))
+        if mode == "off":
+            with self.outage_lock:
+                self.outage = None
+            return json_response(200, {"ok": True, "mode": "off"})
         if mode not in ("refuse", "reset"):
-            raise ValueError("mode must be refuse or reset")
+            raise ValueError("mode must be refuse, reset or off")
         if mode == "refuse" and not 0 < seconds <= 600:
             raise ValueError("a refuse outage needs 0 < seconds <= 600 (nothing can end it from outside)")
         with self.outage_lock:

@@ -582,6 +582,12 @@ class Faults(unittest.TestCase):
                 d1({"sql": "SELECT 1"})
         self.assertIn("requests", ctl("GET", "stats"))          # the control plane still answers
         ok({"sql": "SELECT 1"})
+        ctl("POST", "outage", {"mode": "reset"})                 # until switched off
+        for _ in range(3):
+            with self.assertRaises((ConnectionError, urllib.error.URLError, http_client.HTTPException)):
+                d1({"sql": "SELECT 1"})
+        ctl("POST", "outage", {"mode": "off"})
+        ok({"sql": "SELECT 1"})
 
     def test_outage_refuses_connections_then_recovers(self):
         port = SERVERS["main"]["port"]
