@@ -168,7 +168,7 @@ class Database:
     def __init__(self, name, uuid, path, cfg):
         self.name, self.uuid, self.path = name, uuid.lower(), path
         self.created_at = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()   # every use of the connection and of `internal` holds it
         self.internal = True       # the fake's own statements (BEGIN, COMMIT, page_count) pass the authoriser
         self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._internal("PRAGMA journal_mode = WAL")
@@ -214,7 +214,8 @@ class Database:
         return self.conn.execute(sql.rstrip().rstrip(";") + INTERNAL_MARK)
 
     def size(self):
-        return self._internal("PRAGMA page_count")[0][0] * self._internal("PRAGMA page_size")[0][0]
+        with self.lock:
+            return self._internal("PRAGMA page_count")[0][0] * self._internal("PRAGMA page_size")[0][0]
 
     def run(self, statements, cfg, raw, deadline, pre_delay=0.0, commit=True):
         """Run [(sql, params)] as one transaction. Returns (results, stats) or raises ApiError (rolled back).
