@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 import urllib.error
@@ -334,6 +335,27 @@ class Limits(unittest.TestCase):
         self.assertGreaterEqual(st["throttled"], 3)
         self.assertEqual(st["peak_in_window"], 5)
 
+    def test_database_size_limit(self):
+        start("small", "--max-size", "65536")
+        try:
+            ok({"sql": "CREATE TABLE big (v TEXT)"}, server="small")
+            msg = sql_fails({"sql": "INSERT INTO big VALUES (zeroblob(1000)); INSERT INTO big SELECT zeroblob(100000)"},
+                            server="small")
+            self.assertEqual(msg, "database or disk is full: SQLITE_FULL")
+            self.assertEqual(ok({"sql": "SELECT count(*) AS n FROM big"}, server="small")[0]["results"], [{"n": 0}])
+        finally:
+            self.assertEqual(stop("small"), 0)
+
+    def test_schema_strict_params(self):
+        ctl("POST", "config", {"params": "strings"})
+        try:
+            r = d1({"sql": "SELECT ?", "params": [1]})
+            self.assertEqual((r.status, r.json()["errors"][0]["code"]), (400, 7400))
+            ok({"sql": "SELECT ?", "params": ["1"]})
+        finally:
+            ctl("POST", "config", {"params": "json"})
+        ok({"sql": "SELECT ?", "params": [1]})
+
     def test_auth_failures_do_not_count(self):
         ctl("POST", "rate/reset", server="rate")
         for _ in range(8):
@@ -569,11 +591,26 @@ class Faults(unittest.TestCase):
         r = http("main", "POST", "/_fake/fault", {"kind": "nonsense"})
         self.assertEqual(r.status, 400)
 
-    def test_hang(self):
+    def test_hang_blocks_no_other_request(self):
         fault({"op": "query", "kind": "hang", "hold": 2})
-        with self.assertRaises((socket.timeout, TimeoutError, urllib.error.URLError, ConnectionError)):
-            d1({"sql": "SELECT 1"}, timeout=0.5)
-        ok({"sql": "SELECT 1"})
+        failed = []
+
+        def hung():
+            try:
+                d1({"sql": "SELECT 1"}, timeout=5)
+            except (socket.timeout, TimeoutError, urllib.error.URLError, ConnectionError, http_client.HTTPException):
+                failed.append(True)
+        t = threading.Thread(target=hung)
+        t0 = time.monotonic()
+        t.start()
+        while ctl("GET", "fault")["fired"].get("hang") != 1:        # the hung request has arrived
+            self.assertLess(time.monotonic() - t0, 10)
+            time.sleep(0.02)
+        ok({"sql": "INSERT INTO f (v) VALUES ('meanwhile')"})       # another connection is served at once
+        self.assertLess(time.monotonic() - t0, 1.5)
+        t.join(10)
+        self.assertEqual(failed, [True])                            # the hung one got no answer
+        self.assertEqual(dump("f"), [[1, "meanwhile"]])
 
     def test_outage_reset(self):
         ctl("POST", "outage", {"mode": "reset", "count": 2})
