@@ -151,6 +151,8 @@ def json_value(v):
         return int(float(v))
     if isinstance(v, bytes):
         return list(v)
+    if isinstance(v, float) and not math.isfinite(v):
+        return None                     # JSON.stringify writes Infinity as null
     return v
 
 
@@ -334,6 +336,8 @@ class Database:
                     out.append({"columns": cols, "rows": [[json_value(v) for v in r] for r in cur.fetchall()]})
                 return out
             finally:
+                if self.conn.in_transaction:    # a test's BEGIN must not leak into the next D1 request
+                    self.conn.rollback()
                 self.internal = False
 
 

@@ -247,8 +247,9 @@ class Envelope(unittest.TestCase):
         self.assertEqual((r.status, r.json()["errors"][0]["code"]), (400, 7400))
 
     def test_big_integers_lose_precision_and_blobs(self):
-        res = ok({"sql": "SELECT 9007199254740993 AS big, 9007199254740992 AS exact, x'00ff' AS blob"})
-        self.assertEqual(res[0]["results"], [{"big": 9007199254740992, "exact": 9007199254740992, "blob": [0, 255]}])
+        res = ok({"sql": "SELECT 9007199254740993 AS big, 9007199254740992 AS exact, x'00ff' AS blob, 1e999 AS inf"})
+        self.assertEqual(res[0]["results"], [{"big": 9007199254740992, "exact": 9007199254740992, "blob": [0, 255],
+                                              "inf": None}])
 
 
 class Limits(unittest.TestCase):
