@@ -12,6 +12,7 @@
 #include "config.h"
 #include "log.h"
 #include "timeutil.h"
+#include "urlpolicy.h"
 #include "xmalloc.h"
 
 #define CONFIG_MAX_LINE 4096
@@ -53,10 +54,11 @@ static const struct cfg_key control_keys[] = {
 const struct cfg_section cfg_control = { "control", control_keys, NULL };
 
 static const struct cfg_key smtp_keys[] = {
-	{ "url", CFG_URL, NULL, 0, 0, NULL, 0,
+	{ "url", CFG_SMTP_URL, NULL, 0, 0, NULL, 0,
 	    "Mail server, smtp://host:587 (with tls = starttls) or smtps://host:465. Unset: no mail (warned)." },
 	{ "tls", CFG_ENUM, "starttls", 0, 0, "starttls|implicit|none", 0,
-	    "starttls: require STARTTLS; implicit: smtps://; none: plain text (local relay only)." },
+	    "starttls: require STARTTLS; implicit: smtps://; none: plain text (only to a loopback relay: 127.0.0.0/8, "
+	    "::1, localhost)." },
 	{ "from", CFG_STR, "RTOpacks Sync <noreply@rtopacks.com.au>", 0, 0, NULL, 0, "From: header." },
 	{ "to", CFG_STR, "admin@rtopacks.com.au", 0, 0, NULL, 0, "Recipients, comma-separated." },
 	{ "username", CFG_STR, NULL, 0, 0, NULL, 0, "Login name, if the server requires one." },
@@ -272,14 +274,11 @@ validate(const struct cfg_key *k, const char *v, struct cfg_entry *e, char *msg,
 		}
 		break;
 	case CFG_URL:
-		if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0 && strncmp(v, "smtp://", 7) != 0 &&
-		    strncmp(v, "smtps://", 8) != 0) {
-			snprintf(msg, len, "expected an http://, https://, smtp:// or smtps:// URL, got '%s'", v);
-			return msg;
-		}
+	case CFG_SMTP_URL:
 		if (strpbrk(v, " \t\r\n") != NULL)
 			return "URL contains white space";
-		break;
+		/* The one policy of urlpolicy.c: no userinfo, https (smtps/STARTTLS) except to a loopback host. */
+		return url_policy_check(v, k->type == CFG_SMTP_URL ? URL_SMTP : URL_HTTP, msg, len);
 	case CFG_PATH:
 		if (*v != '/') {
 			snprintf(msg, len, "expected an absolute path, got '%s'", v);
@@ -391,6 +390,24 @@ ini_reader_cb(char *str, int num, void *stream)
 	return str;
 }
 
+/*
+ * Mail without TLS (smtp:// with tls = none) carries the SMTP password and the mails in clear: only to a relay on
+ * this machine.  Two keys decide it, so it is checked once both are known.
+ */
+static void
+check_smtp_tls(struct parse_state *ps)
+{
+	struct cfg_entry *url = find_entry(ps->cfg, "smtp", "url"), *tls = find_entry(ps->cfg, "smtp", "tls");
+
+	if (url == NULL || tls == NULL || url->value == NULL || tls->value == NULL || strcmp(tls->value, "none") != 0)
+		return;
+	if (strncasecmp(url->value, "smtps://", 8) == 0 || url_policy_plain_ok(url->value))
+		return;
+	cfg_error(ps, tls->line, "smtp", "tls", "none sends the mails (and the SMTP password) in clear to '%s': "
+	    "use tls = starttls (smtp://host:587) or smtps://host:465; plain text only to a loopback relay "
+	    "(127.0.0.0/8, ::1, localhost)", url->value);
+}
+
 static void
 add_schema_entries(struct config *cfg, const struct cfg_section *s, const struct cfg_key *keys)
 {
@@ -464,6 +481,8 @@ config_load(const char *path, const struct cfg_section *const *sections, char **
 			fatalx("config: bad built-in default for [%s] %s: %s", e->section->name, e->key->name, err);
 		e->value = xstrdup(e->key->def);
 	}
+
+	check_smtp_tls(&ps);
 
 	if (ps.nerrors > 0) {
 		/* Drop the final newline: callers print the cause with their own. */

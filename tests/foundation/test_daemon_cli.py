@@ -28,7 +28,7 @@ class DaemonCliTest(unittest.TestCase):
         self.wd.cleanup()
 
     def test_check_config(self):
-        good = write_config(self.wd.file("good.conf"), base_config(self.wd, None, {"test-sync": {"url": "http://x/"}}))
+        good = write_config(self.wd.file("good.conf"), base_config(self.wd, None, {"test-sync": {"url": "http://127.0.0.1:1/"}}))
         p = run("-n", "-c", good)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(p.stdout, "configuration OK\n")
@@ -38,7 +38,7 @@ class DaemonCliTest(unittest.TestCase):
         p = run("-n", "-c", self.wd.file("bad.conf"))
         self.assertEqual(p.returncode, 5)
         self.assertIn("bad.conf:4: [test-sync] page_size: 0 is out of range (1 to 1000)", p.stderr)
-        self.assertIn("bad.conf:5: [test-sync] url: expected an http://, https://, smtp:// or smtps:// URL", p.stderr)
+        self.assertIn("bad.conf:5: [test-sync] url: expected an https:// URL, got 'ftp://x'", p.stderr)
         self.assertIn("bad.conf:7: [smtp] tls: expected one of starttls|implicit|none, got 'maybe'", p.stderr)
         self.assertIn("configuration not valid", p.stderr)
         p = run("-n", "-c", self.wd.file("missing.conf"))
