@@ -408,6 +408,39 @@ check_smtp_tls(struct parse_state *ps)
 	    "(127.0.0.0/8, ::1, localhost)", url->value);
 }
 
+/*
+ * The configuration decides where the credentials go (base_url, token_url, [smtp] url): a file that another user
+ * could write is as good as giving them the passwords.  Checked on the open file, so it is the file that is read.
+ */
+static int
+check_config_file(const char *path, int fd, char **cause)
+{
+	struct stat sb;
+	unsigned mode;
+
+	if (fstat(fd, &sb) == -1) {
+		xasprintf(cause, "%s: cannot stat: %s", path, strerror(errno));
+		return -1;
+	}
+	mode = (unsigned)(sb.st_mode & 07777);
+	if (!S_ISREG(sb.st_mode)) {
+		xasprintf(cause, "%s: not a regular file: give the configuration file itself with -c FILE", path);
+		return -1;
+	}
+	if (sb.st_uid != 0 && sb.st_uid != geteuid()) {
+		xasprintf(cause, "%s: owned by uid %u, neither root nor this program's user (uid %u): whoever owns it "
+		    "decides where the credentials go; chown root %s and chmod 0640 it", path,
+		    (unsigned)sb.st_uid, (unsigned)geteuid(), path);
+		return -1;
+	}
+	if ((sb.st_mode & S_IWOTH) || ((sb.st_mode & S_IWGRP) && sb.st_gid != 0)) {
+		xasprintf(cause, "%s: writable by %s (mode %04o): whoever can write it decides where the credentials "
+		    "go; chmod 0640 %s", path, (sb.st_mode & S_IWOTH) ? "every user" : "its group", mode, path);
+		return -1;
+	}
+	return 0;
+}
+
 static void
 add_schema_entries(struct config *cfg, const struct cfg_section *s, const struct cfg_key *keys)
 {
@@ -444,6 +477,12 @@ config_load(const char *path, const struct cfg_section *const *sections, char **
 	buf_init(&ps.errors);
 	if ((ps.fp = fopen(path, "re")) == NULL) {
 		xasprintf(cause, "%s: cannot open: %s (give another file with -c FILE)", path, strerror(errno));
+		config_free(cfg);
+		buf_free(&ps.errors);
+		return NULL;
+	}
+	if (check_config_file(path, fileno(ps.fp), cause) == -1) {
+		fclose(ps.fp);
 		config_free(cfg);
 		buf_free(&ps.errors);
 		return NULL;
@@ -602,9 +641,14 @@ config_job_ms(const struct config *cfg, const char *section, const char *key)
 	return config_int(cfg, job_section(cfg, section, key), key);
 }
 
-/* Read a whole small secret file: bounded, trailing newline removed. */
+/*
+ * Read a whole small secret file: bounded, trailing newline removed.  A file named in the configuration must be
+ * for its owner only (strict).  A systemd credential is not held to that: it lives in the unit's private
+ * credentials directory, and systemd may grant the daemon's user read access with an ACL, which shows in the group
+ * bits of the mode.
+ */
 static char *
-read_secret_file(const char *path, const char *what, char **cause)
+read_secret_file(const char *path, const char *what, bool strict, char **cause)
 {
 	struct stat sb;
 	char *data;
@@ -625,6 +669,13 @@ read_secret_file(const char *path, const char *what, char **cause)
 	}
 	if (sb.st_size > SECRET_MAX_BYTES) {
 		xasprintf(cause, "%s: %s is larger than %d bytes: not a secret file?", what, path, SECRET_MAX_BYTES);
+		close(fd);
+		return NULL;
+	}
+	if (strict && (sb.st_mode & (S_IRWXG | S_IRWXO))) {
+		xasprintf(cause, "%s: %s is open to %s (mode %04o): a secret file is for its owner only; chmod 0600 %s",
+		    what, path, (sb.st_mode & S_IRWXO) ? "every user" : "its group", (unsigned)(sb.st_mode & 07777),
+		    path);
 		close(fd);
 		return NULL;
 	}
@@ -661,7 +712,7 @@ secret_load(const struct config *cfg, const char *section, const char *file_key,
 	if (dir != NULL && *dir != '\0' && credential != NULL) {
 		xasprintf(&p, "%s/%s", dir, credential);
 		if (access(p, F_OK) == 0) {
-			secret = read_secret_file(p, "systemd credential", cause);
+			secret = read_secret_file(p, "systemd credential", false, cause);
 			free(p);
 			if (secret != NULL)
 				secret_register(secret);
@@ -676,7 +727,7 @@ secret_load(const struct config *cfg, const char *section, const char *file_key,
 		return NULL;
 	}
 	config_where(cfg, section, file_key, where, sizeof where);
-	if ((secret = read_secret_file(path, where, cause)) != NULL)
+	if ((secret = read_secret_file(path, where, true, cause)) != NULL)
 		secret_register(secret);
 	return secret;
 }
