@@ -607,7 +607,7 @@ config_where(const struct config *cfg, const char *section, const char *key, cha
 	if (e->line > 0)
 		snprintf(buf, len, "%s:%d: [%s] %s", cfg->path, e->line, section, key);
 	else
-		snprintf(buf, len, "%s: [%s] %s (default)", cfg->path, section, key);
+		snprintf(buf, len, "%s: [%s] %s (%s)", cfg->path, section, key, e->value != NULL ? "default" : "not set");
 	return buf;
 }
 

@@ -49,7 +49,8 @@ const struct cfg_key tga_config_keys[] = {
 	{ "namespace", CFG_STR, NULL, 0, 0, NULL, 0,
 	    "Override the service namespace (default derived from version)." },
 	{ "username", CFG_STR, NULL, 0, 0, NULL, 0,
-	    "WS-Security user name, required with source = soap (the public sandbox uses WebService.Read)." },
+	    "WS-Security user name (the TGA account): required with source = soap, the default (the public sandbox "
+	    "uses WebService.Read)." },
 	{ "password_file", CFG_PATH, NULL, 0, 0, NULL, 0,
 	    "File (mode 0600) holding the password, unless the systemd credential tga-password is given." },
 	{ "ws_timestamp", CFG_BOOL, "yes", 0, 0, NULL, 0,
