@@ -90,7 +90,9 @@ const struct cfg_section cfg_smtp = { "smtp", smtp_keys, NULL };
 	{ "max_in_flight", CFG_INT, def_inflight, 1, 64, NULL, 0, "Requests in flight at once." },                 \
 	{ "min_interval", CFG_DURATION, def_interval, 0, 600000, NULL, 0, "Least time between request starts." },   \
 	{ "ca_file", CFG_PATH, NULL, 0, 0, NULL, 0, "CA bundle for TLS (default: system store)." },                \
-	{ "follow_redirects", CFG_BOOL, NULL, 0, 0, NULL, 0, "Follow HTTP redirects (default no: a redirect is an error)." }, \
+	{ "follow_redirects", CFG_BOOL, NULL, 0, 0, NULL, 0,                                                        \
+	    "Follow HTTP redirects within the same scheme, host and port, each logged (default no: a redirect is "  \
+	    "an error; one to another host is always refused)." },                                                  \
 	{ "http_version", CFG_ENUM, NULL, 0, 0, "1.1|2", 0, "HTTP version to ask for (default 1.1)." }
 
 static const struct cfg_key http_keys[] = {
