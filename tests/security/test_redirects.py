@@ -154,6 +154,31 @@ class RedirectDaemonTest(unittest.TestCase):
         self.assertIn("redirect (HTTP 307) to %s" % other.url, log)
         self.assertNotIn(SECRET, log)
 
+    def test_qb_token_refresh_and_api_calls_never_reach_another_host(self):
+        # The token request carries Basic client_id:secret and the refresh token; API calls carry the Bearer token.
+        sys.path.insert(0, os.path.join(HERE, "..", "qb-reconcile"))
+        from qbenv import QBEnv
+        certs = Workdir("redir-qb-cert")
+        self.addCleanup(certs.cleanup)
+        cert, key = make_cert(certs.path)
+        other = Recorder("127.0.0.2", tls=(cert, key))
+        self.addCleanup(other.stop)
+        origin = Redirector(lambda path: (307, other.url + path))
+        self.addCleanup(origin.stop)
+        env = QBEnv("redir-qb", token_url=origin.url + "/oauth2/v1/tokens/bearer", api_base_url=origin.url,
+                    follow_redirects=True, ca_file=cert, retries=0, step_retries=0)
+        self.addCleanup(env.wd.cleanup)
+        self.addCleanup(env.fake.stop)
+        rc, result = env.once()
+        log = env.daemon.read_log()
+        self.assertEqual(other.connections, 0, other.seen()[:2000])
+        self.assertTrue(env.secrets)
+        for secret in env.secrets:         # the client secret and every token the store held
+            self.assertNotIn(secret.encode(), other.seen())
+        self.assertIn("redirect (HTTP 307) to %s/oauth2/v1/tokens/bearer refused" % other.url, log)
+        self.assertIsNotNone(result, log[-3000:])
+        self.assertFalse(result["heartbeat"], result)     # the refresh failed: the heartbeat says so
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
