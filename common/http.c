@@ -58,6 +58,7 @@ struct http_request {
 	bool origin_ok;
 	int redirects;			/* followed in this attempt */
 	bool redirect_pending;		/* the next start follows a redirect: not a new attempt */
+	char *refused;			/* the URL fails the URL policy: the request ends with this, unsent */
 
 	CURL *easy;
 	int attempt;
@@ -479,6 +480,10 @@ start_attempt(struct http_request *r)
 	const struct http_settings *s = &hc->s;
 	CURL *e;
 
+	if (r->refused != NULL) {
+		finish(r, r->refused);
+		return;
+	}
 	if (r->redirect_pending)
 		r->redirect_pending = false;
 	else {
@@ -596,6 +601,7 @@ free_request(struct http_request *r)
 	free(r->what);
 	free(r->content_type);
 	free(r->captured);
+	free(r->refused);
 	free(r);
 }
 
@@ -926,9 +932,11 @@ http_request(struct http_client *hc, const struct http_req_opts *o)
 	r->hc = hc;
 	r->url = xstrdup(o->url);
 	{
-		char msg[256];
+		char msg[512];
 
 		r->origin_ok = url_origin(o->url, &r->origin, msg, sizeof msg) == 0;
+		if (url_policy_request(o->url, msg, sizeof msg) != NULL)
+			xasprintf(&r->refused, "not sent: %s", msg);
 	}
 	r->method = xstrdup(o->method ? o->method : (o->body ? "POST" : "GET"));
 	if (o->body != NULL) {

@@ -99,8 +99,8 @@ url_host_loopback(const char *host)
 	return false;
 }
 
-const char *
-url_policy_check(const char *url, enum url_use use, char *msg, size_t len)
+static const char *
+check(const char *url, enum url_use use, bool base, char *msg, size_t len)
 {
 	struct url_origin o;
 	char *v;
@@ -133,7 +133,7 @@ url_policy_check(const char *url, enum url_use use, char *msg, size_t len)
 		}
 	}
 	extra = false;
-	if ((v = part(h, CURLUPART_QUERY, 0)) != NULL)
+	if (base && (v = part(h, CURLUPART_QUERY, 0)) != NULL)
 		extra = true, curl_free(v);
 	if ((v = part(h, CURLUPART_FRAGMENT, 0)) != NULL)
 		extra = true, curl_free(v);
@@ -158,6 +158,18 @@ url_policy_check(const char *url, enum url_use use, char *msg, size_t len)
 		return msg;
 	}
 	return NULL;
+}
+
+const char *
+url_policy_check(const char *url, enum url_use use, char *msg, size_t len)
+{
+	return check(url, use, true, msg, len);
+}
+
+const char *
+url_policy_request(const char *url, char *msg, size_t len)
+{
+	return check(url, URL_HTTP, false, msg, len);
 }
 
 bool

@@ -40,6 +40,11 @@ bool url_host_loopback(const char *host);
  * depends on [smtp] tls, so the caller asks url_policy_plain_ok() for that case.
  */
 const char *url_policy_check(const char *url, enum url_use, char *msg, size_t len);
+/*
+ * The same policy for a request URL, which is a checked base URL with a path and maybe a query appended: http.c
+ * checks every request with it, so a URL that some day is built from upstream data cannot leave the rules either.
+ */
+const char *url_policy_request(const char *url, char *msg, size_t len);
 /* May this (already checked) URL be used without TLS?  Only to a loopback host. */
 bool url_policy_plain_ok(const char *url);
 

@@ -116,6 +116,13 @@ class RedirectProbeTest(unittest.TestCase):
         self.assertIsNone(out["error"], out)
         self.assertEqual([(r["method"], r["body"]) for r in self.origin.requests], [("GET", b"")])
 
+    def test_a_request_url_outside_the_policy_is_not_sent(self):
+        # http.c checks every request URL too (defence in depth: config keys are checked when loaded).
+        out, _ = probe("http://127.0.0.1@127.0.0.2:%d/x" % self.other_plain.port, "--header", BEARER)
+        self.assertIn("not sent: the URL holds a user name or password before '@'", out["error"])
+        self.assertEqual(out["attempts"], 0)
+        self.assert_nothing_elsewhere()
+
     def test_a_redirect_loop_ends(self):
         type(self).rule = staticmethod(lambda path: (302, "/a" if path != "/a" else "/b"))
         out, _ = probe(self.origin.url + "/svc", "--follow")
