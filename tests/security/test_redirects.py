@@ -17,7 +17,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 sys.path.insert(0, HERE)
-from harness import BIN, Daemon, Workdir, base_config, runs, write_config  # noqa: E402
+from harness import BIN, Daemon, Workdir, base_config, query, runs, write_config  # noqa: E402
 from url_upstreams import Recorder, Redirector, make_cert  # noqa: E402
 
 SECRET = "RedirPw-S3cr3t-7d41e0"
@@ -160,6 +160,40 @@ class RedirectDaemonTest(unittest.TestCase):
         self.assertIn("refused", run["error"])
         self.assertIn("redirect (HTTP 307) to %s" % other.url, log)
         self.assertNotIn(SECRET, log)
+
+    def test_public_upstreams_follow_no_redirect_elsewhere_or_to_file(self):
+        # cricos-sync (CKAN) and tga-sync's REST source send no credential, but a redirect elsewhere or to file://
+        # is refused all the same: the run fails naming it, and nothing is written.
+        wd = Workdir("redir-pub")
+        self.addCleanup(wd.cleanup)
+        cert, key = make_cert(wd.path)
+        other = Recorder("127.0.0.2", tls=(cert, key), body=b'{"success": true, "result": {}}')
+        self.addCleanup(other.stop)
+        target = {}
+        origin = Redirector(lambda path: (302, target["loc"](path)))
+        self.addCleanup(origin.stop)
+        common = {"follow_redirects": True, "ca_file": cert, "retries": 0, "step_retries": 0, "notify": False}
+        daemons = [("cricos-sync", "cricos_sync", {"base_url": origin.url + "/data"}),
+                   ("tga-sync", "tga_sync", {"source": "rest", "rest_base_url": origin.url + "/api"})]
+        for daemon, sync_type, keys in daemons:
+            for name, loc in (("another host", lambda path: other.url + path),
+                              ("file://", lambda path: "file:///etc/passwd")):
+                with self.subTest(daemon=daemon, to=name):
+                    target["loc"] = loc
+                    state = wd.file("state-%s-%d" % (daemon, len(name)))
+                    os.makedirs(state)
+                    config = write_config(wd.file("%s-%d.conf" % (daemon, len(name))), base_config(wd, None, {
+                        "paths": {"state_dir": state}, daemon: dict(common, **keys)}))
+                    d = Daemon(daemon, config, wd)
+                    self.assertEqual(d.run_once(timeout=120), 1, d.read_log()[-3000:])
+                    run = runs(os.path.join(state, "ops.db"), sync_type)[-1]
+                    self.assertEqual(run["status"], "failed")
+                    self.assertIn("redirect (HTTP 302) to %s" % loc("/x").rsplit("/", 1)[0], run["error"])
+                    self.assertIn("refused", run["error"])
+                    self.assertNotIn("root:", run["error"])
+                    self.assertEqual(other.connections, 0, other.seen()[:2000])
+                    self.assertEqual(query(os.path.join(state, "ops.db"), "SELECT SUM(records_out) FROM sync_runs"),
+                                     [(0,)])
 
     def test_qb_token_refresh_and_api_calls_never_reach_another_host(self):
         # The token request carries Basic client_id:secret and the refresh token; API calls carry the Bearer token.
