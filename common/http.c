@@ -784,7 +784,7 @@ redirect_refused(struct http_request *r, const char *loc, char *reason, size_t l
 		    "its URL in the configuration", r->status, loc, r->origin.scheme, r->origin.host, r->origin.port);
 		return true;
 	}
-	if (url_policy_check(loc, URL_HTTP, msg, sizeof msg) != NULL) {
+	if (url_policy_request(loc, msg, sizeof msg) != NULL) {
 		snprintf(reason, len, "redirect (HTTP %ld) refused: %s", r->status, msg);
 		return true;
 	}

@@ -135,7 +135,7 @@ check(const char *url, enum url_use use, bool base, char *msg, size_t len)
 	extra = false;
 	if (base && (v = part(h, CURLUPART_QUERY, 0)) != NULL)
 		extra = true, curl_free(v);
-	if ((v = part(h, CURLUPART_FRAGMENT, 0)) != NULL)
+	if (base && (v = part(h, CURLUPART_FRAGMENT, 0)) != NULL)
 		extra = true, curl_free(v);
 	curl_url_cleanup(h);
 	if (url_origin(url, &o, msg, len) == -1)

@@ -101,13 +101,13 @@ class RedirectProbeTest(unittest.TestCase):
                 self.assertEqual(self.origin.requests, [])
 
     def test_same_origin_redirect_is_followed_and_logged(self):
-        type(self).rule = staticmethod(lambda path: None if path == "/moved" else (307, "/moved"))
+        type(self).rule = staticmethod(lambda path: None if path.startswith("/moved") else (307, "/moved?page=2"))
         out, err = probe(self.origin.url + "/svc", "--follow", "--post", "payload-1", "--header", BEARER)
         self.assertIsNone(out["error"], out)
         self.assertEqual(out["status"], 200)
         self.assertEqual([(r["method"], r["path"], r["body"]) for r in self.origin.requests],
-                         [("POST", "/moved", b"payload-1")])
-        self.assertIn("following a redirect (HTTP 307) from %s/svc to %s/moved (same origin)"
+                         [("POST", "/moved?page=2", b"payload-1")])
+        self.assertIn("following a redirect (HTTP 307) from %s/svc to %s/moved?page=2 (same origin)"
                       % (self.origin.url, self.origin.url), err)
         # 303 (and 301/302 after a POST) go on as a GET without the body, as libcurl and browsers do.
         self.setUp()
