@@ -117,6 +117,15 @@ check(const char *url, enum url_use use, bool base, char *msg, size_t len)
 		userinfo = true, curl_free(v);
 	if ((v = part(h, CURLUPART_OPTIONS, 0)) != NULL)
 		userinfo = true, curl_free(v);
+	if (userinfo) {
+		v = part(h, CURLUPART_HOST, 0);
+		snprintf(msg, len, "the URL holds a user name or password before '@' (it would go to %s, not to what "
+		    "stands before the '@'): write the URL without it; credentials come from their own keys and files",
+		    v != NULL && *v != '\0' ? v : "(no host)");
+		curl_free(v);
+		curl_url_cleanup(h);
+		return msg;
+	}
 	/* The scheme before the host: "file:///etc/passwd" is the wrong kind of URL, not one without a host. */
 	if ((v = part(h, CURLUPART_SCHEME, 0)) != NULL) {
 		bool ok = use == URL_SMTP ? strcasecmp(v, "smtp") == 0 || strcasecmp(v, "smtps") == 0 :
@@ -140,12 +149,6 @@ check(const char *url, enum url_use use, bool base, char *msg, size_t len)
 	curl_url_cleanup(h);
 	if (url_origin(url, &o, msg, len) == -1)
 		return msg;
-	if (userinfo) {
-		snprintf(msg, len, "the URL holds a user name or password before '@' (it would go to %s, not to what "
-		    "stands before the '@'): write the URL without it; credentials come from their own keys and files",
-		    o.host);
-		return msg;
-	}
 	if (extra) {
 		snprintf(msg, len, "'%s' has a query (?) or a fragment (#): give the base URL only", url);
 		return msg;

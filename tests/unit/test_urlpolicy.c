@@ -65,6 +65,9 @@ main(void)
 	    strstr(msg, "pa55word") == NULL);
 	CHECK(refused_with("http://localhost:x@192.0.2.2/", URL_HTTP, "user name or password"));
 	CHECK(refused_with("smtp://mailer:pw@mail.example:587", URL_SMTP, "user name or password"));
+	/* Whatever else is wrong, a URL with userinfo is never echoed. */
+	CHECK(url_policy_check("ftp://user:pa55word@ws.example/x", URL_HTTP, msg, sizeof msg) != NULL &&
+	    strstr(msg, "pa55word") == NULL && strstr(msg, "user name or password") != NULL);
 
 	/* Other schemes, queries and fragments, junk. */
 	CHECK(refused_with("ftp://127.0.0.1/", URL_HTTP, "expected an https:// URL"));
