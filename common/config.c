@@ -12,6 +12,7 @@
 #include "config.h"
 #include "log.h"
 #include "timeutil.h"
+#include "urlpolicy.h"
 #include "xmalloc.h"
 
 #define CONFIG_MAX_LINE 4096
@@ -53,10 +54,11 @@ static const struct cfg_key control_keys[] = {
 const struct cfg_section cfg_control = { "control", control_keys, NULL };
 
 static const struct cfg_key smtp_keys[] = {
-	{ "url", CFG_URL, NULL, 0, 0, NULL, 0,
+	{ "url", CFG_SMTP_URL, NULL, 0, 0, NULL, 0,
 	    "Mail server, smtp://host:587 (with tls = starttls) or smtps://host:465. Unset: no mail (warned)." },
 	{ "tls", CFG_ENUM, "starttls", 0, 0, "starttls|implicit|none", 0,
-	    "starttls: require STARTTLS; implicit: smtps://; none: plain text (local relay only)." },
+	    "starttls: require STARTTLS; implicit: smtps://; none: plain text (only to a loopback relay: 127.0.0.0/8, "
+	    "::1, localhost)." },
 	{ "from", CFG_STR, "RTOpacks Sync <noreply@rtopacks.com.au>", 0, 0, NULL, 0, "From: header." },
 	{ "to", CFG_STR, "admin@rtopacks.com.au", 0, 0, NULL, 0, "Recipients, comma-separated." },
 	{ "username", CFG_STR, NULL, 0, 0, NULL, 0, "Login name, if the server requires one." },
@@ -88,7 +90,9 @@ const struct cfg_section cfg_smtp = { "smtp", smtp_keys, NULL };
 	{ "max_in_flight", CFG_INT, def_inflight, 1, 64, NULL, 0, "Requests in flight at once." },                 \
 	{ "min_interval", CFG_DURATION, def_interval, 0, 600000, NULL, 0, "Least time between request starts." },   \
 	{ "ca_file", CFG_PATH, NULL, 0, 0, NULL, 0, "CA bundle for TLS (default: system store)." },                \
-	{ "follow_redirects", CFG_BOOL, NULL, 0, 0, NULL, 0, "Follow HTTP redirects (default no: a redirect is an error)." }, \
+	{ "follow_redirects", CFG_BOOL, NULL, 0, 0, NULL, 0,                                                        \
+	    "Follow HTTP redirects within the same scheme, host and port, each logged (default no: a redirect is "  \
+	    "an error; one to another host is always refused)." },                                                  \
 	{ "http_version", CFG_ENUM, NULL, 0, 0, "1.1|2", 0, "HTTP version to ask for (default 1.1)." }
 
 static const struct cfg_key http_keys[] = {
@@ -272,14 +276,11 @@ validate(const struct cfg_key *k, const char *v, struct cfg_entry *e, char *msg,
 		}
 		break;
 	case CFG_URL:
-		if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0 && strncmp(v, "smtp://", 7) != 0 &&
-		    strncmp(v, "smtps://", 8) != 0) {
-			snprintf(msg, len, "expected an http://, https://, smtp:// or smtps:// URL, got '%s'", v);
-			return msg;
-		}
+	case CFG_SMTP_URL:
 		if (strpbrk(v, " \t\r\n") != NULL)
 			return "URL contains white space";
-		break;
+		/* The one policy of urlpolicy.c: no userinfo, https (smtps/STARTTLS) except to a loopback host. */
+		return url_policy_check(v, k->type == CFG_SMTP_URL ? URL_SMTP : URL_HTTP, msg, len);
 	case CFG_PATH:
 		if (*v != '/') {
 			snprintf(msg, len, "expected an absolute path, got '%s'", v);
@@ -391,6 +392,57 @@ ini_reader_cb(char *str, int num, void *stream)
 	return str;
 }
 
+/*
+ * Mail without TLS (smtp:// with tls = none) carries the SMTP password and the mails in clear: only to a relay on
+ * this machine.  Two keys decide it, so it is checked once both are known.
+ */
+static void
+check_smtp_tls(struct parse_state *ps)
+{
+	struct cfg_entry *url = find_entry(ps->cfg, "smtp", "url"), *tls = find_entry(ps->cfg, "smtp", "tls");
+
+	if (url == NULL || tls == NULL || url->value == NULL || tls->value == NULL || strcmp(tls->value, "none") != 0)
+		return;
+	if (strncasecmp(url->value, "smtps://", 8) == 0 || url_policy_plain_ok(url->value))
+		return;
+	cfg_error(ps, tls->line, "smtp", "tls", "none sends the mails (and the SMTP password) in clear to '%s': "
+	    "use tls = starttls (smtp://host:587) or smtps://host:465; plain text only to a loopback relay "
+	    "(127.0.0.0/8, ::1, localhost)", url->value);
+}
+
+/*
+ * The configuration decides where the credentials go (base_url, token_url, [smtp] url): a file that another user
+ * could write is as good as giving them the passwords.  Checked on the open file, so it is the file that is read.
+ */
+static int
+check_config_file(const char *path, int fd, char **cause)
+{
+	struct stat sb;
+	unsigned mode;
+
+	if (fstat(fd, &sb) == -1) {
+		xasprintf(cause, "%s: cannot stat: %s", path, strerror(errno));
+		return -1;
+	}
+	mode = (unsigned)(sb.st_mode & 07777);
+	if (!S_ISREG(sb.st_mode)) {
+		xasprintf(cause, "%s: not a regular file: give the configuration file itself with -c FILE", path);
+		return -1;
+	}
+	if (sb.st_uid != 0 && sb.st_uid != geteuid()) {
+		xasprintf(cause, "%s: owned by uid %u, neither root nor this program's user (uid %u): whoever owns it "
+		    "decides where the credentials go; chown root %s and chmod 0640 it", path,
+		    (unsigned)sb.st_uid, (unsigned)geteuid(), path);
+		return -1;
+	}
+	if ((sb.st_mode & S_IWOTH) || ((sb.st_mode & S_IWGRP) && sb.st_gid != 0)) {
+		xasprintf(cause, "%s: writable by %s (mode %04o): whoever can write it decides where the credentials "
+		    "go; chmod 0640 %s", path, (sb.st_mode & S_IWOTH) ? "every user" : "its group", mode, path);
+		return -1;
+	}
+	return 0;
+}
+
 static void
 add_schema_entries(struct config *cfg, const struct cfg_section *s, const struct cfg_key *keys)
 {
@@ -431,6 +483,12 @@ config_load(const char *path, const struct cfg_section *const *sections, char **
 		buf_free(&ps.errors);
 		return NULL;
 	}
+	if (check_config_file(path, fileno(ps.fp), cause) == -1) {
+		fclose(ps.fp);
+		config_free(cfg);
+		buf_free(&ps.errors);
+		return NULL;
+	}
 	/* Predictable parsing: no continuation lines, ';' or '#' comments, long lines allowed but bounded. */
 	ini_allow_multiline = false;
 	ini_use_stack = false;
@@ -464,6 +522,8 @@ config_load(const char *path, const struct cfg_section *const *sections, char **
 			fatalx("config: bad built-in default for [%s] %s: %s", e->section->name, e->key->name, err);
 		e->value = xstrdup(e->key->def);
 	}
+
+	check_smtp_tls(&ps);
 
 	if (ps.nerrors > 0) {
 		/* Drop the final newline: callers print the cause with their own. */
@@ -549,7 +609,7 @@ config_where(const struct config *cfg, const char *section, const char *key, cha
 	if (e->line > 0)
 		snprintf(buf, len, "%s:%d: [%s] %s", cfg->path, e->line, section, key);
 	else
-		snprintf(buf, len, "%s: [%s] %s (default)", cfg->path, section, key);
+		snprintf(buf, len, "%s: [%s] %s (%s)", cfg->path, section, key, e->value != NULL ? "default" : "not set");
 	return buf;
 }
 
@@ -583,9 +643,14 @@ config_job_ms(const struct config *cfg, const char *section, const char *key)
 	return config_int(cfg, job_section(cfg, section, key), key);
 }
 
-/* Read a whole small secret file: bounded, trailing newline removed. */
+/*
+ * Read a whole small secret file: bounded, trailing newline removed.  A file named in the configuration must be
+ * for its owner only (strict).  A systemd credential is not held to that: it lives in the unit's private
+ * credentials directory, and systemd may grant the daemon's user read access with an ACL, which shows in the group
+ * bits of the mode.
+ */
 static char *
-read_secret_file(const char *path, const char *what, char **cause)
+read_secret_file(const char *path, const char *what, bool strict, char **cause)
 {
 	struct stat sb;
 	char *data;
@@ -606,6 +671,13 @@ read_secret_file(const char *path, const char *what, char **cause)
 	}
 	if (sb.st_size > SECRET_MAX_BYTES) {
 		xasprintf(cause, "%s: %s is larger than %d bytes: not a secret file?", what, path, SECRET_MAX_BYTES);
+		close(fd);
+		return NULL;
+	}
+	if (strict && (sb.st_mode & (S_IRWXG | S_IRWXO))) {
+		xasprintf(cause, "%s: %s is open to %s (mode %04o): a secret file is for its owner only; chmod 0600 %s",
+		    what, path, (sb.st_mode & S_IRWXO) ? "every user" : "its group", (unsigned)(sb.st_mode & 07777),
+		    path);
 		close(fd);
 		return NULL;
 	}
@@ -642,7 +714,7 @@ secret_load(const struct config *cfg, const char *section, const char *file_key,
 	if (dir != NULL && *dir != '\0' && credential != NULL) {
 		xasprintf(&p, "%s/%s", dir, credential);
 		if (access(p, F_OK) == 0) {
-			secret = read_secret_file(p, "systemd credential", cause);
+			secret = read_secret_file(p, "systemd credential", false, cause);
 			free(p);
 			if (secret != NULL)
 				secret_register(secret);
@@ -657,7 +729,7 @@ secret_load(const struct config *cfg, const char *section, const char *file_key,
 		return NULL;
 	}
 	config_where(cfg, section, file_key, where, sizeof where);
-	if ((secret = read_secret_file(path, where, cause)) != NULL)
+	if ((secret = read_secret_file(path, where, true, cause)) != NULL)
 		secret_register(secret);
 	return secret;
 }

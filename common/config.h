@@ -20,7 +20,8 @@ enum cfg_type {
 	CFG_BOOL,	/* yes/no, true/false, on/off, 1/0 */
 	CFG_DURATION,	/* "30s", "5m", "250ms"; stored in ms, bounded by [min, max] ms */
 	CFG_ENUM,	/* one of choices, "a|b|c" */
-	CFG_URL,	/* http://, https://, smtp://, smtps:// */
+	CFG_URL,	/* an HTTP upstream: https://, or http:// to a loopback host (urlpolicy.h) */
+	CFG_SMTP_URL,	/* a mail server: smtp:// or smtps:// (without TLS only to a loopback host, see [smtp] tls) */
 	CFG_PATH,	/* absolute path */
 };
 

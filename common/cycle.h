@@ -25,6 +25,7 @@
 
 struct buf;
 struct cfg_key;
+struct config;
 struct ctl_cmd;
 struct daemon;
 struct db;
@@ -60,6 +61,12 @@ struct job_def {
 	const struct cfg_key *config_keys;	/* the daemon's own keys in its section (besides the common ones) */
 
 	/* Optional hooks. */
+	/*
+	 * Check the job's own settings and secrets the way init will, without side effects: `-n` runs it (after the
+	 * shared checks), so that "configuration OK" means the daemon will start.  init must refuse nothing this lets
+	 * through, so it should call the same validation.
+	 */
+	int (*check)(const struct config *, const char *section, char **cause);
 	int (*init)(struct daemon *, char **cause);	/* after config and databases: set daemon->job_ctx */
 	void (*fini)(struct daemon *);
 	int (*reload)(struct daemon *, char **cause);	/* SIGHUP, between runs, after the new config is in */

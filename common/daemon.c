@@ -262,6 +262,24 @@ stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
 		ev_break(loop, EVBREAK_ALL);
 }
 
+/*
+ * -n: every check of the configuration that start-up makes, secrets included, so that "configuration OK" means
+ * the daemon will start (as far as its configuration goes: the databases and the socket are not opened).  The
+ * mailer is made and dropped (it reads the SMTP password), then the job checks its own section.
+ */
+static int
+check_startup(struct daemon *d, char **cause)
+{
+	struct mailer *m;
+
+	if ((m = mailer_new(NULL, d->cfg, cause)) == NULL)
+		return -1;
+	mailer_free(m);
+	if (d->job->check != NULL && d->job->check(d->cfg, d->section, cause) == -1)
+		return -1;
+	return 0;
+}
+
 static void
 reload_config(struct daemon *d)
 {
@@ -530,10 +548,17 @@ daemon_main(int argc, char **argv, const struct job_def *job)
 		return EXIT_CANNOT_START;
 	}
 	if (check_only) {
-		printf("configuration OK\n");
+		int rc = check_startup(d, &cause);
+
+		if (rc == -1) {
+			fprintf(stderr, "%s\n", cause);
+			fprintf(stderr, "%s: configuration not valid\n", job->daemon);
+			free(cause);
+		} else
+			printf("configuration OK\n");
 		config_free(d->cfg);
 		free(d->config_path);
-		return 0;
+		return rc == -1 ? EXIT_CANNOT_START : 0;
 	}
 	if (!foreground && !d->once)
 		become_daemon();

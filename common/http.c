@@ -15,6 +15,7 @@
 #include "http.h"
 #include "log.h"
 #include "timeutil.h"
+#include "urlpolicy.h"
 #include "xmalloc.h"
 
 #define ERROR_BODY_MAX (64 * 1024)
@@ -23,6 +24,7 @@
 #define RETRY_AFTER_CAP 3600		/* seconds: honour Retry-After, but not beyond an hour */
 #define SPOOL_MEM_MAX (1024 * 1024)	/* spooled bodies up to this size stay in memory */
 #define SPOOL_MAX ((size_t)4 << 30)
+#define MAX_REDIRECTS 5		/* followed redirects per attempt (follow_redirects = yes) */
 
 static char spool_dir[512] = "/var/tmp";
 
@@ -52,6 +54,12 @@ struct http_request {
 	http_retry_fn should_retry;
 	void *arg;
 	int retries;
+	/* Where the request was configured to go: a redirect is followed only within it (credentials stay there). */
+	struct url_origin origin;
+	bool origin_ok;
+	int redirects;			/* followed in this attempt */
+	bool redirect_pending;		/* the next start follows a redirect: not a new attempt */
+	char *refused;			/* the URL fails the URL policy: the request ends with this, unsent */
 
 	CURL *easy;
 	int attempt;
@@ -483,7 +491,16 @@ start_attempt(struct http_request *r)
 	const struct http_settings *s = &hc->s;
 	CURL *e;
 
-	r->attempt++;
+	if (r->refused != NULL) {
+		finish(r, r->refused);
+		return;
+	}
+	if (r->redirect_pending)
+		r->redirect_pending = false;
+	else {
+		r->attempt++;
+		r->redirects = 0;
+	}
 	r->state = REQ_ACTIVE;
 	r->delivered = 0;
 	r->checked = r->rejected = r->consumer_aborted = r->too_big = r->error_cut = false;
@@ -503,7 +520,6 @@ start_attempt(struct http_request *r)
 	r->easy = e;
 	curl_easy_setopt(e, CURLOPT_URL, r->url);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "https");
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, s->user_agent);
@@ -514,8 +530,12 @@ start_attempt(struct http_request *r)
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
 	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, s->http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
-	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, s->follow_redirects ? 1L : 0L);
-	curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
+	/*
+	 * libcurl never follows a redirect itself: on a 307/308 it would send the body (a SOAP UsernameToken, a form
+	 * with the client secret) to wherever Location points.  attempt_done follows one only within the origin.
+	 */
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(e, CURLOPT_UNRESTRICTED_AUTH, 0L);
 	if (s->ca_file[0] != '\0')
 		curl_easy_setopt(e, CURLOPT_CAINFO, s->ca_file);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
@@ -592,6 +612,7 @@ free_request(struct http_request *r)
 	free(r->what);
 	free(r->content_type);
 	free(r->captured);
+	free(r->refused);
 	free(r);
 }
 
@@ -748,6 +769,69 @@ status_retryable(long status)
 	return status == 408 || status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
 }
 
+/*
+ * follow_redirects = yes: may the request go on to loc?  Only within the origin it was made for (scheme, host and
+ * port), with no userinfo, and a few times: so the credentials a request carries (a UsernameToken in a SOAP body,
+ * Basic or Bearer, a client secret in a form) never reach another host, an http:// downgrade or a file:// URL.
+ */
+static bool
+redirect_refused(struct http_request *r, const char *loc, char *reason, size_t len)
+{
+	struct url_origin to;
+	char msg[512];
+
+	if (loc == NULL) {
+		snprintf(reason, len, "redirect (HTTP %ld) without a usable Location; not followed", r->status);
+		return true;
+	}
+	if (r->redirects >= MAX_REDIRECTS) {
+		snprintf(reason, len, "redirect (HTTP %ld) to %s: more than %d redirects; not followed", r->status, loc,
+		    MAX_REDIRECTS);
+		return true;
+	}
+	if (!r->origin_ok || url_origin(loc, &to, msg, sizeof msg) == -1 || !url_same_origin(&r->origin, &to)) {
+		snprintf(reason, len, "redirect (HTTP %ld) to %s refused: it leaves the configured origin %s://%s:%ld, "
+		    "and credentials go nowhere else (nothing was sent there); if the upstream really moved, change "
+		    "its URL in the configuration", r->status, loc, r->origin.scheme, r->origin.host, r->origin.port);
+		return true;
+	}
+	if (url_policy_request(loc, msg, sizeof msg) != NULL) {
+		snprintf(reason, len, "redirect (HTTP %ld) refused: %s", r->status, msg);
+		return true;
+	}
+	return false;
+}
+
+/* Go on to loc within the origin, as browsers and libcurl do: 303 (and 301/302 after a POST) become a GET. */
+static void
+follow_redirect(struct http_request *r, const char *loc)
+{
+	struct http_client *hc = r->hc;
+	char *to = xstrdup(loc);
+
+	log_info("%s %s: following a redirect (HTTP %ld) from %s to %s (same origin)", hc->s.name,
+	    r->what ? r->what : "request", r->status, r->url, to);
+	if (r->status == 303 || ((r->status == 301 || r->status == 302) && strcmp(r->method, "POST") == 0)) {
+		free(r->method);
+		r->method = xstrdup("GET");
+		if (r->body != NULL)
+			explicit_bzero(r->body, r->body_len);
+		free(r->body);
+		r->body = NULL;
+		r->body_len = 0;
+	}
+	free(r->url);
+	r->url = to;
+	r->redirects++;
+	r->redirect_pending = true;
+	curl_easy_cleanup(r->easy);
+	r->easy = NULL;
+	/* Through the queue, so the client's pacing holds; at the front, as it has waited its turn. */
+	r->state = REQ_PENDING;
+	TAILQ_INSERT_HEAD(&hc->pending, r, q);
+	pump(hc);
+}
+
 static void
 attempt_done(CURL *easy, CURLcode rc, void *arg)
 {
@@ -791,9 +875,18 @@ attempt_done(CURL *easy, CURLcode rc, void *arg)
 	}
 	if (r->status >= 300 && r->status <= 399) {
 		curl_easy_getinfo(easy, CURLINFO_REDIRECT_URL, &loc);
-		snprintf(reason, sizeof reason, "unexpected redirect (HTTP %ld) to %s; not followed (set "
-		    "follow_redirects = yes if the upstream really moved)", r->status, loc ? loc : "(no Location)");
-		finish(r, reason);
+		if (!hc->s.follow_redirects) {
+			snprintf(reason, sizeof reason, "unexpected redirect (HTTP %ld) to %s; not followed (set "
+			    "follow_redirects = yes if the upstream really moved)", r->status,
+			    loc ? loc : "(no Location)");
+			finish(r, reason);
+			return;
+		}
+		if (redirect_refused(r, loc, reason, sizeof reason)) {
+			finish(r, reason);
+			return;
+		}
+		follow_redirect(r, loc);
 		return;
 	}
 	if (status_retryable(r->status)) {
@@ -853,6 +946,13 @@ http_request(struct http_client *hc, const struct http_req_opts *o)
 	r = xcalloc(1, sizeof *r);
 	r->hc = hc;
 	r->url = xstrdup(o->url);
+	{
+		char msg[512];
+
+		r->origin_ok = url_origin(o->url, &r->origin, msg, sizeof msg) == 0;
+		if (url_policy_request(o->url, msg, sizeof msg) != NULL)
+			xasprintf(&r->refused, "not sent: %s", msg);
+	}
 	r->method = xstrdup(o->method ? o->method : (o->body ? "POST" : "GET"));
 	if (o->body != NULL) {
 		r->body = xmalloc(o->body_len + 1);

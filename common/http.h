@@ -3,8 +3,11 @@
  *  - every request has connect, low-speed and total timeouts, so none can hang;
  *  - connection errors, timeouts, 5xx and 429 are retried with exponential backoff and jitter, honouring
  *    Retry-After, a configurable number of times (before any body byte reached a streaming consumer);
- *  - redirects are an error unless configured, and a 2xx body of an unexpected Content-Type (an HTML login or
- *    error page) is an error, never an empty result;
+ *  - redirects are an error unless configured (follow_redirects), and then followed only within the origin of the
+ *    request (scheme, host, port), each one logged: a redirect to another origin, a downgrade to http or a file://
+ *    URL is refused, so a credential in a header or body (UsernameToken, Basic, Bearer, a client secret) reaches no
+ *    other host;
+ *  - a 2xx body of an unexpected Content-Type (an HTML login or error page) is an error, never an empty result;
  *  - a client limits requests in flight and the interval between request starts.
  *
  * A request buffers its body (bounded), spools it (small bodies in memory, large ones in an unlinked temp file, so a

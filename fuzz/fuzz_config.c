@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -30,6 +31,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (fd == -1) {
 		log_init("fuzz", 0);
 		fd = memfd_create("fuzz-config", 0);
+		fchmod(fd, 0600);	/* a memfd is 0777: config_load refuses a file others can write */
 		snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
 	}
 	if (ftruncate(fd, 0) == -1 || pwrite(fd, data, size, 0) != (ssize_t)size)

@@ -195,6 +195,31 @@ configure(struct cricos *c, const struct config *cfg, char **cause)
 	return 0;
 }
 
+static void
+free_settings(struct cricos *c)
+{
+	size_t i;
+
+	free(c->base);
+	free(c->package_id);
+	for (i = 0; i < T_COUNT; i++)
+		free(c->resource_id[i]);
+	free(c->page_sort);
+}
+
+/* -n: what configure() refuses, with nothing kept. */
+static int
+cricos_check(const struct config *cfg, const char *section, char **cause)
+{
+	struct cricos tmp;
+	int rc;
+
+	memset(&tmp, 0, sizeof tmp);
+	rc = configure(&tmp, cfg, cause);
+	free_settings(&tmp);
+	return rc;
+}
+
 static int
 cricos_init(struct daemon *d, char **cause)
 {
@@ -229,16 +254,11 @@ static void
 cricos_fini(struct daemon *d)
 {
 	struct cricos *c = d->job_ctx;
-	size_t i;
 
 	if (c == NULL)
 		return;
 	http_client_free(c->http);
-	free(c->base);
-	free(c->package_id);
-	for (i = 0; i < T_COUNT; i++)
-		free(c->resource_id[i]);
-	free(c->page_sort);
+	free_settings(c);
 	free(c);
 	d->job_ctx = NULL;
 }
@@ -287,6 +307,7 @@ static const struct job_def cricos_job = {
 	.nphases = sizeof phases / sizeof phases[0],
 	.uses_corpus = true,
 	.config_keys = cricos_keys,
+	.check = cricos_check,
 	.init = cricos_init,
 	.fini = cricos_fini,
 	.reload = cricos_reload,

@@ -182,8 +182,9 @@ http_settings(struct qbr *q, const struct config *cfg)
 		http_client_settings(q->oauth, &hs);
 }
 
+/* Load and check the configuration into q; check_only (-n) changes nothing on disk. */
 static int
-load_config(struct qbr *q, const struct config *cfg, char **cause)
+load_config(struct qbr *q, const struct config *cfg, bool check_only, char **cause)
 {
 	const char *v;
 	char *idsecret;
@@ -224,7 +225,7 @@ load_config(struct qbr *q, const struct config *cfg, char **cause)
 		char *dir;
 
 		xasprintf(&dir, "%s/qb-reconcile", config_str(cfg, "paths", "state_dir"));
-		if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
+		if (!check_only && mkdir(dir, 0700) == -1 && errno != EEXIST) {
 			xasprintf(cause, "cannot create the token directory %s: %s", dir, strerror(errno));
 			free(dir);
 			return -1;
@@ -296,6 +297,19 @@ move_config(struct qbr *q, struct qbr *src)
 
 /* --- hooks -------------------------------------------------------------------------------------------------- */
 
+/* -n: everything load_config refuses (the client secret included), with nothing kept or created. */
+static int
+qbr_check(const struct config *cfg, const char *section, char **cause)
+{
+	struct qbr tmp;
+	int rc;
+
+	memset(&tmp, 0, sizeof tmp);
+	rc = load_config(&tmp, cfg, true, cause);
+	free_config(&tmp);
+	return rc;
+}
+
 static int
 qbr_init(struct daemon *d, char **cause)
 {
@@ -306,7 +320,7 @@ qbr_init(struct daemon *d, char **cause)
 
 	q->d = d;
 	d->job_ctx = q;
-	if (load_config(q, d->cfg, cause) == -1)
+	if (load_config(q, d->cfg, false, cause) == -1)
 		return -1;
 	http_settings(q, d->cfg);
 	if ((rc = tokens_load(q->token_file, &q->tok, &err)) == -1) {
@@ -339,7 +353,7 @@ qbr_reload(struct daemon *d, char **cause)
 	/* Load the new configuration aside: a bad one leaves the running one untouched. */
 	memset(&tmp, 0, sizeof tmp);
 	tmp.d = d;
-	if (load_config(&tmp, d->cfg, cause) == -1) {
+	if (load_config(&tmp, d->cfg, false, cause) == -1) {
 		free_config(&tmp);
 		return -1;
 	}
@@ -450,6 +464,7 @@ static const struct job_def qbr_job = {
 	.nphases = sizeof qbr_phases / sizeof qbr_phases[0],
 	.uses_corpus = false,
 	.config_keys = qbr_keys,
+	.check = qbr_check,
 	.init = qbr_init,
 	.fini = qbr_fini,
 	.reload = qbr_reload,

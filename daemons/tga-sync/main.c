@@ -52,6 +52,26 @@ make_sources(struct tga *t)
 		t->src = src_soap_new(t);
 }
 
+/* -n: what setup() refuses (the settings, and the password for the SOAP source), without keeping anything. */
+static int
+tga_check(const struct config *cfg, const char *section, char **cause)
+{
+	struct tga_settings set;
+	char *password;
+
+	if (tga_settings_load(&set, cfg, section, cause) == -1)
+		return -1;
+	if (set.source == TGA_SOURCE_SOAP) {
+		if ((password = secret_load(cfg, section, "password_file", "tga-password", cause)) == NULL) {
+			tga_settings_free(&set);
+			return -1;
+		}
+		secret_free(password);
+	}
+	tga_settings_free(&set);
+	return 0;
+}
+
 static int
 setup(struct daemon *d, struct tga *t, char **cause)
 {
@@ -255,6 +275,7 @@ static const struct job_def tga_sync_job = {
 	.nphases = sizeof phases / sizeof phases[0],
 	.uses_corpus = true,
 	.config_keys = tga_config_keys,
+	.check = tga_check,
 	.init = tga_init,
 	.fini = tga_fini,
 	.reload = tga_reload,

@@ -49,7 +49,8 @@ const struct cfg_key tga_config_keys[] = {
 	{ "namespace", CFG_STR, NULL, 0, 0, NULL, 0,
 	    "Override the service namespace (default derived from version)." },
 	{ "username", CFG_STR, NULL, 0, 0, NULL, 0,
-	    "WS-Security user name, required with source = soap (the public sandbox uses WebService.Read)." },
+	    "WS-Security user name (the TGA account): required with source = soap, the default (the public sandbox "
+	    "uses WebService.Read)." },
 	{ "password_file", CFG_PATH, NULL, 0, 0, NULL, 0,
 	    "File (mode 0600) holding the password, unless the systemd credential tga-password is given." },
 	{ "ws_timestamp", CFG_BOOL, "yes", 0, 0, NULL, 0,
@@ -156,7 +157,7 @@ where_error(char **cause, const struct config *cfg, const char *section, const c
 	va_start(ap, fmt);
 	xvasprintf(&msg, fmt, ap);
 	va_end(ap);
-	xasprintf(cause, "%s: [%s] %s: %s", where, section, key, msg);
+	xasprintf(cause, "%s: %s", where, msg);
 	free(msg);
 	return -1;
 }
@@ -195,18 +196,6 @@ ncname(const char *s)
 	return true;
 }
 
-/* Plain http would carry the password in clear text: only to this machine (tests, the demo, a local proxy). */
-static bool
-loopback_url(const char *url)
-{
-	const char *h = strstr(url, "://");
-
-	if (h == NULL)
-		return false;
-	h += 3;
-	return strncmp(h, "127.", 4) == 0 || strncasecmp(h, "localhost", 9) == 0 || strncmp(h, "[::1]", 5) == 0;
-}
-
 int
 tga_settings_load(struct tga_settings *s, const struct config *cfg, const char *sec, char **cause)
 {
@@ -219,10 +208,8 @@ tga_settings_load(struct tga_settings *s, const struct config *cfg, const char *
 
 	memset(s, 0, sizeof *s);
 	s->source = strcmp(config_str(cfg, sec, "source"), "rest") == 0 ? TGA_SOURCE_REST : TGA_SOURCE_SOAP;
+	/* base_url and rest_base_url passed the URL policy (urlpolicy.h) when the file was loaded. */
 	v = config_str(cfg, sec, "base_url");
-	if (strncasecmp(v, "https://", 8) != 0 && !(strncasecmp(v, "http://", 7) == 0 && loopback_url(v)))
-		return where_error(cause, cfg, sec, "base_url", "'%s': must be https:// (plain http only to a loopback "
-		    "address: the password travels in the request)", v);
 	s->base_url = xstrdup(v);
 	len = strlen(s->base_url);
 	while (len > 0 && s->base_url[len - 1] == '/')
@@ -297,11 +284,6 @@ tga_settings_load(struct tga_settings *s, const struct config *cfg, const char *
 	s->parse_retries = (int)config_int(cfg, sec, "parse_retries");
 	s->summary_list_max = (int)config_int(cfg, sec, "summary_list_max");
 	v = config_str(cfg, sec, "rest_base_url");
-	if (strncasecmp(v, "https://", 8) != 0 && !(strncasecmp(v, "http://", 7) == 0 && loopback_url(v))) {
-		tga_settings_free(s);
-		return where_error(cause, cfg, sec, "rest_base_url", "'%s': must be https:// (plain http only to a "
-		    "loopback address)", v);
-	}
 	s->rest_base_url = xstrdup(v);
 	len = strlen(s->rest_base_url);
 	while (len > 0 && s->rest_base_url[len - 1] == '/')

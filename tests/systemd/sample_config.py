@@ -55,7 +55,9 @@ INTROS = {
 # Defaults for every daemon's HTTP requests; a daemon section may override each of these keys.""",
     "tga-sync": """\
 # tga-sync: the weekly sync of the National Register of VET (training.gov.au SOAP web services).
-# Password: systemd credential tga-password, or password_file.""",
+# Set username (the TGA account: required with source = soap, the default) and give the password: systemd
+# credential tga-password, or password_file.  Or set source = rest (the public REST API, no account).
+# `tga-sync -n` says what is still missing.""",
     "cricos-sync": """\
 # cricos-sync: the monthly CRICOS sync from data.gov.au (CKAN), with the edition watch.""",
     "qb-reconcile": """\

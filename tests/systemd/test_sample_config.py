@@ -8,6 +8,7 @@ the sample, with its keys uncommented as documented, through each daemon's own `
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -59,15 +60,33 @@ class SampleConfigTest(unittest.TestCase):
             else:
                 out.append(line)
             required = line.startswith("# (required)")
-        with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
-            f.write("\n".join(out) + "\n")
-            path = f.name
+        # -n checks what start-up checks, secrets included (issue 13, item 8): what every site adds to the sample
+        # is the TGA account and the secrets.  Without the account, -n says so.
+        creds = tempfile.mkdtemp(prefix="rs-sample-creds-")
+        for name in ("tga-password", "qb-client-secret"):
+            fd = os.open(os.path.join(creds, name), os.O_WRONLY | os.O_CREAT, 0o600)
+            os.write(fd, b"sample-secret-value\n")
+            os.close(fd)
+        env = dict(os.environ, CREDENTIALS_DIRECTORY=creds)
+        paths = []
         try:
+            for name, text in (("bare", out), ("site", [l for line in out for l in (
+                    [line, "username = x"] if line == "[tga-sync]" else [line])])):
+                with tempfile.NamedTemporaryFile("w", suffix="-%s.conf" % name, delete=False) as f:
+                    f.write("\n".join(text) + "\n")
+                    paths.append(f.name)
+            p = subprocess.run([os.path.join(BIN, "tga-sync"), "-n", "-c", paths[0]], capture_output=True, text=True,
+                               env=env)
+            self.assertEqual(p.returncode, 5, p.stdout + p.stderr)
+            self.assertIn("[tga-sync] username (not set): required with source = soap", p.stderr)
             for d in DAEMONS:
-                p = subprocess.run([os.path.join(BIN, d), "-n", "-c", path], capture_output=True, text=True)
+                p = subprocess.run([os.path.join(BIN, d), "-n", "-c", paths[1]], capture_output=True, text=True,
+                                   env=env)
                 self.assertEqual(p.returncode, 0, "%s -n on the uncommented sample:\n%s" % (d, p.stdout + p.stderr))
         finally:
-            os.unlink(path)
+            for path in paths:
+                os.unlink(path)
+            shutil.rmtree(creds)
 
 
 if __name__ == "__main__":

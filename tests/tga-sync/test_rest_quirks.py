@@ -171,7 +171,8 @@ class RestQuirksTest(unittest.TestCase):
             self.envs.append(env)
             soap = Daemon("tga-sync", path, wd)
             self.assertNotEqual(soap.run_once(), 0)
-            self.assertIn("[tga-sync] username: required with source = soap", soap.read_log())
+            self.assertIn("[tga-sync] username (not set): required with source = soap", soap.read_log())
+            self.assertEqual(soap.read_log().count("[tga-sync] username"), 1)     # the key, named once
             # REST: no username and no password anywhere, and none is looked for.
             self.assertNotIn("username", read(env.config))
             self.assertEqual(env.run_once(), 0, env.daemon.read_log()[-3000:])

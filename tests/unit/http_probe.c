@@ -5,6 +5,7 @@
  *
  *   http-probe URL [--accept TYPES] [--retries N] [--connect-timeout MS] [--low-speed-time MS]
  *              [--total-timeout MS] [--backoff MS] [--follow] [--spool] [--stream] [--secret S]
+ *              [--post BODY] [--header "Name: value"]... [--ca-file FILE]
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -76,13 +77,17 @@ main(int argc, char **argv)
 		{ "spool", no_argument, NULL, 's' },
 		{ "stream", no_argument, NULL, 'S' },
 		{ "secret", required_argument, NULL, 'x' },
+		{ "post", required_argument, NULL, 'p' },
+		{ "header", required_argument, NULL, 'H' },
+		{ "ca-file", required_argument, NULL, 'C' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct http_settings s;
 	struct http_req_opts o;
 	struct http_client *hc;
 	struct evcurl *ec;
-	int ch;
+	const char *headers[9];
+	int ch, nheaders = 0;
 
 	log_init("http-probe", 0);
 	memset(&s, 0, sizeof s);
@@ -128,6 +133,17 @@ main(int argc, char **argv)
 		case 'x':
 			secret_register(optarg);	/* as a daemon registers what it loads */
 			break;
+		case 'p':
+			o.body = optarg;
+			o.body_len = strlen(optarg);
+			break;
+		case 'H':
+			if (nheaders < 8)
+				headers[nheaders++] = optarg;
+			break;
+		case 'C':
+			snprintf(s.ca_file, sizeof s.ca_file, "%s", optarg);
+			break;
 		default:
 			return 2;
 		}
@@ -140,9 +156,11 @@ main(int argc, char **argv)
 	http_set_spool_dir("/tmp");
 	ec = evcurl_new(EV_DEFAULT);
 	hc = http_client_new(ec, EV_DEFAULT, &s);
+	headers[nheaders] = NULL;
+	o.headers = headers;
 	o.url = argv[optind];
 	o.on_done = on_done;
-	o.what = "GET";
+	o.what = o.body != NULL ? "POST" : "GET";
 	o.retries = s.retries == 0 ? -1 : s.retries;
 	http_request(hc, &o);
 	ev_run(EV_DEFAULT, 0);

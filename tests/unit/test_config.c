@@ -92,7 +92,11 @@ main(void)
 		char big[6000];
 
 		memset(big, 'x', sizeof big);
-		memcpy(big, "[tga-sync]\nurl = http://a/\npage_size = 5000\nx = ", 47);
+		{
+			static const char head[] = "[tga-sync]\nurl = http://127.0.0.1/\npage_size = 5000\nx = ";
+
+			memcpy(big, head, sizeof head - 1);
+		}
 		big[sizeof big - 2] = '\n';
 		big[sizeof big - 1] = '\0';
 		snprintf(path, sizeof path, "%s", write_file("long.conf", big, 0600));
@@ -120,6 +124,27 @@ main(void)
 		cause = NULL;
 	}
 
+	/* Every URL key goes through the URL policy (urlpolicy.h), and mail without TLS only to a loopback relay. */
+	snprintf(path, sizeof path, "%s", write_file("urls.conf",
+	    "[tga-sync]\nurl = http://127.0.0.1@192.0.2.2:8080/x\n[smtp]\nurl = smtp://mail.example:25\ntls = none\n",
+	    0600));
+	cfg = config_load(path, sections, &cause);
+	CHECK(cfg == NULL);
+	CHECK(cause && strstr(cause, "urls.conf:2: [tga-sync] url: the URL holds a user name or password"));
+	CHECK(cause && strstr(cause, "urls.conf:5: [smtp] tls: none sends the mails (and the SMTP password) in clear"));
+	free(cause);
+	cause = NULL;
+	snprintf(path, sizeof path, "%s", write_file("urls-ok.conf",
+	    "[tga-sync]\nurl = http://127.0.0.1:8080/x\n[smtp]\nurl = smtp://127.0.0.1:25\ntls = none\n", 0600));
+	cfg = config_load(path, sections, &cause);
+	CHECK(cfg != NULL);
+	config_free(cfg);
+	snprintf(path, sizeof path, "%s", write_file("urls-tls.conf",
+	    "[tga-sync]\nurl = https://ws.example/x\n[smtp]\nurl = smtp://mail.example:587\n", 0600));
+	cfg = config_load(path, sections, &cause);
+	CHECK(cfg != NULL);
+	config_free(cfg);
+
 	/* Missing file. */
 	CHECK(config_load("/nonexistent/sync.conf", sections, &cause) == NULL);
 	CHECK(cause && strstr(cause, "/nonexistent/sync.conf: cannot open"));
@@ -128,7 +153,7 @@ main(void)
 
 	/* Secrets: from the file named in the config, or from $CREDENTIALS_DIRECTORY first. */
 	write_file("pw", "s3cret-from-file\n", 0600);
-	snprintf(where, sizeof where, "[tga-sync]\nurl = http://a/\npassword_file = %s/pw\n", dir);
+	snprintf(where, sizeof where, "[tga-sync]\nurl = http://127.0.0.1/\npassword_file = %s/pw\n", dir);
 	snprintf(path, sizeof path, "%s", write_file("secret.conf", where, 0600));
 	cfg = config_load(path, sections, &cause);
 	CHECK(cfg != NULL);
@@ -156,7 +181,7 @@ main(void)
 		cause = NULL;
 		config_free(cfg);
 	}
-	snprintf(path, sizeof path, "%s", write_file("nosecret.conf", "[tga-sync]\nurl = http://a/\n", 0600));
+	snprintf(path, sizeof path, "%s", write_file("nosecret.conf", "[tga-sync]\nurl = http://127.0.0.1/\n", 0600));
 	cfg = config_load(path, sections, &cause);
 	CHECK(cfg != NULL && secret_load(cfg, "tga-sync", "password_file", "tga-password", &cause) == NULL);
 	CHECK(cause && strstr(cause, "password_file is not set and there is no systemd credential 'tga-password'"));
