@@ -118,7 +118,7 @@ class SourceEqualityTest(unittest.TestCase):
             answers = [fake.post("/_fake/mutate", s)["changes"] for s in specs]
             # The changes are stamped at LATER; the cycle's clock must be past them (the SOAP plan ends at "now").
             fake.post("/_fake/clock", {"advance": 60})
-        self.assertEqual(self.rest_fake.get("/api/metadata")["dataExportSyncDateTime"], LATER)
+        self.assertEqual(self.rest_fake.get("/api/metadata")["dataExportSynchronisationDateTime"], LATER)
         summary, changes = self.cycle_both()
         deleted = {units[0], quals[2]}
         removed = {x["code"] for t in summary["components"].values() for x in t["removed_list"]}
