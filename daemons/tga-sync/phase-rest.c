@@ -365,7 +365,8 @@ in_refetch(struct step *st, enum tga_service svc, const char *code)
  *    "scope": {"rtos": <RTOs whose scope was read>, "rows_expected": <scopesummary / first pages>,
  *              "rows_missing": <still missing after the restarts>, "short_rtos": <RTOs short>},
  *    "shortfalls": [<what was missing, named>, ... at most MAX_SHORTFALLS], "n_shortfalls": <all of them>}
- * write_snapshot copies it onto the run row's summary, and the mail prints it.
+ * write_snapshot copies it onto the run row's summary, and the mail prints it.  cycle_state "phase_shortfalls"
+ * {"<phase>": [the same messages of that phase]} names them on the phase's step row.
  */
 #define MAX_SHORTFALLS 20
 
@@ -399,18 +400,26 @@ cs_add(cJSON *o, const char *key, int64_t n)
 }
 
 static void
-shortfall(struct step *st, const char *msg)
+add_capped(cJSON *parent, const char *key, const char *msg)
 {
-	cJSON *cp = cs_obj(step_cycle_state(st), "completeness"), *l = cJSON_GetObjectItemCaseSensitive(cp,
-	    "shortfalls");
+	cJSON *l = cJSON_GetObjectItemCaseSensitive(parent, key);
 
 	if (!cJSON_IsArray(l)) {
-		cJSON_DeleteItemFromObjectCaseSensitive(cp, "shortfalls");
-		l = cJSON_AddArrayToObject(cp, "shortfalls");
+		cJSON_DeleteItemFromObjectCaseSensitive(parent, key);
+		l = cJSON_AddArrayToObject(parent, key);
 	}
 	if (cJSON_GetArraySize(l) < MAX_SHORTFALLS)
 		cJSON_AddItemToArray(l, cJSON_CreateString(msg));
+}
+
+static void
+shortfall(struct step *st, const char *msg)
+{
+	cJSON *cs = step_cycle_state(st), *cp = cs_obj(cs, "completeness");
+
+	add_capped(cp, "shortfalls", msg);
 	cs_add(cp, "n_shortfalls", 1);
+	add_capped(cs_obj(cs, "phase_shortfalls"), step_phase(st), msg);
 }
 
 /* A partition's page is in: count its results against the type's total (taken from its first page). */
@@ -445,22 +454,23 @@ check_search(struct crawl *c)
 	shortfall(c->st, msg);
 }
 
-/* The phase's last step: its step row names the shortfalls of the cycle so far (the run ends partial). */
+/* The phase's last step: its step row names the phase's shortfalls (its rejected count makes the run partial). */
 static void
 phase_shortfalls(struct step *st)
 {
-	const cJSON *cp = cJSON_GetObjectItemCaseSensitive(step_cycle_state(st), "completeness"), *it;
+	const cJSON *l = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(step_cycle_state(st),
+	    "phase_shortfalls"), step_phase(st)), *it;
 	char msg[1024];
-	size_t n = 0;
+	size_t n;
 
-	if (cs_num(cp, "n_shortfalls", 0) == 0)
+	if (cJSON_GetArraySize(l) == 0)
 		return;
 	n = (size_t)snprintf(msg, sizeof msg, "shortfall:");
-	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(cp, "shortfalls"))
+	cJSON_ArrayForEach(it, l)
 		if (n < sizeof msg && cJSON_IsString(it))
 			n += (size_t)snprintf(msg + n, sizeof msg - n, " %s;", it->valuestring);
-	if (n < sizeof msg && cs_num(cp, "n_shortfalls", 0) > MAX_SHORTFALLS)
-		snprintf(msg + n, sizeof msg - n, " ... %lld in all", (long long)cs_num(cp, "n_shortfalls", 0));
+	if (n < sizeof msg && cJSON_GetArraySize(l) >= MAX_SHORTFALLS)
+		snprintf(msg + n, sizeof msg - n, " ... (the run summary's completeness has them all)");
 	step_set_status(st, "partial", msg);
 }
 

@@ -132,6 +132,7 @@ class RestShapesTest(unittest.TestCase):
         step = [s for s in steps if s[0] == "sync_training"][-1]
         self.assertEqual(step[1], "partial")
         self.assertIn("search [Unit]: 0 of %d records listed, %d missing" % (units, units), step[3])
+        self.assertEqual([s[1] for s in steps if s[0] == "sync_orgs"][-1], "complete")  # its own phase only
         comp = summary["completeness"]
         self.assertEqual(comp["search"]["Unit"], {"total": units, "read": 0})
         self.assertEqual(comp["n_shortfalls"], 1)
