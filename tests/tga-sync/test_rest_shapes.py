@@ -14,6 +14,8 @@ exit 0 with rows missing fails the test (outcome()).
 
 import os
 import sys
+import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -167,6 +169,38 @@ class RestShapesTest(unittest.TestCase):
         self.fake.post("/_fake/fault/clear")
         rc, run, steps, summary = self.outcome(e)
         self.assertEqual(rc, 0, steps)
+
+    def test_scope_total_moving_with_count_only(self):
+        # With the total only as count (unicorn-cms's reading), an RTO whose scope changes between its pages is read
+        # again from its start: before issue 18 only totalCount was read and the guard never fired.
+        self.fake.post("/_fake/config", {"totals": "count"})
+        units = {c["Code"] for c in self.dump["TrainingComponents"] if c["ComponentType"] == "Unit"}
+        rto = max(self.dump["Organisations"],
+                  key=lambda o: sum(1 for x in o["Scopes"] if x["NrtCode"] in units))
+        held = {x["NrtCode"] for x in rto["Scopes"]}
+        self.assertGreater(len(units & held), 10)
+        # Hold the RTO's second page of units until the register has moved under it.
+        self.fake.post("/_fake/fault", {"op": "scope", "kind": "slow", "delay": 5, "count": 1,
+                                        "match": "/organisation/%s/scope?offset=10&pageSize=10&filters=componentType"
+                                                 "%%3D%%3Dunit" % rto["Code"]})
+        e = self.env("tgashapemove", rest_scope_page_size=10)
+        result = {}
+        t = threading.Thread(target=lambda: result.update(rc=e.run_once()))
+        t.start()
+        try:
+            deadline = time.monotonic() + 120
+            while self.fake.get("/_fake/fault") and time.monotonic() < deadline:
+                time.sleep(0.05)  # waiting for the positive signal: the held page has been asked for
+            self.fake.post("/_fake/mutate", {"action": "scope", "code": rto["Code"],
+                                             "add": sorted(units - held)[:3]})
+        finally:
+            t.join()
+        self.assertEqual(result.get("rc"), 0, e.daemon.read_log()[-3000:])
+        log = e.daemon.read_log()
+        self.assertIn("scope went from", log)
+        self.assertIn("reading it again from the start", log)
+        self.assertEqual(tgalib.compare_rest(e.corpus, tgalib.fake_dump(self.fake)), {})
+        type(self).dump = tgalib.fake_dump(self.fake)  # the register has moved for the tests after this one
 
     def test_evidenced_addresses_and_abns(self):
         # The fake's default: address{state: "NSW", country: "Australia"} and ABNs "12 345 678 901"; stored as the
