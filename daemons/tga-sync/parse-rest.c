@@ -551,26 +551,19 @@ pr_grid(const cJSON *arr, const char *component, const char *release_number, str
 
 /* --- an organisation ------------------------------------------------------------------------------------------- */
 
-/* An ABN as SOAP gives it, digits only: the live search serves "12 345 678 901" (sourcerer strips the spaces).  A
- * value with anything but digits and spaces is kept as sent (trimmed), to be seen rather than mangled. */
+/* An ABN digits only, as both sources store it: the live search serves "12 345 678 901" (sourcerer strips the
+ * spaces).  A value with anything but digits and blanks is kept as sent (trimmed), to be seen rather than mangled. */
 static void
 abn_value(struct rec *r, int field, const char *s)
 {
 	char d[64];
-	size_t i, n = 0, len = strlen(s);
+	size_t len = strlen(s);
 
 	parse_trim(&s, &len);
-	for (i = 0; i < len; i++) {
-		if (s[i] == ' ' || s[i] == '\t')
-			continue;
-		if (s[i] < '0' || s[i] > '9' || n + 1 >= sizeof d) {
-			rec_set(r, field, s, len);
-			return;
-		}
-		d[n++] = s[i];
-	}
-	d[n] = '\0';
-	rec_set_str(r, field, n > 0 ? d : NULL);
+	if (parse_abn(s, len, d, sizeof d))
+		rec_set_str(r, field, d);
+	else
+		rec_set(r, field, s, len);
 }
 
 /* The states and territories as SOAP codes them (StateCode, ABS order), by abbreviation and by name. */

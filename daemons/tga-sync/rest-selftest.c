@@ -421,6 +421,11 @@ test_types(void)
 {
 	char out[64];
 
+	/* ABNs digits only, for both sources (parse.h). */
+	CHECK(parse_abn("12 345 678 901", 14, out, sizeof out) && strcmp(out, "12345678901") == 0, "%s", out);
+	CHECK(!parse_abn("ABN 12 345", 10, out, sizeof out) && !parse_abn("  ", 2, out, sizeof out) &&
+	    !parse_abn("123456789012", 12, out, 12), "not an ABN");
+
 	rest_type_to_soap("skillSet", 8, out, sizeof out);
 	CHECK(strcmp(out, "SkillSet") == 0, "%s", out);
 	rest_type_to_soap("accreditedUnit", 14, out, sizeof out);
