@@ -19,6 +19,7 @@ static const struct {
 	{ "AccreditedCourse", "Accredited courses" },
 	{ "AccreditedCourseModule", "Accredited course modules" },
 	{ "UnitContextualisation", "Unit contextualisations" },
+	{ "Organisation", "RTOs" },		/* the REST organisation search (completeness) */
 };
 
 static int64_t
