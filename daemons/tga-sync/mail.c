@@ -95,8 +95,8 @@ completeness(struct buf *out, const cJSON *cp)
 			buf_printf(out, "  %-26s %9" PRId64 " / (no total given)\n", plural_of(o->string), num(o, "read"));
 	}
 	if (scope != NULL)
-		buf_printf(out, "  %-26s %9" PRId64 " rows missing of %" PRId64 " announced, in %" PRId64 " of %" PRId64
-		    " RTOs read\n", "RTO scope", num(scope, "rows_missing"), num(scope, "rows_expected"),
+		buf_printf(out, "  %-26s %9" PRId64 " rows missing of %" PRId64 " announced (%" PRId64 " of %" PRId64
+		    " RTOs read short)\n", "RTO scope", num(scope, "rows_missing"), num(scope, "rows_expected"),
 		    num(scope, "short_rtos"), num(scope, "rtos"));
 	if (n == 0) {
 		buf_printf(out, "  nothing missing\n");
