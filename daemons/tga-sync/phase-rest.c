@@ -440,8 +440,9 @@ count_search(struct crawl *c)
 static void
 check_search(struct crawl *c)
 {
-	const cJSON *t = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(
-	    step_cycle_state(c->st), "completeness"), "search"), partition_name(c));
+	const cJSON *cp = cJSON_GetObjectItemCaseSensitive(step_cycle_state(c->st), "completeness");
+	const cJSON *t = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(cp, "search"),
+	    partition_name(c));
 	int64_t total = cs_num(t, "total", -1), read = cs_num(t, "read", 0);
 	char msg[300];
 
