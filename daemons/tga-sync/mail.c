@@ -19,6 +19,7 @@ static const struct {
 	{ "AccreditedCourse", "Accredited courses" },
 	{ "AccreditedCourseModule", "Accredited course modules" },
 	{ "UnitContextualisation", "Unit contextualisations" },
+	{ "Organisation", "RTOs" },		/* the REST organisation search (completeness) */
 };
 
 static int64_t
@@ -79,6 +80,41 @@ listing(struct buf *out, const char *label, const cJSON *o, const char *what, co
 		buf_printf(out, "  ... and %" PRId64 " more\n", total - shown);
 }
 
+/* source = rest: what the crawl read against the totals the API announced, and what was missing (phase-rest.c). */
+static void
+completeness(struct buf *out, const cJSON *cp)
+{
+	const cJSON *o, *scope = cJSON_GetObjectItemCaseSensitive(cp, "scope"), *e;
+	int64_t n = num(cp, "n_shortfalls"), shown = 0;
+
+	if (cp == NULL)
+		return;
+	buf_printf(out, "\nCompleteness (read / announced by the API):\n");
+	cJSON_ArrayForEach(o, cJSON_GetObjectItemCaseSensitive(cp, "search")) {
+		if (num(o, "total") >= 0 && cJSON_GetObjectItemCaseSensitive(o, "total") != NULL)
+			buf_printf(out, "  %-26s %9" PRId64 " / %" PRId64 "\n", plural_of(o->string), num(o, "read"),
+			    num(o, "total"));
+		else
+			buf_printf(out, "  %-26s %9" PRId64 " / (no total given)\n", plural_of(o->string), num(o, "read"));
+	}
+	if (scope != NULL)
+		buf_printf(out, "  %-26s %9" PRId64 " rows missing of %" PRId64 " announced (%" PRId64 " of %" PRId64
+		    " RTOs read short)\n", "RTO scope", num(scope, "rows_missing"), num(scope, "rows_expected"),
+		    num(scope, "short_rtos"), num(scope, "rtos"));
+	if (n == 0) {
+		buf_printf(out, "  nothing missing\n");
+		return;
+	}
+	buf_printf(out, "  Shortfalls (%" PRId64 "; the run is partial, they are read again next cycle):\n", n);
+	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(cp, "shortfalls"))
+		if (cJSON_IsString(e)) {
+			buf_printf(out, "  ! %s\n", e->valuestring);
+			shown++;
+		}
+	if (n > shown)
+		buf_printf(out, "  ... and %" PRId64 " more\n", n - shown);
+}
+
 void
 tga_format_summary(const cJSON *sum, struct buf *out)
 {
@@ -115,6 +151,7 @@ tga_format_summary(const cJSON *sum, struct buf *out)
 	    num(scope, "rtos"), num(scope, "rtos") == 1 ? "" : "s");
 	buf_printf(out, "  Tombstones: %" PRId64 " new, %" PRId64 " applied to stored rows\n", num(tombs, "new"),
 	    num(tombs, "applied"));
+	completeness(out, cJSON_GetObjectItemCaseSensitive(sum, "completeness"));
 
 	cJSON_ArrayForEach(o, comps) {
 		listing(out, plural_of(o->string), o, "added", "+", "title");

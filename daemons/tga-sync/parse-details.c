@@ -551,8 +551,14 @@ org_end(struct xml_parser *p, void *h, int id, int parent, int grandparent, int 
 			case XN_StateOverseas: set_text(r, 6, text, len, nil); break;
 			}
 		} else if (parent == XN_Abns && id == XN_string && !c->abn_seen && !nil) {
-			/* The first ABN of the legal person (the register has one). */
-			set_token(&c->rel, 1, text, len, nil);
+			/* The first ABN of the legal person (the register has one), digits only as the REST source
+			 * stores it (parse.h). */
+			char abn[64];
+
+			if (parse_abn(text, len, abn, sizeof abn))
+				rec_set_str(&c->rel, 1, abn);
+			else
+				set_token(&c->rel, 1, text, len, nil);
 			c->abn_seen = true;
 		}
 		return;

@@ -273,24 +273,45 @@ release_currency(struct rec *r, int field, const cJSON *rel)
 
 /* --- metadata, search ------------------------------------------------------------------------------------------ */
 
+/* The sync time's key: the live API's (a published audit of /api/metadata), then the reference's. */
+static const char *const sync_keys[] = { "dataExportSynchronisationDateTime", "dataExportSyncDateTime" };
+
 int
 pr_metadata(const char *body, size_t len, int64_t *ticks, char *msg, size_t msglen)
 {
 	cJSON *d = json_parse_bounded(body, len, PR_MAX_NODES, msg, msglen);
-	const cJSON *v;
+	const cJSON *v = NULL, *k;
+	size_t i, n;
 	bool zone;
 	int rc = -1;
 
 	if (d == NULL)
-		;	/* msg says why */
-	else if (!cJSON_IsObject(d))
+		goto done;	/* msg says why */
+	if (!cJSON_IsObject(d)) {
 		snprintf(msg, msglen, "not a JSON object");
-	else if (!cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(d, "dataExportSyncDateTime")))
-		snprintf(msg, msglen, "no dataExportSyncDateTime");
+		goto done;
+	}
+	for (i = 0; i < sizeof sync_keys / sizeof sync_keys[0] && v == NULL; i++)
+		v = cJSON_GetObjectItemCaseSensitive(d, sync_keys[i]);
+	if (v == NULL) {
+		/* Name what is there, so that a renamed field is seen at once (keys bounded, no values). */
+		n = (size_t)snprintf(msg, msglen, "neither %s nor %s; its keys:", sync_keys[0], sync_keys[1]);
+		cJSON_ArrayForEach(k, d) {
+			if (n >= msglen)
+				break;
+			n += (size_t)snprintf(msg + n, msglen - n, " %.40s", k->string ? k->string : "?");
+		}
+		if (d->child == NULL && n < msglen)
+			snprintf(msg + n, msglen - n, " none");
+		goto done;
+	}
+	if (!cJSON_IsString(v))
+		snprintf(msg, msglen, "%s is not a string", v->string);
 	else if (!ticks_parse(v->valuestring, strlen(v->valuestring), ticks, &zone))
-		snprintf(msg, msglen, "dataExportSyncDateTime '%.40s' is not an ISO-8601 time", v->valuestring);
+		snprintf(msg, msglen, "%s '%.40s' is not an ISO-8601 time", v->string, v->valuestring);
 	else
 		rc = 0;
+done:
 	cJSON_Delete(d);
 	return rc;
 }
@@ -315,8 +336,16 @@ pr_search(const char *body, size_t len, enum tga_service svc, const char *expect
 		snprintf(msg, msglen, "no \"data\" array");
 		goto done;
 	}
+	/*
+	 * The total: totalCount (sourcerer reads it as "total in system").  "count" is the page's own rows in the
+	 * audit's example (5 for a page of 5), so it is taken as a total only when it cannot be that: more than the
+	 * page holds.  Otherwise the total is unknown and the list ends at an empty page.
+	 */
 	if ((v = cJSON_GetObjectItemCaseSensitive(d, "totalCount")) != NULL && cJSON_IsNumber(v) &&
 	    v->valuedouble >= 0)
+		out->count = (int64_t)v->valuedouble;
+	else if ((v = cJSON_GetObjectItemCaseSensitive(d, "count")) != NULL && cJSON_IsNumber(v) &&
+	    v->valuedouble > cJSON_GetArraySize(data))
 		out->count = (int64_t)v->valuedouble;
 	if (cJSON_GetArraySize(data) > page_size) {
 		snprintf(msg, msglen, "%d results for a page of %d", cJSON_GetArraySize(data), page_size);
@@ -531,6 +560,84 @@ pr_grid(const cJSON *arr, const char *component, const char *release_number, str
 
 /* --- an organisation ------------------------------------------------------------------------------------------- */
 
+/* An ABN digits only, as both sources store it: the live search serves "12 345 678 901" (sourcerer strips the
+ * spaces).  A value with anything but digits and blanks is kept as sent (trimmed), to be seen rather than mangled. */
+static void
+abn_value(struct rec *r, int field, const char *s)
+{
+	char d[64];
+	size_t len = strlen(s);
+
+	parse_trim(&s, &len);
+	if (parse_abn(s, len, d, sizeof d))
+		rec_set_str(r, field, d);
+	else
+		rec_set(r, field, s, len);
+}
+
+/* The states and territories as SOAP codes them (StateCode, ABS order), by abbreviation and by name. */
+static const struct {
+	const char *code, *abbr, *name;
+} states[] = {
+	{ "01", "NSW", "New South Wales" }, { "02", "VIC", "Victoria" }, { "03", "QLD", "Queensland" },
+	{ "04", "SA", "South Australia" }, { "05", "WA", "Western Australia" }, { "06", "TAS", "Tasmania" },
+	{ "07", "NT", "Northern Territory" }, { "08", "ACT", "Australian Capital Territory" },
+};
+
+/*
+ * An address's state and country as the SOAP columns hold them.  Evidenced: address{state} (the audit: a string;
+ * unicorn-cms reads address.state), the country by name and ISO alpha-3; sourcerer's search shows a state object
+ * {abbreviation}.  The fake's earlier guesses stateCode, countryCode, stateOverseas are still read when present.
+ * A state that is no Australian one is an overseas state (state_overseas); a country other than Australia has no
+ * SACC code from the REST API (country_code NULL).
+ */
+static void
+address_state(struct ctx *c, const cJSON *a, struct rec *r, int f_state, int f_country, int f_overseas)
+{
+	const cJSON *v;
+	const char *txt = NULL;
+	size_t i;
+
+	text(c, a, "stateCode", r, f_state, K_TOKEN);
+	text(c, a, "countryCode", r, f_country, K_TOKEN);
+	text(c, a, "stateOverseas", r, f_overseas, K_TEXT);
+	if (a == NULL)
+		return;
+	if (!rec_isset(r, f_state)) {
+		v = cJSON_GetObjectItemCaseSensitive(a, "state");
+		if (cJSON_IsObject(v)) {
+			const cJSON *x = cJSON_GetObjectItemCaseSensitive(v, "abbreviation");
+
+			if (!cJSON_IsString(x))
+				x = cJSON_GetObjectItemCaseSensitive(v, "code");
+			if (!cJSON_IsString(x))
+				x = cJSON_GetObjectItemCaseSensitive(v, "name");
+			v = x;
+		}
+		if (cJSON_IsString(v) && v->valuestring[0] != '\0')
+			txt = v->valuestring;
+		else if (v != NULL && !cJSON_IsNull(v))
+			err(c, "'state' is not a string");
+		for (i = 0; txt != NULL && i < sizeof states / sizeof states[0]; i++)
+			if (strcasecmp(txt, states[i].abbr) == 0 || strcasecmp(txt, states[i].name) == 0 ||
+			    strcmp(txt, states[i].code) == 0) {
+				rec_set_str(r, f_state, states[i].code);
+				txt = NULL;
+			}
+		if (txt != NULL && !rec_isset(r, f_overseas))
+			rec_set_str(r, f_overseas, txt);
+	}
+	if (!rec_isset(r, f_country)) {
+		const cJSON *n = cJSON_GetObjectItemCaseSensitive(a, "country");
+		const cJSON *a3 = cJSON_GetObjectItemCaseSensitive(a, "countryCodeAlpha3");
+
+		/* SACC 1101 Australia, as SOAP writes it. */
+		if ((cJSON_IsString(n) && strcasecmp(n->valuestring, "Australia") == 0) ||
+		    (cJSON_IsString(a3) && strcasecmp(a3->valuestring, "AUS") == 0))
+			rec_set_str(r, f_country, "1101");
+	}
+}
+
 int
 pr_org(const cJSON *o, bool legal, struct stage *stage, struct rec *head, char *updated, size_t updlen, char *msg,
     size_t msglen)
@@ -572,7 +679,7 @@ pr_org(const cJSON *o, bool legal, struct stage *stage, struct rec *head, char *
 			if ((abns = array(&c, x, "abns")) != NULL)
 				cJSON_ArrayForEach(e, abns)
 					if (cJSON_IsString(e)) {
-						set_value(head, ORG_ABN, e->valuestring, strlen(e->valuestring), K_TOKEN);
+						abn_value(head, ORG_ABN, e->valuestring);
 						break;
 					}
 			text(&c, x, "acn", head, ORG_ACN, K_TOKEN);
@@ -587,9 +694,9 @@ pr_org(const cJSON *o, bool legal, struct stage *stage, struct rec *head, char *
 			text(&c, a, "line2", &r, 1, K_TEXT);
 			text(&c, a, "suburb", &r, 2, K_TEXT);
 			text(&c, a, "postcode", &r, 3, K_TOKEN);
-			text(&c, a, "stateCode", &r, 4, K_TOKEN);
-			text(&c, a, "countryCode", &r, 5, K_TOKEN);
-			text(&c, a, "stateOverseas", &r, 6, K_TEXT);
+			if (!rec_isset(&r, 3))
+				text(&c, a, "postCode", &r, 3, K_TOKEN);	/* sourcerer's spelling */
+			address_state(&c, a, &r, 4, 5, 6);
 			text(&c, x, "startDate", &r, 7, K_DATE);
 			text(&c, x, "endDate", &r, 8, K_DATE);
 			put(&c, &r);
@@ -625,6 +732,14 @@ pr_org(const cJSON *o, bool legal, struct stage *stage, struct rec *head, char *
 	return c.failed ? -1 : 0;
 }
 
+static int64_t
+summary_count(const cJSON *x, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(x, key);
+
+	return cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 1e15 ? (int64_t)v->valuedouble : -1;
+}
+
 int
 pr_scopesummary(const char *body, size_t len, struct pr_types *out, char *msg, size_t msglen)
 {
@@ -658,8 +773,11 @@ pr_scopesummary(const char *body, size_t len, struct pr_types *out, char *msg, s
 			goto done;
 		}
 		snprintf(out->name[out->n], sizeof out->name[0], "%s", v->valuestring);
-		v = cJSON_GetObjectItemCaseSensitive(x, "totalCount");
-		out->total[out->n] = cJSON_IsNumber(v) && v->valuedouble >= 0 ? (int64_t)v->valuedouble : -1;
+		out->total[out->n] = summary_count(x, "totalCount");
+		if (out->total[out->n] < 0)
+			out->total[out->n] = summary_count(x, "count");
+		out->explicit_n[out->n] = summary_count(x, "explicitCount");
+		out->implicit_n[out->n] = summary_count(x, "implicitCount");
 		out->n++;
 	}
 	rc = 0;
@@ -801,7 +919,7 @@ pr_scope_page(const char *body, size_t len, const char *rto, bool explicit_on, b
 	int rc = -1;
 
 	memset(pg, 0, sizeof *pg);
-	pg->total = -1;
+	pg->total = pg->count = -1;
 	jscan_init(&j, body, len);
 	rec_init(&r);
 	if (jscan_next(&j) != JT_OBJECT) {
@@ -809,14 +927,18 @@ pr_scope_page(const char *body, size_t len, const char *rto, bool explicit_on, b
 		goto done;
 	}
 	while ((t = jscan_next(&j)) == JT_KEY) {
-		if (jscan_is(&j, "totalCount")) {
+		/* The total: totalCount, or count next to value (how unicorn-cms reads the live scope pages). */
+		if (jscan_is(&j, "totalCount") || jscan_is(&j, "count")) {
+			int64_t *to = jscan_is(&j, "totalCount") ? &pg->total : &pg->count;
+			const char *name = to == &pg->total ? "totalCount" : "count";
+
 			if ((t = jscan_next(&j)) == JT_NUMBER) {
-				if (!jscan_uint(&j, &pg->total)) {
-					snprintf(msg, msglen, "totalCount is not a count");
+				if (!jscan_uint(&j, to)) {
+					snprintf(msg, msglen, "%s is not a count", name);
 					goto done;
 				}
 			} else if (t != JT_NULL) {
-				snprintf(msg, msglen, "totalCount is not a number");
+				snprintf(msg, msglen, "%s is not a number", name);
 				goto done;
 			}
 		} else if (jscan_is(&j, "value")) {
@@ -876,6 +998,10 @@ pr_scope_page(const char *body, size_t len, const char *rto, bool explicit_on, b
 		snprintf(msg, msglen, "no \"value\" array");
 		goto done;
 	}
+	/* count as the total (evidenced), unless it may be the page's own count (equal to its rows): then the total
+	 * is unknown, and the scopesummary decides where the type ends. */
+	if (pg->total < 0 && pg->count >= 0 && pg->count != pg->rows)
+		pg->total = pg->count;
 	rc = 0;
 done:
 	rec_free(&r);

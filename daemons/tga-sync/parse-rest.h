@@ -26,10 +26,12 @@ struct pr_releases {
 	char number[PR_MAX_RELEASES][64];
 };
 
-/* /api/metadata -> dataExportSyncDateTime. */
+/* /api/metadata -> dataExportSynchronisationDateTime (live) or dataExportSyncDateTime (reference); without either,
+ * msg lists the keys there were. */
 int pr_metadata(const char *body, size_t len, int64_t *ticks, char *msg, size_t msglen);
 
-/* A search page.  expect_type: the REST type id every item must have ("unit"), or NULL. */
+/* A search page.  expect_type: the REST type id every item must have ("unit"), or NULL.  out->count: totalCount,
+ * else "count" when it exceeds the page's rows (else it may be the page's own count), else -1. */
 int pr_search(const char *body, size_t len, enum tga_service, const char *expect_type, int page_size,
     struct src_page *out, char *msg, size_t msglen);
 
@@ -46,12 +48,14 @@ int pr_grid(const cJSON *arr, const char *component, const char *release_number,
 int pr_org(const cJSON *o, bool legal, struct stage *, struct rec *head, char *updated, size_t updlen, char *msg,
     size_t msglen);
 
-/* /scopesummary: the REST component types with rows (at most PR_MAX_TYPES), with their totals (-1 unknown). */
+/* /scopesummary: the REST component types with rows (at most PR_MAX_TYPES), with their totals (totalCount or
+ * count; explicitCount, implicitCount; -1 unknown). */
 #define PR_MAX_TYPES 16
 struct pr_types {
 	int n;
 	char name[PR_MAX_TYPES][64];
 	int64_t total[PR_MAX_TYPES];
+	int64_t explicit_n[PR_MAX_TYPES], implicit_n[PR_MAX_TYPES];
 };
 int pr_scopesummary(const char *body, size_t len, struct pr_types *, char *msg, size_t msglen);
 
@@ -64,7 +68,8 @@ struct pr_scope {
 };
 struct pr_scope_page {
 	int64_t rows;			/* rows in "value" */
-	int64_t total;			/* totalCount, -1 if absent */
+	int64_t total;			/* totalCount, else count, -1 if neither */
+	int64_t count;			/* count, -1 if absent */
 	char last[TGA_CODE_MAX];	/* the last row's code ("" none) */
 };
 int pr_scope_page(const char *body, size_t len, const char *rto, bool explicit_on, bool implicit_on,

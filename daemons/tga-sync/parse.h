@@ -91,4 +91,22 @@ parse_token_copy(char *dst, size_t dstlen, const char *s, size_t len)
 	dst[len] = '\0';
 }
 
+/* An ABN as both sources store it, digits only ("12 345 678 901" -> "12345678901"): true with the digits in dst;
+ * false for a value with anything but digits and blanks (or too long), which the caller keeps as sent. */
+static inline bool
+parse_abn(const char *s, size_t len, char *dst, size_t dstlen)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < len; i++) {
+		if (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')
+			continue;
+		if (s[i] < '0' || s[i] > '9' || n + 1 >= dstlen)
+			return false;
+		dst[n++] = s[i];
+	}
+	dst[n] = '\0';
+	return n > 0;
+}
+
 #endif

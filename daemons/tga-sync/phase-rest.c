@@ -138,6 +138,8 @@ rinit_done(void *arg, const struct src_error *e, long status)
 		why = "rtopacks.db holds no TGA rows (new or replaced file)";
 	else if (refetch)
 		why = "records left to read again from the last cycle";
+	else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(js, "rest_shortfall")))
+		why = "the last cycle read less than the API announced";
 	else if (last != in->sync)
 		why = "the register changed";
 	no_change = why == NULL;
@@ -214,7 +216,7 @@ struct crawl {
 	struct lane lanes[MAX_LANES];
 	int nlanes, busy;
 	struct src_error err;
-	int searches, halvings, splits;
+	int searches, halvings, splits, empty_tries;
 	int64_t candidates;
 	double t_start;
 };
@@ -353,6 +355,124 @@ in_refetch(struct step *st, enum tga_service svc, const char *code)
 		if (cJSON_IsString(it) && strcmp(it->valuestring, code) == 0)
 			return true;
 	return false;
+}
+
+/* --- completeness ---------------------------------------------------------------------------------------------- */
+
+/*
+ * cycle_state "completeness", committed with each page (a resumed cycle goes on counting where it stopped):
+ *   {"search": {"<type>|Organisation": {"total": <the type's first page's total, -1 unknown>, "read": <results>}},
+ *    "scope": {"rtos": <RTOs whose scope was read>, "rows_expected": <scopesummary / first pages>,
+ *              "rows_missing": <still missing after the restarts>, "short_rtos": <RTOs short>},
+ *    "shortfalls": [<what was missing, named>, ... at most MAX_SHORTFALLS], "n_shortfalls": <all of them>}
+ * write_snapshot copies it onto the run row's summary, and the mail prints it.  cycle_state "phase_shortfalls"
+ * {"<phase>": [the same messages of that phase]} names them on the phase's step row.
+ */
+#define MAX_SHORTFALLS 20
+
+static cJSON *
+cs_obj(cJSON *parent, const char *key)
+{
+	cJSON *o = cJSON_GetObjectItemCaseSensitive(parent, key);
+
+	if (!cJSON_IsObject(o)) {
+		cJSON_DeleteItemFromObjectCaseSensitive(parent, key);
+		o = cJSON_AddObjectToObject(parent, key);
+	}
+	return o;
+}
+
+static int64_t
+cs_num(const cJSON *o, const char *key, int64_t dflt)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : dflt;
+}
+
+static void
+cs_add(cJSON *o, const char *key, int64_t n)
+{
+	int64_t v = cs_num(o, key, 0) + n;
+
+	cJSON_DeleteItemFromObjectCaseSensitive(o, key);
+	cJSON_AddNumberToObject(o, key, (double)v);
+}
+
+static void
+add_capped(cJSON *parent, const char *key, const char *msg)
+{
+	cJSON *l = cJSON_GetObjectItemCaseSensitive(parent, key);
+
+	if (!cJSON_IsArray(l)) {
+		cJSON_DeleteItemFromObjectCaseSensitive(parent, key);
+		l = cJSON_AddArrayToObject(parent, key);
+	}
+	if (cJSON_GetArraySize(l) < MAX_SHORTFALLS)
+		cJSON_AddItemToArray(l, cJSON_CreateString(msg));
+}
+
+static void
+shortfall(struct step *st, const char *msg)
+{
+	cJSON *cs = step_cycle_state(st), *cp = cs_obj(cs, "completeness");
+
+	add_capped(cp, "shortfalls", msg);
+	cs_add(cp, "n_shortfalls", 1);
+	add_capped(cs_obj(cs, "phase_shortfalls"), step_phase(st), msg);
+}
+
+/* A partition's page is in: count its results against the type's total (taken from its first page). */
+static void
+count_search(struct crawl *c)
+{
+	cJSON *t = cs_obj(cs_obj(cs_obj(step_cycle_state(c->st), "completeness"), "search"), partition_name(c));
+
+	if (c->after[0] == '\0' && c->offset == 0) {
+		cJSON_DeleteItemFromObjectCaseSensitive(t, "total");
+		cJSON_AddNumberToObject(t, "total", (double)c->pg.count);
+		cJSON_DeleteItemFromObjectCaseSensitive(t, "read");
+	}
+	cs_add(t, "read", c->pg.returned);
+}
+
+/* The type's last page is written: fewer results than its total is a shortfall, named (the run ends partial). */
+static void
+check_search(struct crawl *c)
+{
+	const cJSON *cp = cJSON_GetObjectItemCaseSensitive(step_cycle_state(c->st), "completeness");
+	const cJSON *t = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(cp, "search"),
+	    partition_name(c));
+	int64_t total = cs_num(t, "total", -1), read = cs_num(t, "read", 0);
+	char msg[300];
+
+	if (total < 0 || read >= total)
+		return;
+	snprintf(msg, sizeof msg, "search [%s]: %lld of %lld records listed, %lld missing (the API stopped serving "
+	    "them; they are read again next cycle)", partition_name(c), (long long)read, (long long)total,
+	    (long long)(total - read));
+	step_reject(c->st, total - read, "%s", msg);
+	shortfall(c->st, msg);
+}
+
+/* The phase's last step: its step row names the phase's shortfalls (its rejected count makes the run partial). */
+static void
+phase_shortfalls(struct step *st)
+{
+	const cJSON *l = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(step_cycle_state(st),
+	    "phase_shortfalls"), step_phase(st)), *it;
+	char msg[1024];
+	size_t n;
+
+	if (cJSON_GetArraySize(l) == 0)
+		return;
+	n = (size_t)snprintf(msg, sizeof msg, "shortfall:");
+	cJSON_ArrayForEach(it, l)
+		if (n < sizeof msg && cJSON_IsString(it))
+			n += (size_t)snprintf(msg + n, sizeof msg - n, " %s;", it->valuestring);
+	if (n < sizeof msg && cJSON_GetArraySize(l) >= MAX_SHORTFALLS)
+		snprintf(msg + n, sizeof msg - n, " ... (the run summary's completeness has them all)");
+	step_set_status(st, "partial", msg);
 }
 
 /* --- fetching the page's records, one lane per request in flight ------------------------------------------------- */
@@ -570,8 +690,31 @@ search_done(void *arg, const struct src_error *e, long status)
 		}
 		return;
 	}
-	c->last_page = c->pg.returned == 0 || (c->pg.count >= 0 ? c->offset + c->pg.returned >= c->pg.count :
-	    c->pg.returned < c->size);
+	if (c->pg.returned == 0 && c->pg.count > c->offset) {
+		/* An empty page before the total: asked again, then taken as an offset cap that answers 200 (go on after
+		 * the last code read, from offset 0); at offset 0 the partition ends short (check_search names it). */
+		if (c->empty_tries++ < c->t->set.parse_retries) {
+			log_warnx("%s [%s] offset %lld: an empty page before the total (%lld); asking again",
+			    step_phase(c->st), partition_name(c), (long long)c->offset, (long long)c->pg.count);
+			crawl_search(c);
+			return;
+		}
+		if (c->offset > 0 && c->last[0] != '\0') {
+			cJSON *cs = step_cycle_state(c->st);
+
+			snprintf(why, sizeof why, "an empty page at offset %lld before the total (%lld)",
+			    (long long)c->offset, (long long)c->pg.count);
+			cJSON_DeleteItemFromObjectCaseSensitive(cs, "rest_offset_cap");
+			cJSON_AddNumberToObject(cs, "rest_offset_cap", (double)c->offset);
+			c->empty_tries = 0;
+			split(c, why);
+			crawl_search(c);
+			return;
+		}
+	}
+	/* The end of a partition: its results reach its total, or (no total) an empty page.  A page shorter than
+	 * asked is no end: a server may serve fewer rows than pageSize. */
+	c->last_page = c->pg.returned == 0 || (c->pg.count >= 0 && c->offset + c->pg.returned >= c->pg.count);
 	plan_page(c);
 	dispatch(c);
 }
@@ -663,6 +806,26 @@ write_page(struct crawl *c)
 				goto fail;
 		}
 	}
+	count_search(c);
+	for (i = 0; i < c->njobs; i++) {
+		struct rest_fetch *f = &c->jobs[i].f;
+		cJSON *sc;
+
+		if (!f->scope_checked)
+			continue;
+		sc = cs_obj(cs_obj(cs, "completeness"), "scope");
+		cs_add(sc, "rtos", 1);
+		cs_add(sc, "rows_expected", f->scope_expected);
+		if (f->scope_short > 0) {
+			snprintf(msg, sizeof msg, "RTO %s: %lld scope rows missing (of %lld announced)", f->code,
+			    (long long)f->scope_short, (long long)f->scope_expected);
+			cs_add(sc, "rows_missing", f->scope_short);
+			cs_add(sc, "short_rtos", 1);
+			shortfall(st, msg);
+		}
+	}
+	if (c->last_page)
+		check_search(c);
 	crashpoint(crash_name(c->svc));
 	cJSON_DeleteItemFromObjectCaseSensitive(cs, "removed");
 	cJSON_AddNumberToObject(cs, "removed", (double)(removed + gone));
@@ -705,9 +868,10 @@ write_page(struct crawl *c)
 			step_detail_add(st, "offset_splits", 1);
 		}
 	}
-	if (done)
+	if (done) {
 		step_set_cursor(st, "done");
-	else
+		phase_shortfalls(st);
+	} else
 		set_cursor(c);
 	log_debug("%s: %d search%s, %zu details (%lld requests) in %.3fs; %zu record%s written in %.3fs",
 	    step_phase(st), c->searches, c->searches == 1 ? "" : "es", c->njobs, (long long)requests,

@@ -10,7 +10,8 @@
  *    "scope": {"rows_added", "rows_removed", "rows_changed", "rtos", "list": [{"code", "name", "added", ...}]},
  *    "tombstones": {"new", "applied"}, "list_max": N}
  * and with source = rest: "source": "rest", "data_sync" (the API's data export sync time), "no_change": true when
- * init found it unmoved (nothing was read); the next cycle's probe compares with job_state "rest_sync".
+ * init found it unmoved (nothing was read), "completeness" (phase-rest.c: what was read against the announced
+ * totals, shortfalls named); the next cycle's probe compares with job_state "rest_sync".
  * Lists hold at most summary_list_max entries each (ordered by code); the counts are complete.
  */
 #include <stdio.h>
@@ -266,6 +267,13 @@ rest_summary(struct step *st, cJSON *sum)
 	cJSON_AddStringToObject(sum, "source", "rest");
 	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cs, "no_change")))
 		cJSON_AddTrueToObject(sum, "no_change");
+	/* What the crawl read against the totals the API announced (phase-rest.c), shortfalls named. */
+	if ((v = cJSON_GetObjectItemCaseSensitive(cs, "completeness")) != NULL)
+		cJSON_AddItemToObject(sum, "completeness", cJSON_Duplicate(v, 1));
+	/* A crawl that fell short must not let the next cycle's probe skip what it missed. */
+	cJSON_DeleteItemFromObjectCaseSensitive(js, "rest_shortfall");
+	if (cJSON_IsNumber(v = cJSON_GetObjectItemCaseSensitive(v, "n_shortfalls")) && v->valuedouble > 0)
+		cJSON_AddTrueToObject(js, "rest_shortfall");
 	if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(cs, "rest_sync"))) {
 		cJSON_AddStringToObject(sum, "data_sync", v->valuestring);
 		cJSON_DeleteItemFromObjectCaseSensitive(js, "rest_sync");

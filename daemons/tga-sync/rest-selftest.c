@@ -208,12 +208,20 @@ test_org(void)
 	const char *json = "{\"code\":\"0002\",\"statusLabel\":\"Current\",\"isLegacyData\":false,"
 	    "\"createdDate\":\"2016-05-01T21:33:46Z\",\"updatedDate\":\"2023-10-23T09:31:03.9121814Z\","
 	    "\"legalNames\":[{\"name\":\"Old Name\",\"abns\":[\"1\"],\"acn\":\"9\",\"startDate\":\"2000-01-01\","
-	    "\"endDate\":\"2010-01-01\"},{\"name\":\"Now Pty Ltd\",\"abns\":[null,\"25729836121\"],\"acn\":\"143874893\","
+	    "\"endDate\":\"2010-01-01\"},{\"name\":\"Now Pty Ltd\",\"abns\":[null,\" 25 729 836 121\"],\"acn\":\"143874893\","
 	    "\"startDate\":\"2010-01-01\",\"endDate\":null},{\"name\":\"Also current\",\"abns\":[],\"acn\":null,"
 	    "\"endDate\":null}],\"tradingNames\":[{\"name\":\"Coastal\",\"startDate\":\"2008-04-30\",\"endDate\":null}],"
 	    "\"addresses\":[{\"address\":{\"line1\":\"171 Queen St\",\"line2\":null,\"suburb\":\"Toowoomba\","
 	    "\"postcode\":\"4350\",\"stateCode\":\"03\",\"countryCode\":\"1101\",\"stateOverseas\":null},"
-	    "\"startDate\":\"2008-04-30\",\"endDate\":null},{\"address\":null,\"startDate\":null,\"endDate\":null}],"
+	    "\"startDate\":\"2008-04-30\",\"endDate\":null},{\"address\":null,\"startDate\":null,\"endDate\":null},"
+	    /* the evidenced shape (audit, unicorn-cms), sourcerer's state object, an overseas state */
+	    "{\"addressType\":\"headOffice\",\"address\":{\"line1\":\"1 George St\",\"suburb\":\"Sydney\","
+	    "\"state\":\"NSW\",\"postcode\":\"2000\",\"country\":\"Australia\",\"countryCodeAlpha3\":\"AUS\","
+	    "\"fullAddress\":\"1 George St, Sydney NSW 2000\"},\"startDate\":\"2010-01-01\",\"endDate\":null},"
+	    "{\"address\":{\"line1\":\"2 Main Rd\",\"suburb\":\"Bendigo\",\"state\":{\"abbreviation\":\"VIC\"},"
+	    "\"postCode\":\"3550\",\"countryCodeAlpha3\":\"AUS\"},\"startDate\":null,\"endDate\":null},"
+	    "{\"address\":{\"line1\":\"3 Queen St\",\"suburb\":\"Auckland\",\"state\":\"Auckland\","
+	    "\"country\":\"New Zealand\"},\"startDate\":null,\"endDate\":null}],"
 	    "\"webAddresses\":[{\"webAddress\":\"https://x.example\",\"startDate\":\"2008-04-30\",\"endDate\":null}],"
 	    "\"registrations\":[{\"startDate\":\"2008-04-30\",\"endDate\":\"2013-04-30\",\"legalAuthority\":\"NVR Act\","
 	    "\"exerciser\":\"VRQA\",\"endReason\":\"RENEW\",\"endReasonComments\":null}]}";
@@ -234,6 +242,9 @@ test_org(void)
 	CHECK(strcmp(out,
 	    "9|171 Queen St|~|Toowoomba|4350|03|1101|~|2008-04-30|~\n"
 	    "9|~|~|~|~|~|~|~|~|~\n"
+	    "9|1 George St|~|Sydney|2000|01|1101|~|2010-01-01|~\n"
+	    "9|2 Main Rd|~|Bendigo|3550|02|1101|~|~|~\n"
+	    "9|3 Queen St|~|Auckland|~|~|~|Auckland|~|~\n"
 	    "10|Coastal|2008-04-30|~\n"
 	    "11|https://x.example|2008-04-30|~\n"
 	    "12|2008-04-30|2013-04-30|RENEW|~|VRQA|NVR Act\n"
@@ -315,6 +326,29 @@ test_scope(void)
 	CHECK(pr_scope_page(page, strlen(page), "0002", true, false, sg, &sc2, &pg, msg, sizeof msg) == 0 &&
 	    sc2.count == 2, "explicit only: %lld", (long long)sc2.count);
 	stage_entity_abort(sg, NULL);
+	/* The total as "count" next to value (unicorn-cms reads it so); a count equal to the rows may be the page's
+	 * own, so the total is unknown then; totalCount wins. */
+	{
+		static const struct {
+			const char *page;
+			int64_t total;
+		} tc[] = {
+			{ "{\"count\":9,\"value\":[{\"code\":\"A1\"},{\"code\":\"A2\"}]}", 9 },
+			{ "{\"count\":2,\"value\":[{\"code\":\"A1\"},{\"code\":\"A2\"}]}", -1 },
+			{ "{\"value\":[{\"code\":\"A1\"}],\"count\":1,\"totalCount\":1}", 1 },
+			{ "{\"value\":[]}", -1 },
+		};
+		size_t i;
+
+		for (i = 0; i < sizeof tc / sizeof tc[0]; i++) {
+			memset(&sc2, 0, sizeof sc2);
+			stage_entity_begin(sg);
+			CHECK(pr_scope_page(tc[i].page, strlen(tc[i].page), "0002", true, true, sg, &sc2, &pg, msg,
+			    sizeof msg) == 0 && pg.total == tc[i].total, "%s: total %lld %s", tc[i].page,
+			    (long long)pg.total, msg);
+			stage_entity_abort(sg, NULL);
+		}
+	}
 	/* Hostile pages. */
 	{
 		static const char *const bad[] = { "[]", "{\"value\":{}}", "{\"totalCount\":-1,\"value\":[]}",
@@ -355,13 +389,42 @@ test_search(void)
 	src_page_clear(&pg);
 	CHECK(pr_metadata("{\"dataExportSyncDateTime\":\"2025-12-31T23:55:23.3783605Z\"}", 57, &t, msg, sizeof msg)
 	    == 0 && t == INT64_C(17672253233783605), "metadata %lld", (long long)t);
-	CHECK(pr_metadata("{\"ntrVersion\":\"4\"}", 18, &t, msg, sizeof msg) == -1, "no sync time");
+	CHECK(pr_metadata("{\"ntrVersion\":\"4\"}", 18, &t, msg, sizeof msg) == -1 && strstr(msg, "keys: ntrVersion")
+	    != NULL, "no sync time: %s", msg);
+	/* The live name (the published audit of /api/metadata). */
+	{
+		const char *m = "{\"dataExportSynchronisationDateTime\":\"2026-03-03T12:11:34+00:00\",\"version\":\"4.224\"}";
+
+		t = 0;
+		CHECK(pr_metadata(m, strlen(m), &t, msg, sizeof msg) == 0 && t == INT64_C(17725398940000000),
+		    "metadata %lld %s", (long long)t, msg);
+	}
+	/* Totals: "count" is the total only when it is more than the page holds (else it may be the page's own
+	 * count, as in the audit's page of 5). */
+	{
+		const char *c1 = "{\"count\":120,\"data\":[{\"code\":\"A1\"},{\"code\":\"A2\"}]}";
+		const char *c2 = "{\"count\":2,\"data\":[{\"code\":\"A1\"},{\"code\":\"A2\"}]}";
+		const char *c3 = "{\"data\":[{\"code\":\"A1\"}]}";
+
+		CHECK(pr_search(c1, strlen(c1), SVC_TRAINING, "unit", 5, &pg, msg, sizeof msg) == 0 && pg.count == 120,
+		    "count only: %lld", (long long)pg.count);
+		CHECK(pr_search(c2, strlen(c2), SVC_TRAINING, "unit", 5, &pg, msg, sizeof msg) == 0 && pg.count == -1,
+		    "count = the page's rows: %lld", (long long)pg.count);
+		CHECK(pr_search(c3, strlen(c3), SVC_TRAINING, "unit", 5, &pg, msg, sizeof msg) == 0 && pg.count == -1,
+		    "no total: %lld", (long long)pg.count);
+		src_page_clear(&pg);
+	}
 }
 
 static void
 test_types(void)
 {
 	char out[64];
+
+	/* ABNs digits only, for both sources (parse.h). */
+	CHECK(parse_abn("12 345 678 901", 14, out, sizeof out) && strcmp(out, "12345678901") == 0, "%s", out);
+	CHECK(!parse_abn("ABN 12 345", 10, out, sizeof out) && !parse_abn("  ", 2, out, sizeof out) &&
+	    !parse_abn("123456789012", 12, out, 12), "not an ABN");
 
 	rest_type_to_soap("skillSet", 8, out, sizeof out);
 	CHECK(strcmp(out, "SkillSet") == 0, "%s", out);

@@ -316,8 +316,13 @@ struct det {
 	struct pr_types types;
 	int ti;
 	char after[TGA_CODE_MAX];	/* scope rows after this code (past the offset cap) */
-	int64_t offset, total;		/* in the current type (after `after`), totalCount of its first page */
+	int64_t offset, total;		/* in the current type (after `after`), the total of its first page */
 	int size;			/* page size of the request in flight */
+	/* completeness of the current type, over its partitions: rows read, the highest code read, and what the
+	 * scopesummary and the type's first page said there are (-1 unknown) */
+	int64_t type_read, type_summary, type_first;
+	char type_last[TGA_CODE_MAX];
+	int64_t expected, shortfall;	/* over the RTO's types */
 	struct pr_scope scope;
 	struct pr_scope_page page;
 };
@@ -375,6 +380,9 @@ det_close(struct det *d)
 		rec_set_str(&d->head, ORG_SCOPE_COUNT, num);
 		rec_set_str(&d->head, ORG_SCOPE_SEEN, d->scope_on ? "1" : "0");
 		d->f->scope_rows += d->scope.count;
+		d->f->scope_checked = d->scope_on;
+		d->f->scope_expected = d->expected;
+		d->f->scope_short = d->shortfall;
 	}
 	if (stage_entity_end(d->stage, d->f->code, d->f->item, &d->head, &cause) == -1) {
 		det_fail(d, SRC_TRANSIENT, "%s", cause);
@@ -399,6 +407,7 @@ det_restart(struct det *d, const char *why)
 		stage_entity_abort(d->stage, NULL);
 	d->in_entity = false;
 	memset(&d->scope, 0, sizeof d->scope);
+	d->expected = d->shortfall = 0;
 	d->step = D_DETAIL;
 	det_request(d);
 }
@@ -417,8 +426,56 @@ next_type(struct det *d)
 	d->offset = 0;
 	d->after[0] = '\0';
 	d->total = -1;
+	d->type_read = 0;
+	d->type_first = -1;
+	d->type_last[0] = '\0';
+	/* What the summary says this request will list: every row, or only the explicit or implicit ones asked for. */
+	d->type_summary = d->explicit_on && d->implicit_on ? d->types.total[d->ti] : d->explicit_on ?
+	    d->types.explicit_n[d->ti] : d->types.implicit_n[d->ti];
 	d->step = D_SCOPE;
 	det_request(d);
+}
+
+/*
+ * The type's rows are all read (an empty page, or the rows reached the totals): check them against the
+ * scopesummary and the type's first page.  A shortfall starts the RTO again; one that persists is staged as a
+ * rejected record naming it, so the RTO's rows read are written but none is removed for not being seen, the RTO is
+ * fetched again next cycle, and the run ends partial.
+ */
+static void
+type_end(struct det *d)
+{
+	int64_t want = d->type_summary > d->type_first ? d->type_summary : d->type_first;
+	struct rec r;
+	char msg[400], *cause = NULL;
+
+	if (want >= 0)
+		d->expected += want;
+	if (want < 0 || d->type_read >= want) {
+		next_type(d);
+		return;
+	}
+	snprintf(msg, sizeof msg, "RTO %s: %lld of %lld %s scope rows read (scopesummary %lld, first page %lld): "
+	    "%lld missing", d->f->code, (long long)d->type_read, (long long)want, d->types.name[d->ti],
+	    (long long)d->type_summary, (long long)d->type_first, (long long)(want - d->type_read));
+	if (d->f->restarts < MAX_RESTARTS) {
+		det_restart(d, msg);
+		return;
+	}
+	log_warnx("TGA REST %s; still short after %d readings: its rows read are kept, none is removed, the run will "
+	    "end partial and the RTO is read again next cycle", msg, MAX_RESTARTS + 1);
+	d->shortfall += want - d->type_read;
+	rec_init(&r);
+	rec_begin(&r, REC_REJECT, 1);
+	rec_set_str(&r, 0, msg);
+	if (stage_put(d->stage, &r, &cause) == -1) {
+		rec_free(&r);
+		det_fail(d, SRC_TRANSIENT, "%s", cause);
+		free(cause);
+		return;
+	}
+	rec_free(&r);
+	next_type(d);
 }
 
 static void
@@ -543,11 +600,11 @@ scope_trouble(struct det *d, const struct src_error *e, long status)
 {
 	struct rest_source *src = d->q.src;
 
-	if (status == 400 && d->offset > 0 && d->page.last[0] != '\0') {
+	if (status == 400 && d->offset > 0 && d->type_last[0] != '\0') {
 		/* The offset cap, lower than configured: the rest of the type is the codes after the last one read. */
 		log_info("TGA REST organisation %s: offset %lld refused (%s); going on after code %s", d->f->code,
-		    (long long)d->offset, e->msg, d->page.last);
-		snprintf(d->after, sizeof d->after, "%s", d->page.last);
+		    (long long)d->offset, e->msg, d->type_last);
+		snprintf(d->after, sizeof d->after, "%s", d->type_last);
 		d->offset = 0;
 		d->total = -1;
 		det_request(d);
@@ -636,9 +693,11 @@ det_end(struct req *q, const struct src_error *e, long status)
 		next_type(d);
 		return;
 	case D_SCOPE:
-		if (d->offset == 0)
+		if (d->offset == 0) {
 			d->total = d->page.total;
-		else if (d->page.total >= 0 && d->total >= 0 && d->page.total != d->total) {
+			if (d->after[0] == '\0')
+				d->type_first = d->page.total;
+		} else if (d->page.total >= 0 && d->total >= 0 && d->page.total != d->total) {
 			char why[160];
 
 			snprintf(why, sizeof why, "its %s scope went from %lld to %lld rows while it was read",
@@ -651,22 +710,44 @@ det_end(struct req *q, const struct src_error *e, long status)
 			    set->rest_scope_page_size;
 			src->scope_good = 0;
 		}
-		/* More when the page was not the last: by totalCount when given (a server may cap pageSize quietly),
-		 * else by a full page. */
-		if (d->page.rows > 0 && (d->page.total >= 0 ? d->offset + d->page.rows < d->page.total :
-		    d->page.rows >= d->size)) {
-			d->offset += d->page.rows;
-			if (set->rest_offset_cap > 0 && d->offset + src->scope_size > set->rest_offset_cap &&
-			    d->page.last[0] != '\0') {
-				/* The next page would reach the offset cap: go on with the codes after the last one. */
-				snprintf(d->after, sizeof d->after, "%s", d->page.last);
+		d->type_read += d->page.rows;
+		if (d->page.last[0] != '\0')
+			snprintf(d->type_last, sizeof d->type_last, "%s", d->page.last);
+		if (d->page.rows == 0) {
+			/* An empty page before the total (a server that stops serving at some offset): go on after the
+			 * last code read, from offset 0, as past an offset cap; at offset 0 it is a shortfall. */
+			if (d->offset > 0 && d->type_last[0] != '\0' && ((d->total >= 0 && d->offset < d->total) ||
+			    (d->type_summary >= 0 && d->type_read < d->type_summary))) {
+				log_warnx("TGA REST %s: an empty page before the total (%lld); going on after code %s",
+				    d->q.what, (long long)d->total, d->type_last);
+				snprintf(d->after, sizeof d->after, "%s", d->type_last);
 				d->offset = 0;
 				d->total = -1;
+				det_request(d);
+				return;
 			}
-			det_request(d);
+			type_end(d);
 			return;
 		}
-		next_type(d);
+		/*
+		 * More after this page unless its rows reach the totals (the page's, and the summary's; the summary's
+		 * alone when the page has none): a server may serve fewer rows than asked (a page cap below pageSize),
+		 * so a short page is no end.  Without any total the end is the first empty page.
+		 */
+		if ((d->page.total >= 0 ? d->offset + d->page.rows >= d->page.total : d->type_summary >= 0) &&
+		    (d->type_summary < 0 || d->type_read >= d->type_summary)) {
+			type_end(d);
+			return;
+		}
+		d->offset += d->page.rows;
+		if (set->rest_offset_cap > 0 && d->offset + src->scope_size > set->rest_offset_cap &&
+		    d->type_last[0] != '\0') {
+			/* The next page would reach the offset cap: go on with the codes after the last one. */
+			snprintf(d->after, sizeof d->after, "%s", d->type_last);
+			d->offset = 0;
+			d->total = -1;
+		}
+		det_request(d);
 		return;
 	}
 }

@@ -72,6 +72,10 @@ struct rest_fetch {
 	bool unchanged;			/* known_updated matched: no entity staged */
 	bool gone;			/* 404: a nil entity staged */
 	int64_t requests, scope_rows, halvings, restarts;
+	/* the scope's completeness (an RTO whose scope was read): rows the scopesummary and first pages announced,
+	 * and how many of them were still missing after the restarts (staged as a rejected record naming them) */
+	bool scope_checked;
+	int64_t scope_expected, scope_short;
 };
 /*
  * Appends one entity to the stage (nil if the record is gone), or nothing when unchanged or on error.  The

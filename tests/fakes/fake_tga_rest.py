@@ -71,7 +71,7 @@ import tga_register as reg  # noqa: E402
 from tga_register import format_instant, TICKS_PER_SECOND  # noqa: E402
 
 # The rendering format; part of the disk cache key so a change never serves stale bytes.
-FORMAT = "tga-rest-render-3"
+FORMAT = "tga-rest-render-4"
 PUBLIC_BASE = "https://training.gov.au"
 NTR_VERSION = "4.224.3.45"  # the NTR version [S9] saw in /api/metadata
 NS_UUID = uuid.UUID("6f1d3c52-6a43-4d3e-9a0e-2f6f2c1b7a10")  # fixed namespace: ids are stable across runs
@@ -313,12 +313,25 @@ def render_component(c, package_titles):
 
 # ------------------------------------------------------------------------------------------------ organisations
 
+COUNTRIES = {"1101": ("Australia", "AUS")}  # SACC code -> (country, ISO alpha-3); the register has Australia only
+
+
 def address(a):
+    """The evidenced shape (audit: address{line1, line2, suburb, state, postcode, country, countryCodeAlpha3,
+    fullAddress}; unicorn-cms reads address.state): the state by its abbreviation, no SACC codes."""
     if a is None:
         return None
-    return {"line1": a["Line1"], "line2": a["Line2"], "suburb": a["Suburb"], "postcode": a["Postcode"],
-            "stateCode": a["StateCode"], "state": STATES.get(a["StateCode"]), "stateOverseas": a["StateOverseas"],
-            "countryCode": a["CountryCode"], "country": "Australia" if a["CountryCode"] == "1101" else None}
+    state = STATES.get(a["StateCode"]) or a["StateOverseas"]
+    country, alpha3 = COUNTRIES.get(a["CountryCode"], (None, None))
+    full = ", ".join(x for x in (a["Line1"], a["Line2"], a["Suburb"], state, a["Postcode"]) if x)
+    return {"line1": a["Line1"], "line2": a["Line2"], "suburb": a["Suburb"], "state": state,
+            "postcode": a["Postcode"], "country": country, "countryCodeAlpha3": alpha3, "fullAddress": full}
+
+
+def abn(a):
+    """ABNs as the live search serves them (sourcerer strips the spaces): "12 345 678 901"."""
+    d = a.replace(" ", "")
+    return "%s %s %s %s" % (d[:2], d[2:5], d[5:8], d[8:]) if len(d) == 11 and d.isdigit() else a
 
 
 def contact(x):
@@ -332,7 +345,7 @@ def contact(x):
 def org_subs(o):
     """Sub-resource lists of an organisation, keyed by the sub-endpoint name."""
     return {
-        "legalname": [{"name": x["Name"], "abns": list(x["Abns"] or []), "acn": x["Acn"], **dates(x)}
+        "legalname": [{"name": x["Name"], "abns": [abn(a) for a in x["Abns"] or []], "acn": x["Acn"], **dates(x)}
                       for x in o["ResponsibleLegalPersons"]],
         "tradingname": [{"name": x["Name"], **dates(x)} for x in o["TradingNames"]],
         "addresses": [{"addressType": "deliveryLocation", "address": address(x["Address"]), **dates(x)}
@@ -377,7 +390,7 @@ def render_org(o):
     reg_period = o["RegistrationPeriods"][-1] if o["RegistrationPeriods"] else {}
     item = {
         "code": o["Code"], "organisationId": summary["organisationId"], "legalName": o["LegalName"],
-        "abns": [a for x in o["ResponsibleLegalPersons"] if x["EndDate"] is None for a in (x["Abns"] or [])],
+        "abns": [abn(a) for x in o["ResponsibleLegalPersons"] if x["EndDate"] is None for a in (x["Abns"] or [])],
         "tradingNames": [x["Name"] for x in o["TradingNames"] if x["EndDate"] is None],
         "isRto": True,
         "registration": {"status": status, "statusLabel": o["RegistrationStatus"],
@@ -1143,12 +1156,15 @@ LOGIN_PAGE = (b"<!DOCTYPE html><html><head><title>Sign in</title></head><body><f
               b"<input name=\"username\"/><input name=\"password\" type=\"password\"/></form></body></html>")
 
 FAULT_KINDS = {"http500", "http503", "http429", "http417", "hang", "reset", "truncate", "malformed", "html",
-               "redirect", "slow", "drip"}
+               "redirect", "slow", "drip", "empty"}
 
 
 # /_fake/config settings (the command-line options of the same names) and their types.
 CONFIG_TYPES = {"max_page_size": int, "oversize_status": int, "offset_cap": int, "offset_cap_status": int,
-                "rate_limit": int, "rate_window": float, "default_page_size": int, "quirks": bool}
+                "rate_limit": int, "rate_window": float, "default_page_size": int, "quirks": bool,
+                "metadata_name": str, "totals": str, "page_cap": int, "empty_from": int}
+METADATA_NAMES = ("dataExportSynchronisationDateTime", "dataExportSyncDateTime")
+TOTALS = ("evidenced", "count", "totalCount", "both", "neither")
 
 
 class Fault:
@@ -1182,7 +1198,9 @@ class App:
         self.config = {"max_page_size": args.max_page_size, "oversize_status": args.oversize_status,
                        "offset_cap": args.offset_cap, "offset_cap_status": args.offset_cap_status,
                        "rate_limit": args.rate_limit, "rate_window": args.rate_window,
-                       "default_page_size": args.default_page_size, "quirks": not args.no_quirks}
+                       "default_page_size": args.default_page_size, "quirks": not args.no_quirks,
+                       "metadata_name": args.metadata_name, "totals": args.totals, "page_cap": args.page_cap,
+                       "empty_from": args.empty_from}
         self.clock = reg.Clock(reg.parse_instant(args.now), args.frozen_clock)
         t0 = time.time()
         self.register = reg.Register(args.scale, args.seed, progress=self.say)
@@ -1382,8 +1400,29 @@ class App:
     # -------------------------------------------------------------------------------------------- endpoints
 
     def ep_metadata(self, params):
-        return self.json({"ntrVersion": NTR_VERSION, "apiVersion": "1.0",
-                          "dataExportSyncDateTime": format_instant(self.sync_ticks)})
+        # The evidenced shape (audit): dataExportSynchronisationDateTime, informationalVersion, version;
+        # metadata_name = dataExportSyncDateTime is the reference's name.
+        return self.json({self.config["metadata_name"]: format_instant(self.sync_ticks),
+                          "informationalVersion": NTR_VERSION + "+Branch.master", "version": NTR_VERSION})
+
+    def window(self, offset, size):
+        """The rows a page really holds: at most page_cap (a server that clamps pageSize quietly), none from
+        offset empty_from on (an empty 200 page before the total)."""
+        cfg = self.config
+        if cfg["empty_from"] >= 0 and offset >= cfg["empty_from"]:
+            return 0
+        return min(size, cfg["page_cap"]) if cfg["page_cap"] > 0 else size
+
+    def totals(self, kind, n, total):
+        """The head of a list page: where the total goes (totals) and what "count" means.  Evidenced: a search
+        page has count = its rows and totalCount = all matches (the audit's page of 5, sourcerer reads both); a
+        scope page has count = all rows next to value (unicorn-cms reads data.count as the total)."""
+        mode = self.config["totals"]
+        t = b"null" if total is None else b"%d" % total
+        if mode == "evidenced":
+            return b'"count":%d,"totalCount":%s,' % (n, t) if kind == "search" else b'"count":%s,' % t
+        return {"count": b'"count":%s,' % t, "totalCount": b'"totalCount":%s,' % t,
+                "both": b'"count":%s,"totalCount":%s,' % (t, t), "neither": b""}[mode]
 
     def _search_page(self, params, search, lookup):
         """Paging is checked first, so the quirk answers (417, offset cap) cost nothing."""
@@ -1392,14 +1431,14 @@ class App:
             return pg
         offset, size = pg
         matches = search()
-        page = matches[offset:offset + size]
+        page = matches[offset:offset + self.window(offset, size)]
         items = []
         for score, code in page:
             item = lookup(code)
             if item is not None:
                 items.append(b'{"searchScore":%s,%s' % (repr(score).encode(), item[1:]))
-        total = b"%d" % len(matches) if self.p_bool(params, "includeTotalCount") else b"null"
-        return Response(200, [JSON_CT], [b'{"count":%d,"totalCount":%s,"data":[' % (len(items), total),
+        total = len(matches) if self.p_bool(params, "includeTotalCount") else None
+        return Response(200, [JSON_CT], [b'{%s"data":[' % self.totals("search", len(items), total),
                                          b",".join(items), b"]}"])
 
     def ep_search_training(self, params):
@@ -1481,19 +1520,20 @@ class App:
         if isinstance(pg, Response):
             return pg
         offset, size = pg
+        size = self.window(offset, size)
         sorts = [s.strip().lower() for s in params.get("sorts", "").split(",") if s.strip()]
         desc = bool(sorts) and sorts[0] == "-code"
         total, sel = self.store.scope_view(code, entry, spec)
         if sel[0] == "range" and not desc:
             a = sel[1] + offset
             b = min(sel[2], a + size)
-            body = [entry.part(a, b)] if b > a else []
+            body = [entry.part(a, b)] if b > a and size > 0 else []
             n = max(0, b - a)
         else:
             rows = sel[1] if sel[0] == "rows" else range(sel[1], sel[2])
             if desc:
                 rows = rows[::-1]
-            page = rows[offset:offset + size]
+            page = rows[offset:offset + size] if size > 0 else []
             n = len(page)
             chunks = []
             i = 0
@@ -1504,7 +1544,9 @@ class App:
                 chunks.append(entry.read(page[i], page[j - 1] + 1))
                 i = j
             body = [b"".join(chunks)[:-1]] if chunks else []
-        head = b'{"count":%d,"totalCount":%d,"value":[' % (n, total)
+        if size == 0:
+            n = 0
+        head = b'{%s"value":[' % self.totals("scope", n, total)
         return Response(200, [JSON_CT], [head] + body + [b"]}"], "unfiltered_scope" if spec[3] else None, n)
 
     # -------------------------------------------------------------------------------------------- control plane
@@ -1554,7 +1596,10 @@ class App:
                                       "settings": sorted(self.config)}, 400)
                 try:
                     for k, v in spec.items():
-                        self.config[k] = CONFIG_TYPES[k](v)
+                        v = CONFIG_TYPES[k](v)
+                        if (k == "metadata_name" and v not in METADATA_NAMES) or (k == "totals" and v not in TOTALS):
+                            raise ValueError("%s: one of %s" % (k, METADATA_NAMES if k == "metadata_name" else TOTALS))
+                        self.config[k] = v
                 except (TypeError, ValueError) as e:
                     return self.json({"error": str(e)}, 400)
             return self.json(self.config)
@@ -1581,6 +1626,23 @@ class App:
         if path.startswith("/_fake/login"):
             return Response(200, [("Content-Type", "text/html; charset=utf-8")], [LOGIN_PAGE])
         return self.json({"error": "no such control endpoint %s %s" % (method, path)}, 404)
+
+    @staticmethod
+    def emptied(res):
+        """Fault "empty": a 200 list page with its totals but no rows (data / value emptied)."""
+        if res.status != 200:
+            return res
+        try:
+            d = json.loads(b"".join(res.parts))
+        except ValueError:
+            return res
+        if isinstance(d, dict):
+            for key in ("data", "value"):
+                if key in d:
+                    d[key] = []
+            if "count" in d and "totalCount" in d and d.get("count") != d.get("totalCount"):
+                d["count"] = 0  # evidenced search shape: count is the page's rows
+        return Response(200, res.headers, [jb(d)], "empty_page")
 
     @staticmethod
     def fault_response(f, target):
@@ -1644,6 +1706,8 @@ class Handler(http_wire.Handler):
                 if fault is not None and fault.kind == "slow":
                     time.sleep(float(fault.spec.get("delay", 5)))
                 res = app.handle(method, path, query, family, endpoint, args)
+                if fault is not None and fault.kind == "empty":
+                    res = app.emptied(res)
         return self.send(res, keep, fault, family, endpoint, t0, method, target)
 
     def extra_headers(self, status, control):
@@ -1690,6 +1754,15 @@ def main(argv=None):
     ap.add_argument("--rate-limit", type=int, default=0, help="requests per --rate-window before 429 (0 = off)")
     ap.add_argument("--rate-window", type=float, default=1.0, help="seconds (default 1)")
     ap.add_argument("--default-page-size", type=int, default=20)
+    ap.add_argument("--metadata-name", choices=METADATA_NAMES, default=METADATA_NAMES[0],
+                    help="the sync time's key in /api/metadata (default: the evidenced one)")
+    ap.add_argument("--totals", choices=TOTALS, default="evidenced",
+                    help="where list pages put their totals (default: evidenced: search count+totalCount, "
+                         "scope count)")
+    ap.add_argument("--page-cap", type=int, default=0, help="at most this many rows a page, whatever pageSize "
+                    "asks (0 = off)")
+    ap.add_argument("--empty-from", type=int, default=-1, help="pages from this offset on are empty 200s with "
+                    "their totals (-1 = off)")
     ap.add_argument("--no-quirks", action="store_true",
                     help="no 500 on isImplicit==false, no omission in unfiltered scope (for debugging a client)")
     ap.add_argument("--now", default=reg.DEFAULT_NOW, help="initial fake clock (UTC)")

@@ -115,7 +115,7 @@ def search_all(fake, endpoint, size=100, **params):
     while True:
         page = fake.json("/api/search/%s?%s" % (endpoint, q(pageSize=size, offset=offset, includeTotalCount="true",
                                                           **params)))
-        assert page["count"] == len(page["data"]), page["count"]
+        assert page["count"] == len(page["data"]), page["count"]  # evidenced: count = the page's rows
         total = page["totalCount"]
         out += page["data"]
         if len(page["data"]) < size:
@@ -133,8 +133,7 @@ def scope_all(fake, code, ctype=None, size=50, implicit=True, extra=None):
         if implicit:
             params["includeImplicitItems"] = "true"
         page = fake.json("/api/organisation/%s/scope?%s" % (code, q(**params)))
-        assert page["count"] == len(page["value"])
-        total = page["totalCount"]
+        total = page["count"]  # evidenced: count next to value is the total
         out += page["value"]
         if len(page["value"]) < size:
             assert len(out) == total, (code, ctype, len(out), total)
@@ -157,11 +156,24 @@ def classification(x):
     return {"SchemeCode": x["schemeCode"], "ValueCode": x["valueCode"], "PurposeCode": x["purposeCode"], **dates(x)}
 
 
+STATE_CODES = {"NSW": "01", "VIC": "02", "QLD": "03", "SA": "04", "WA": "05", "TAS": "06", "NT": "07", "ACT": "08"}
+
+
 def address(a):
+    """The evidenced shape: the state by abbreviation, the country by name (the register's SACC codes back)."""
     if a is None:
         return None
-    return {"CountryCode": a["countryCode"], "Line1": a["line1"], "Line2": a["line2"], "Postcode": a["postcode"],
-            "StateCode": a["stateCode"], "StateOverseas": a["stateOverseas"], "Suburb": a["suburb"]}
+    assert set(a) == {"line1", "line2", "suburb", "state", "postcode", "country", "countryCodeAlpha3",
+                      "fullAddress"}, sorted(a)
+    return {"CountryCode": {"Australia": "1101"}.get(a["country"]), "Line1": a["line1"], "Line2": a["line2"],
+            "Postcode": a["postcode"], "StateCode": STATE_CODES.get(a["state"]),
+            "StateOverseas": None if a["state"] in STATE_CODES else a["state"], "Suburb": a["suburb"]}
+
+
+def abns(xs):
+    """ABNs are served with spaces ("12 345 678 901", as sourcerer sees them); the register's are digits."""
+    assert all(len(x) == 14 and x.count(" ") == 3 for x in xs), xs
+    return [x.replace(" ", "") for x in xs]
 
 
 def contact(x):
@@ -234,7 +246,7 @@ def organisation_from_rest(o, scopes):
         "Code": o["code"], "LegalName": o["legalName"], "RegistrationStatus": o["statusLabel"],
         "IsLegacyData": o["isLegacyData"], "CreatedDate": o["createdDate"], "UpdatedDate": o["updatedDate"],
         "Codes": [assignment(x) for x in o["codes"]],
-        "ResponsibleLegalPersons": [{"Name": x["name"], "Abns": x["abns"], "Acn": x["acn"], **dates(x)}
+        "ResponsibleLegalPersons": [{"Name": x["name"], "Abns": abns(x["abns"]), "Acn": x["acn"], **dates(x)}
                                     for x in o["legalNames"]],
         "TradingNames": [{"Name": x["name"], **dates(x)} for x in o["tradingNames"]],
         "Locations": [{"Address": address(x["address"]), **dates(x)} for x in o["addresses"]],
@@ -338,10 +350,15 @@ class Rest(unittest.TestCase):
 
     def test_metadata(self):
         m = self.fake.json("/api/metadata")
-        self.assertEqual(set(m), {"ntrVersion", "apiVersion", "dataExportSyncDateTime"})
+        # The evidenced shape (the published audit), and the reference's name as a switch.
+        self.assertEqual(set(m), {"dataExportSynchronisationDateTime", "informationalVersion", "version"})
         newest = max([c["UpdatedDate"] for c in self.dump["TrainingComponents"]]
                      + [o["UpdatedDate"] for o in self.dump["Organisations"]])
-        self.assertGreaterEqual(m["dataExportSyncDateTime"][:19], newest[:19])
+        self.assertGreaterEqual(m["dataExportSynchronisationDateTime"][:19], newest[:19])
+        self.fake.control("config", {"metadata_name": "dataExportSyncDateTime"})
+        self.assertEqual(self.fake.json("/api/metadata")["dataExportSyncDateTime"],
+                         m["dataExportSynchronisationDateTime"])
+        self.fake.control("config", {"metadata_name": "dataExportSynchronisationDateTime"})
         self.assertEqual(self.fake.json("/api/metadata?api-version=1.0"), m)
         st, _, body = self.fake.get("/api/metadata?api-version=2.0")
         self.assertEqual((st, json.loads(body)["error"]["code"]), (400, "UnsupportedApiVersion"))
@@ -358,6 +375,41 @@ class Rest(unittest.TestCase):
         self.assertEqual((page["count"], page["data"]), (0, []))
         default = self.fake.json("/api/search/training")
         self.assertEqual(default["count"], 20)  # --default-page-size
+
+    def test_variants_totals_cap_empty(self):
+        """The switches of issue 18: where the totals go, a page cap below pageSize, empty pages before the total,
+        and the fault "empty"."""
+        code = self.rto["Code"]
+        total = len(self.comps)
+        srch = "/api/search/training?" + q(pageSize=10, offset=0, includeTotalCount="true")
+        scope = "/api/organisation/%s/scope?%s" % (code, q(pageSize=10, offset=0, includeImplicitItems="true",
+                                                          filters="componentType==unit", sorts="code"))
+        nunits = len(scope_all(self.fake, code, "unit")[0])
+        want = {"count": ({"count": total}, {"count": nunits}),
+                "totalCount": ({"totalCount": total}, {"totalCount": nunits}),
+                "both": ({"count": total, "totalCount": total}, {"count": nunits, "totalCount": nunits}),
+                "neither": ({}, {})}
+        for mode, (ws, wc) in want.items():
+            self.fake.control("config", {"totals": mode})
+            page = self.fake.json(srch)
+            self.assertEqual({k: v for k, v in page.items() if k != "data"}, ws, mode)
+            self.assertEqual(len(page["data"]), 10)
+            page = self.fake.json(scope)
+            self.assertEqual({k: v for k, v in page.items() if k != "value"}, wc, mode)
+        self.fake.control("config", {"totals": "evidenced", "page_cap": 7})
+        page = self.fake.json(srch)
+        self.assertEqual((page["count"], page["totalCount"], len(page["data"])), (7, total, 7))
+        self.assertEqual(len(self.fake.json(scope)["value"]), min(7, nunits))
+        self.fake.control("config", {"page_cap": 0, "empty_from": 10})
+        page = self.fake.json(srch.replace("offset=0", "offset=10"))
+        self.assertEqual((page["count"], page["totalCount"], page["data"]), (0, total, []))
+        self.assertEqual(len(self.fake.json(srch)["data"]), 10)
+        self.fake.control("config", {"empty_from": -1})
+        self.arm("empty", op="scope", count=1)
+        self.assertEqual(self.fake.json(scope), {"count": nunits, "value": []})
+        self.assertEqual(len(self.fake.json(scope)["value"]), min(10, nunits))
+        st, _, _ = self.fake.http("POST", "/_fake/config", json.dumps({"totals": "some"}).encode())
+        self.assertEqual(st, 400)
 
     def test_search_item_shape(self):
         item = self.fake.json("/api/search/training?" + q(searchText=self.qual["Code"], pageSize=3))["data"][0]
@@ -499,7 +551,7 @@ class Rest(unittest.TestCase):
         item = next(i for i in items if i["code"] == self.rto["Code"])
         self.assertEqual((item["legalName"], item["registration"]["statusLabel"]),
                          (self.rto["LegalName"], self.rto["RegistrationStatus"]))
-        self.assertEqual(item["abns"], self.rto["ResponsibleLegalPersons"][0]["Abns"])
+        self.assertEqual(abns(item["abns"]), self.rto["ResponsibleLegalPersons"][0]["Abns"])
         unit = next(x["NrtCode"] for x in self.rto["Scopes"] if x["IsImplicit"])
         holders = {o["Code"] for o in self.dump["Organisations"]
                    if any(x["NrtCode"] == unit for x in o["Scopes"])}
@@ -557,7 +609,7 @@ class Rest(unittest.TestCase):
         # a scope without rows pages fine
         empty = next(o for o in self.dump["Organisations"] if o["ScopeCount"] == 0)["Code"]
         self.assertEqual(self.fake.json("/api/organisation/%s/scope?filters=componentType==unit" % empty),
-                         {"count": 0, "totalCount": 0, "value": []})
+                         {"count": 0, "value": []})
 
     def test_scope_quirk_isimplicit_false_is_500(self):
         code = self.rto["Code"]
@@ -737,7 +789,7 @@ class Mutations(unittest.TestCase):
         cls.fake.stop()
 
     def sync_time(self):
-        return self.fake.json("/api/metadata")["dataExportSyncDateTime"]
+        return self.fake.json("/api/metadata")["dataExportSynchronisationDateTime"]
 
     def test_metadata_moves_with_mutations(self):
         fake = self.fake
@@ -881,7 +933,7 @@ class CrossCheck(unittest.TestCase):
         a = self.rest.control("mutate", spec)
         b = self.soap.control("mutate", spec)
         self.assertEqual(a["changes"], b["changes"])
-        self.assertEqual(self.rest.json("/api/metadata")["dataExportSyncDateTime"], "2026-02-10T00:00:00Z")
+        self.assertEqual(self.rest.json("/api/metadata")["dataExportSynchronisationDateTime"], "2026-02-10T00:00:00Z")
         self.assert_same_register()
 
 

@@ -33,8 +33,9 @@ LATER = "2026-02-10T00:00:00Z"
 
 def summary_content(s):
     """The change summary without what names the source or its clock (the window ends at the server's time for
-    SOAP and at the data export sync time for REST; tombstones are the SOAP service's own list)."""
-    return {k: v for k, v in s.items() if k not in ("window", "tombstones", "source", "data_sync")}
+    SOAP and at the data export sync time for REST; tombstones are the SOAP service's own list; the REST crawl's
+    completeness against the API's totals)."""
+    return {k: v for k, v in s.items() if k not in ("window", "tombstones", "source", "data_sync", "completeness")}
 
 
 class SourceEqualityTest(unittest.TestCase):
@@ -71,6 +72,9 @@ class SourceEqualityTest(unittest.TestCase):
         self.assertEqual(summary_content(s_rest), summary_content(s_soap))
         self.assertEqual(c_rest, c_soap)
         self.assertEqual(s_rest["source"], "rest")
+        comp = s_rest["completeness"]
+        self.assertEqual(comp.get("n_shortfalls", 0), 0, comp)
+        self.assertTrue(all(t["read"] >= t["total"] for t in comp["search"].values()), comp)
         return s_rest, c_rest
 
     def test_1_first_cycle(self):
@@ -118,7 +122,7 @@ class SourceEqualityTest(unittest.TestCase):
             answers = [fake.post("/_fake/mutate", s)["changes"] for s in specs]
             # The changes are stamped at LATER; the cycle's clock must be past them (the SOAP plan ends at "now").
             fake.post("/_fake/clock", {"advance": 60})
-        self.assertEqual(self.rest_fake.get("/api/metadata")["dataExportSyncDateTime"], LATER)
+        self.assertEqual(self.rest_fake.get("/api/metadata")["dataExportSynchronisationDateTime"], LATER)
         summary, changes = self.cycle_both()
         deleted = {units[0], quals[2]}
         removed = {x["code"] for t in summary["components"].values() for x in t["removed_list"]}
