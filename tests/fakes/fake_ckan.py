@@ -97,6 +97,7 @@ class State:
         self.clock_real = time.time()
         self.touched = {}  # (table, version) -> last_modified override (re-upload of identical content)
         self.faults = []
+        self.spent_faults = []   # faults whose count ran out, kept for GET /_fake/fault
         self.stats = {}
         self.reset_stats()
         self.records_cache = {}
@@ -226,6 +227,8 @@ class State:
                     f["count"] -= 1
                     if f["count"] == 0:
                         self.faults.remove(f)
+                        self.spent_faults.append(f)
+                f["fired"] = f.get("fired", 0) + 1
                 self.stats["faults"][f["kind"]] = self.stats["faults"].get(f["kind"], 0) + 1
                 return dict(f)
         return None
@@ -1137,6 +1140,11 @@ class Handler(BaseHTTPRequestHandler):
                 raise ValueError("unknown ckan_error variant %r" % data.get("variant"))
             f = dict(data)
             f.setdefault("op", "*")
+            if f["op"] not in ACTIONS + ("download", "*"):
+                # A fault armed on an op that never comes would never fire: refuse it.
+                raise ValueError("unknown op %r (expected one of %s)" % (f["op"], ", ".join(ACTIONS + ("download",
+                                                                                                      "*"))))
+            f["fired"] = 0
             f["count"] = int(f.get("count", 1))
             f["skip"] = int(f.get("skip", 0))
             if f["count"] == 0:
@@ -1144,9 +1152,14 @@ class Handler(BaseHTTPRequestHandler):
             with st.lock:
                 st.faults.append(f)
                 return {"ok": True, "armed": list(st.faults)}
+        if path == "/_fake/fault" and self.command == "GET":
+            # The armed faults with their remaining count and how often each fired (spent ones included).
+            with st.lock:
+                return {"armed": [dict(f) for f in st.faults + st.spent_faults]}
         if path == "/_fake/fault/clear" and self.command == "POST":
             with st.lock:
                 st.faults = []
+                st.spent_faults = []
             return {"ok": True}
         if path == "/_fake/clock" and self.command == "POST":
             now = st.set_clock(data.get("now"), data.get("advance"))

@@ -1966,6 +1966,11 @@ ALL_KINDS = GATEWAY_KINDS | TRANSPORT_KINDS | SERVICE_KINDS
 API_OPS_PREFIX = tuple(r + "." for r in RESOURCES) + ("query", "cdc", "batch", "api.")
 
 
+# Every op classify() can name: a fault's op pattern must match one of them.
+KNOWN_OPS = frozenset(["token", "revoke", "authorize", "login", "query", "cdc", "batch", "api.unknown", "notfound"] +
+                      ["%s.%s" % (r, a) for r in RESOURCES for a in ("read", "create", "update", "delete", "void")])
+
+
 def is_api(op):
     return op.startswith(API_OPS_PREFIX)
 
@@ -1995,6 +2000,7 @@ class Faults:
         self.stats = stats
         self.lock = threading.Lock()
         self.armed = []
+        self.spent = []      # faults whose count ran out: GET /_fake/fault lists them under "spent"
         self.next_id = 1
 
     def arm(self, spec):
@@ -2003,6 +2009,10 @@ class Faults:
             raise ValueError("unknown fault kind %r; known: %s" % (kind, ", ".join(sorted(ALL_KINDS))))
         f = dict(spec)
         f["op"] = str(spec.get("op", "*"))
+        if not any(_op_match(f["op"], op) for op in KNOWN_OPS):
+            # A fault armed on an op that never comes would never fire: refuse it.
+            raise ValueError("fault op %r matches no op of this fake (%s)" % (f["op"], ", ".join(sorted(KNOWN_OPS))))
+        f["fired"] = 0
         f["count"] = int(spec.get("count", 1))
         f["skip"] = int(spec.get("skip", 0))
         if f["count"] == 0:
@@ -2017,11 +2027,16 @@ class Faults:
         with self.lock:
             n = len(self.armed)
             self.armed = []
+            self.spent = []
         return n
 
     def list(self):
         with self.lock:
             return [dict(f) for f in self.armed]
+
+    def list_spent(self):
+        with self.lock:
+            return [dict(f) for f in self.spent]
 
     def take(self, op, kinds):
         with self.lock:
@@ -2034,6 +2049,8 @@ class Faults:
                         f["count"] -= 1
                         if f["count"] == 0:
                             self.armed.remove(f)
+                            self.spent.append(f)
+                    f["fired"] += 1
                     self.stats.inc("faults", f["kind"])
                     return dict(f)
         return None
@@ -2524,7 +2541,7 @@ class App:
         if p == "/_fake/fault" and m == "POST":
             return json_resp(200, {"ok": True, "id": self.faults.arm(_control_json(req))})
         if p == "/_fake/fault" and m == "GET":
-            return json_resp(200, {"armed": self.faults.list()})
+            return json_resp(200, {"armed": self.faults.list(), "spent": self.faults.list_spent()})
         if p == "/_fake/fault/clear" and m == "POST":
             return json_resp(200, {"ok": True, "cleared": self.faults.clear()})
         if p == "/_fake/clock":

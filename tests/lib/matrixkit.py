@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 
-from harness import SmtpSink, Workdir, cursor, free_port, query, runs, wait_for
+from harness import SmtpSink, Workdir, cursor, refused_port, query, runs, wait_for
 from faultmatrix import run_case
 from endstate import brief
 from torture import diff_states
@@ -149,7 +149,7 @@ class StorageCases:
             queued = sorted(k for (k,) in query(env.ops, "SELECT mail_key FROM mail_outbox"))
             self.assertEqual(sorted(str(m["msg"]["X-RTOpacks-Mail-Key"]) for m in sink.received()), queued)
         self.run_cases([{"name": "SMTP server down", "keys": dict(self.smtp_down_keys),
-                         "arm": lambda e: e.write(e.fake.url, free_port()),
+                         "arm": lambda e: e.write(e.fake.url, refused_port()),
                          "disarm": lambda e: e.write(e.fake.url), "expect": "complete", "check": check,
                          "after": delivered}],
                        env_factory=lambda case: self.new_env(sink.port, **case.get("keys", {})))
