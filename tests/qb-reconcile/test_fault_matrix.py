@@ -33,7 +33,7 @@ from qbenv import QBEnv, result  # noqa: E402
 from harness import SmtpSink, refused_port, query, runs, wait_for  # noqa: E402
 from endstate import normalised  # noqa: E402
 from faultmatrix import print_table  # noqa: E402
-from matrixkit import SKIPPED, SmallDisk, hold_write_lock, run_cases, when_phase  # noqa: E402
+from matrixkit import SKIPPED, SmallDisk, hold_write_lock, met_the_lock, run_cases, when_phase  # noqa: E402
 
 SYNC = "qb_reconcile"
 N = 3
@@ -287,11 +287,12 @@ class FaultMatrixTest(unittest.TestCase):
         holders = []
 
         def lock(env):
-            # During the push (creates slowed down), another process's transaction holds ops.db's write lock for
-            # 1.5 s: longer than busy_timeout (500 ms), shorter than the step retry.
+            # During the push (creates slowed down), another process's transaction holds ops.db's write lock until
+            # a commit of the daemon's waited busy_timeout (500 ms) for it and failed: then the retry gets through.
             env.rewrite(push_batch=1, paths__busy_timeout="500ms")
             env.fault("invoice.create", "slow", -1, delay=0.3)
-            holders.append(when_phase(env.ops, SYNC, "push", lambda: holders.append(hold_write_lock(env.ops, 1.5))))
+            holders.append(when_phase(env.ops, SYNC, "push",
+                                      lambda: holders.append(hold_write_lock(env.ops, 10, met_the_lock(env)))))
 
         def unlock(env):
             holders[0].join()
