@@ -263,6 +263,12 @@ def err_6140(doc, txn_type, txn_id):
                     % (doc, txn_type, txn_id))
 
 
+def err_600(requestid):
+    return QBOError(400, "600", "Duplicate Request ID",
+                    "Duplicate Request ID : the requestid %s was already used by another request" % requestid,
+                    "requestid")
+
+
 def err_6240():
     return QBOError(400, "6240", "Duplicate Name Exists Error",
                     "The name supplied already exists. : Another customer is already using this name. Please use "
@@ -2389,6 +2395,11 @@ class App:
                 if hit is not None and self.cfg.requestid_retention and now - hit[4] > self.cfg.requestid_retention:
                     del self.replay[key]
                     hit = None
+                if hit is not None and hit[3] != fp and self.cfg.strict_requestid:
+                    # The reference's other reading (a third-party list's code 600 "Duplicate Request ID"): the
+                    # same requestid with another request is refused, not replayed.
+                    self.stats.inc("api", "requestid_conflicts")
+                    return json_resp(400, err_600(requestid).body(now))
                 if hit is not None:
                     self.stats.inc("api", "replays")
                     if hit[3] != fp:
@@ -2959,6 +2970,8 @@ def build_parser():
     ap.add_argument("--cdc-lookback-days", type=int, default=30)
     ap.add_argument("--requestid-retention", type=float, default=0,
                     help="seconds (fake clock) a requestid is remembered; 0 = forever")
+    ap.add_argument("--strict-requestid", action="store_true",
+                    help="a requestid sent again with a different request gets 400 code 600 (not a replay)")
     ap.add_argument("--now", help="initial fake time, ISO 8601 (default: real time)")
     ap.add_argument("--currency", default="USD")
     return ap
@@ -2974,6 +2987,7 @@ def make_app(args):
         limit_per_second=args.limit_per_second, limit_concurrent=args.limit_concurrent,
         dup_check=not args.allow_duplicate_docnumbers, cdc_max=args.cdc_max_objects,
         cdc_lookback_days=args.cdc_lookback_days, requestid_retention=args.requestid_retention,
+        strict_requestid=args.strict_requestid,
         currency=args.currency)
     if args.client_secret_file:
         with open(args.client_secret_file) as fh:
