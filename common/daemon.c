@@ -334,6 +334,7 @@ housekeeping_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	monitor_housekeeping(d);
 	if (d->job->housekeeping != NULL)
 		d->job->housekeeping(d);
+	d->housekeeping_passes++;
 }
 
 static void

@@ -50,6 +50,7 @@ struct daemon {
 	ev_prepare tx_check;
 	double drain_started, drain_limit;
 	double last_status_notify;
+	double housekeeping_passes;	/* completed passes; in `status`, so a test can wait for one to have run */
 };
 
 int daemon_main(int argc, char **argv, const struct job_def *);

@@ -7,7 +7,8 @@ What it gives a test:
   * refused_port(): a port nothing listens on, reserved for the test's lifetime ("connection refused" cases).
   * Daemon: writes nothing itself; starts a daemon binary with -f -c CONFIG, stops it (TERM) or kills it (KILL).
   * ctl(): one control-socket request, raw; syncctl(): the real CLI.
-  * wait_for(): polling waits (never fixed sleeps), as redis's test suite does.
+  * wait_for(): polling waits (never fixed sleeps), as redis's test suite does; settle() (housekeeping passes) and
+    settled_mails() (exactly-one-mail checks) wait for positive signals where a test asserts that nothing more came.
   * dump_db(): a database's tables by content, for "identical to an uninterrupted run" comparisons.
 """
 
@@ -351,6 +352,42 @@ class Daemon:
                 return f.read().decode(errors="replace")
         except FileNotFoundError:
             return ""
+
+
+def housekeeping_passes(sock_path):
+    return ctl(sock_path, "status")["result"]["housekeeping_passes"]
+
+
+def settle(daemon, passes=2, timeout=20):
+    """Wait until `passes` more housekeeping passes of a running daemon have completed (its status counts them): the
+    positive signal that whatever housekeeping would do at the current state and clock has been done.  Tests that
+    assert that something did NOT happen (no re-check, no second mail) wait for this instead of sleeping."""
+    sock = daemon.socket_path()
+    start = housekeeping_passes(sock)
+    wait_for(lambda: housekeeping_passes(sock) >= start + passes, timeout * slow_factor(),
+             what="%d housekeeping passes of %s" % (passes, daemon.name))
+
+
+def mails_with_key(sink, key, before=0):
+    return [m for m in sink.received()[before:] if str(m["msg"]["X-RTOpacks-Mail-Key"]) == key]
+
+
+def settled_mails(sink, key, ops=None, before=0, timeout=20):
+    """The mails with X-RTOpacks-Mail-Key `key` once no other can come: the first has arrived, the outbox row of the
+    key says sent (when ops is given: after that nothing sends it again), and the sink's count is the same across two
+    polls.  For "exactly one mail" checks, instead of sleeping and counting."""
+    wait_for(lambda: mails_with_key(sink, key, before), timeout, what="the mail %s" % key)
+    if ops:
+        wait_for(lambda: query(ops, "SELECT status FROM mail_outbox WHERE mail_key = ?", (key,)) == [("sent",)],
+                 timeout, what="the outbox row of %s to be sent" % key)
+    last = [None]
+
+    def same_twice():
+        n = len(mails_with_key(sink, key, before))
+        same, last[0] = n == last[0], n
+        return same
+    wait_for(same_twice, timeout, interval=0.2, what="the count of mails %s to settle" % key)
+    return mails_with_key(sink, key, before)
 
 
 def ctl(sock_path, cmd, args=None, timeout=10, raw=None):
