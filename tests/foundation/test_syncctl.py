@@ -118,7 +118,9 @@ class SyncctlTest(unittest.TestCase):
         self.assertEqual(self.sctl("trigger", "test-sync", "--wait", timeout=60).returncode, 0)
 
     def test_trigger_while_running_and_status(self):
-        self.items.fault("items", "slow", count=-1, delay=0.3)
+        # Pages slow enough that the run is still going through every check below (several syncctl processes under
+        # ASan), and under low_speed_time (3 s): 0.3 s a page let it finish first.  Cleared before the --wait.
+        self.items.fault("items", "slow", count=-1, delay=1.5)
         p = self.sctl("trigger", "test-sync")
         self.assertEqual(p.returncode, 0, p.stderr)
         run_id = re.search(r"started run (\S+)", p.stdout).group(1)
@@ -137,7 +139,7 @@ class SyncctlTest(unittest.TestCase):
         for _ in range(5):
             p = self.sctl("runs", "--json", "--limit", "3")
             self.assertEqual(p.returncode, 0)
-            self.assertEqual(json.loads(p.stdout)[0]["status"], "running")
+            self.assertEqual(json.loads(p.stdout)[0]["status"], "running", p.stdout)
         self.assertLess(time.monotonic() - t0, 5)
         # --wait on a running job follows it to its end.
         self.items.post("/_fake/fault/clear")
