@@ -245,7 +245,7 @@ class CricosSyncTest(unittest.TestCase):
         wait_for(lambda: cursor(env2.ops, "cricos_sync")["phase_cursor"] == "offset=100", timeout=30,
                  what="two courses pages committed")
         # Kill while page 3 is in flight: the slow fault on it has fired (the fake is holding the request).
-        wait_for(lambda: any(f["fired"] for f in self.fake.get("/_fake/fault")["armed"]), what="page 3 in flight")
+        wait_for(lambda: any(f["fired"] for f in self.fake.faults()), what="page 3 in flight")
         d.kill()
         self.fake.post("/_fake/fault/clear")
         d.start()

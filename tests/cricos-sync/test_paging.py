@@ -45,7 +45,7 @@ class CricosPagingTest(unittest.TestCase):
         return env
 
     def fired(self, kind):
-        return sum(f["fired"] for f in self.fake.get("/_fake/fault")["armed"] if f["kind"] == kind)
+        return sum(f["fired"] for f in self.fake.faults() if f["kind"] == kind)
 
     def test_limit_clamped_by_ckan_skips_nothing(self):
         # page_size 100, but this CKAN serves at most 37 records a page and echoes limit 37.

@@ -1170,7 +1170,7 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/_fake/fault" and self.command == "GET":
             # The armed faults with their remaining count and how often each fired (spent ones included).
             with st.lock:
-                return {"armed": [dict(f) for f in st.faults + st.spent_faults]}
+                return {"armed": [dict(f) for f in st.faults], "spent": [dict(f) for f in st.spent_faults]}
         if path == "/_fake/fault/clear" and self.command == "POST":
             with st.lock:
                 st.faults = []

@@ -113,7 +113,7 @@ class CycleTest(unittest.TestCase):
         wait_for(lambda: query(env.ops, "SELECT count(*) FROM sync_steps WHERE step = 'fetch_items'")[0][0] > 0,
                  what="fetch_items to start")
         # Kill once a slowed page request is in flight (the fault fired: the fake is holding it).
-        wait_for(lambda: any(f["fired"] for f in self.items.get("/_fake/fault")), what="a page request in flight")
+        wait_for(lambda: any(f["fired"] for f in self.items.faults()), what="a page request in flight")
         d.kill()
         self.items.post("/_fake/fault/clear")
         self.assertNotEqual(cursor(env.ops, "test_sync")["cycle_phase"], "done")

@@ -178,7 +178,7 @@ class FaultMatrixTest(unittest.TestCase):
 
             def later():
                 # Once the first slowed page is being served (the fault fired): mid-cycle for sure.
-                wait_for(lambda: any(f["fired"] for f in env.items.get("/_fake/fault")), timeout=60,
+                wait_for(lambda: any(f["fired"] for f in env.items.faults()), timeout=60,
                          what="the first slowed page")
                 st = os.statvfs(mnt.path)
                 with open(filler, "wb") as f:

@@ -83,7 +83,7 @@ class StrictRequestidTest(unittest.TestCase):
         api = self.api_stats()
         self.assertGreaterEqual(api.get("replays", 0), 2, api)
         self.assertEqual(api.get("requestid_conflicts", 0), 0, "a retry changed its request under one requestid")
-        self.assertEqual([f for f in env.fake.get("/_fake/fault")["armed"] if f["fired"] == 0], [])
+        self.assertEqual([f for f in env.fake.faults() if f["fired"] == 0], [])
         self.assert_once_each(["S-%d" % i for i in range(1, 5)])
 
     def test_an_update_comes_under_a_new_requestid(self):
