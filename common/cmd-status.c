@@ -22,6 +22,7 @@ cmd_status_exec(struct ctl_client *c, const cJSON *args, char **cause)
 	cJSON_AddStringToObject(r, "config", config_path(d->cfg));
 	cJSON_AddBoolToObject(r, "stopping", d->stopping);
 	cJSON_AddNumberToObject(r, "mail_in_flight", outbox_busy(d->outbox));
+	cJSON_AddNumberToObject(r, "housekeeping_passes", d->housekeeping_passes);
 	cycle_status(d->cycle, r);
 	if (d->job->status != NULL)
 		d->job->status(d, r);

@@ -63,8 +63,8 @@ usage(const struct job_def *job, FILE *fp)
 	    job->daemon, job->description, CONFIG_DEFAULT_PATH);
 }
 
-static void
-sections_for(const struct job_def *job, struct cfg_section *own, const struct cfg_section *list[6])
+void
+daemon_config_sections(const struct job_def *job, struct cfg_section *own, const struct cfg_section *list[6])
 {
 	own->name = job->daemon;
 	own->keys = cfg_job_common_keys;
@@ -290,7 +290,7 @@ reload_config(struct daemon *d)
 	char *cause = NULL, *sock;
 
 	d->reload_pending = false;
-	sections_for(d->job, &own, list);
+	daemon_config_sections(d->job, &own, list);
 	if ((cfg = config_load(d->config_path, list, &cause)) == NULL) {
 		log_warnx("reload: the new configuration is not valid, keeping the old one:\n%s", cause);
 		free(cause);
@@ -359,6 +359,7 @@ housekeeping_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	monitor_housekeeping(d);
 	if (d->job->housekeeping != NULL)
 		d->job->housekeeping(d);
+	d->housekeeping_passes++;
 }
 
 static void
@@ -494,7 +495,7 @@ daemon_main(int argc, char **argv, const struct job_def *job)
 	d->lock_fd = -1;
 	d->config_path = xstrdup(getenv("RTOPACKS_SYNC_CONFIG") ? getenv("RTOPACKS_SYNC_CONFIG") : CONFIG_DEFAULT_PATH);
 	log_init(job->daemon, 0);
-	sections_for(job, &own, list);
+	daemon_config_sections(job, &own, list);
 
 	while ((ch = getopt_long(argc, argv, "c:fnvhV", longopts, NULL)) != -1) {
 		switch (ch) {

@@ -11,6 +11,7 @@
 #include <ev.h>
 #include <stdbool.h>
 
+#include "config.h"
 #include "cycle.h"
 
 struct config;
@@ -49,9 +50,13 @@ struct daemon {
 	ev_prepare tx_check;
 	double drain_started, drain_limit;
 	double last_status_notify;
+	double housekeeping_passes;	/* completed passes; in `status`, so a test can wait for one to have run */
 };
 
 int daemon_main(int argc, char **argv, const struct job_def *);
+/* The sections a job's configuration file has: the shared ones and [<daemon>] (own, filled here); list ends NULL.
+ * The daemons load their file with it, and so does fuzz/fuzz_config.c. */
+void daemon_config_sections(const struct job_def *, struct cfg_section *own, const struct cfg_section *list[6]);
 
 /* The file system of the databases is full: give up the ballast so a failure can still be recorded. */
 bool daemon_release_ballast(struct daemon *);

@@ -145,6 +145,14 @@ sctl_send(struct sctl_conn *c, const char *cmd, cJSON *args)
 		n = send(c->fd, line + off, len - off, MSG_NOSIGNAL);
 		if (n == -1 && errno == EINTR)
 			continue;
+		if (n == -1 && (errno == EPIPE || errno == ECONNRESET)) {
+			/*
+			 * The daemon answered at accept time (permission_denied, busy) and closed: its reply is waiting to
+			 * be read, and sctl_recv() reads it (or reports the lost connection if there is none).
+			 */
+			free(line);
+			return 0;
+		}
 		if (n <= 0) {
 			fprintf(stderr, "syncctl: %s: cannot send: %s\n", c->daemon, strerror(errno));
 			free(line);

@@ -2,7 +2,7 @@
  * qb-reconcile's QuickBooks parsers on arbitrary bodies: the error parser (JSON Fault/fault in any case, code as
  * string or number, XML <Fault>, the OAuth {"error"} shape, errorCode= in a message) with the 6140 detail reader;
  * a 2xx answer as qbo.c and its callers read it (a Fault inside a 200; Invoice, Customer, QueryResponse and
- * CDCResponse members, money to cents, QuickBooks times); and the token endpoint's answers (a 200 into a token
+ * CDCResponse members through qbo-read.c, the reader pusher.c and phase-reconcile.c use, not a copy); and the token endpoint's answers (a 200 into a token
  * pair, the error code of a refusal).  A registered secret quoted in an error body must not survive into the
  * parsed fault.  The daemon's own sources (fuzz/qbo_response.sources) are linked.
  */
@@ -16,6 +16,7 @@
 #include "log.h"
 #include "timeutil.h"
 
+#include "../daemons/qb-reconcile/qbo-read.h"
 #include "../daemons/qb-reconcile/qbr.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -48,31 +49,41 @@ fault(const char *body, size_t len, const char *ctype)
 	(void)qbo_parse_6140(f.detail, type, sizeof type, id, sizeof id);
 }
 
-/* The members pusher.c and phase-reconcile.c read from an invoice or a customer. */
+/* An invoice or a customer as pusher.c and phase-reconcile.c read it (qbo-read.c, the daemon's own reader). */
 static void
 object(const cJSON *o)
 {
-	char when[ISO8601_LEN];
-	int64_t cents;
+	struct qbo_invoice inv;
+	const char *name, *id;
 
-	(void)json_str(o, "Id");
-	(void)json_str(o, "SyncToken");
-	(void)json_str(o, "DocNumber");
-	(void)json_str(o, "DisplayName");
-	(void)json_str(o, "status");
-	(void)json_str(o, "PrivateNote");
-	(void)json_str(json_get(o, "CustomerRef"), "value");
-	(void)json_cents(o, "TotalAmt", &cents);
-	(void)json_cents(o, "Balance", &cents);
-	(void)qbo_time_utc(json_str(json_get(o, "MetaData"), "LastUpdatedTime"), when);
+	qbo_invoice_read(o, &inv);
+	if (!inv.amounts && (inv.total_cents != 0 || inv.balance_cents != 0))
+		abort();	/* amounts only when both are there */
+	if (inv.updated_ok && strlen(inv.updated) != ISO8601_LEN - 1)
+		abort();
+	if (qbo_customer_row(o, &name, &id) && (name == NULL || id == NULL))
+		abort();
+}
+
+static int
+cdc_object(const char *entity, const cJSON *obj, void *arg)
+{
+	int64_t *n = arg;
+
+	if (entity == NULL)
+		abort();
+	(*n)++;
+	object(obj);
+	return 0;
 }
 
 static void
 answer(const char *body, size_t len)
 {
 	cJSON *root = cJSON_ParseWithLength(body, len);
-	const cJSON *qr, *rows, *row, *cdc, *blk, *arr;
+	const cJSON *rows, *row;
 	char when[ISO8601_LEN];
+	int64_t n = 0;
 
 	if (root == NULL || !cJSON_IsObject(root)) {
 		cJSON_Delete(root);
@@ -87,23 +98,14 @@ answer(const char *body, size_t len)
 	}
 	object(json_get(root, "Invoice"));
 	object(json_get(root, "Customer"));
-	qr = json_get(root, "QueryResponse");
-	if (cJSON_IsArray(rows = json_get(qr, "Invoice")))
+	if ((rows = qbo_query_rows(root, "Invoice")) != NULL)
 		cJSON_ArrayForEach(row, rows)
 			object(row);
-	if (cJSON_IsArray(rows = json_get(qr, "Customer")))
+	if ((rows = qbo_query_rows(root, "Customer")) != NULL)
 		cJSON_ArrayForEach(row, rows)
 			object(row);
-	cdc = json_get(root, "CDCResponse");
-	cdc = cJSON_IsArray(cdc) ? cJSON_GetArrayItem(cdc, 0) : cdc;
-	cJSON_ArrayForEach(blk, json_get(cdc, "QueryResponse")) {
-		cJSON_ArrayForEach(arr, blk) {
-			if (!cJSON_IsArray(arr) || arr->string == NULL)
-				continue;
-			cJSON_ArrayForEach(row, arr)
-				object(row);
-		}
-	}
+	if (qbo_cdc_each(root, cdc_object, &n) != 0 || n < 0)
+		abort();
 	(void)qbo_time_utc(json_str(root, "time"), when);
 	cJSON_Delete(root);
 }

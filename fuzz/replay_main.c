@@ -3,6 +3,7 @@
  * ever found (tests/fuzz-regressions/<target>/) run as ordinary tests in the ASan build.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,30 +39,55 @@ replay_file(const char *path)
 int
 main(int argc, char **argv)
 {
-	int i, count = 0;
+	int i, count = 0, bad = 0;
 
+	if (argc < 2) {
+		fprintf(stderr, "usage: %s DIR|FILE...: replays every file through the fuzz target\n", argv[0]);
+		return 2;
+	}
 	for (i = 1; i < argc; i++) {
 		struct stat sb;
 		DIR *d;
 		struct dirent *de;
 		char path[4096];
 
-		if (stat(argv[i], &sb) == -1)
-			continue;	/* a regression folder that does not exist yet */
-		if (!S_ISDIR(sb.st_mode)) {
-			count += replay_file(argv[i]) == 0;
+		/* A folder named here that is missing is a broken test set-up, not "nothing to replay". */
+		if (stat(argv[i], &sb) == -1) {
+			fprintf(stderr, "%s: %s: %s\n", argv[0], argv[i], strerror(errno));
+			bad++;
 			continue;
 		}
-		if ((d = opendir(argv[i])) == NULL)
+		if (!S_ISDIR(sb.st_mode)) {
+			if (replay_file(argv[i]) == 0)
+				count++;
+			else {
+				fprintf(stderr, "%s: cannot read %s\n", argv[0], argv[i]);
+				bad++;
+			}
 			continue;
+		}
+		if ((d = opendir(argv[i])) == NULL) {
+			fprintf(stderr, "%s: %s: %s\n", argv[0], argv[i], strerror(errno));
+			bad++;
+			continue;
+		}
 		while ((de = readdir(d)) != NULL) {
 			if (de->d_name[0] == '.')
 				continue;
 			snprintf(path, sizeof path, "%s/%s", argv[i], de->d_name);
-			count += replay_file(path) == 0;
+			if (replay_file(path) == 0)
+				count++;
+			else {
+				fprintf(stderr, "%s: cannot read %s\n", argv[0], path);
+				bad++;
+			}
 		}
 		closedir(d);
 	}
 	printf("replayed %d inputs\n", count);
-	return 0;
+	if (count == 0) {
+		fprintf(stderr, "%s: no inputs replayed: the seed corpus is empty\n", argv[0]);
+		return 1;
+	}
+	return bad > 0 ? 1 : 0;
 }

@@ -24,6 +24,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "config.h"
 #include "tables.h"
 
 struct daemon;
@@ -83,5 +84,8 @@ void json_add_num(cJSON *o, const char *key, double v);	/* o[key] += v */
 
 /* CKAN last_modified ("2026-05-04T13:23:11.107628", maybe with Z) as a time; false if unreadable. */
 bool ckan_time(const char *s, time_t *t);
+
+/* The [cricos-sync] keys (keys.c). */
+extern const struct cfg_key cricos_config_keys[];
 
 #endif

@@ -23,6 +23,7 @@
 #include "db.h"
 #include "http.h"
 #include "log.h"
+#include "qbo-read.h"
 #include "qbr.h"
 #include "timeutil.h"
 #include "xmalloc.h"
@@ -86,16 +87,20 @@ open_issue(struct step *st, struct db *db, int64_t id, const char *qb_id, const 
 static int
 apply_invoice(struct step *st, struct db *db, const cJSON *qi, struct tally *t, char **cause)
 {
-	const char *qb_id = json_str(qi, "Id"), *status = json_str(qi, "status"), *note = json_str(qi, "PrivateNote");
-	const cJSON *meta = json_get(qi, "MetaData"), *cref = json_get(qi, "CustomerRef");
-	const char *cust = json_str(cref, "value");
+	struct qbo_invoice inv;
+	const char *qb_id, *status, *note, *cust, *updated;
 	sqlite3_stmt *s;
-	int64_t id, ours, total = 0, bal = 0;
-	char paid_at[ISO8601_LEN] = "", updated[ISO8601_LEN] = "", now[ISO8601_LEN], detail[512], a[32], b[32];
+	int64_t id, ours, total, bal;
+	char paid_at[ISO8601_LEN] = "", now[ISO8601_LEN], detail[512], a[32], b[32];
 	char our_cust[64], our_state[16];
 	const char *state;
 	bool have_paid, have_updated;
 
+	qbo_invoice_read(qi, &inv);
+	qb_id = inv.id;
+	status = inv.status;
+	note = inv.note;
+	cust = inv.customer;
 	if (qb_id == NULL)
 		return 0;
 	if ((s = db_stmt(db, SQL_OURS, cause)) == NULL)
@@ -128,11 +133,14 @@ apply_invoice(struct step *st, struct db *db, const cJSON *qi, struct tally *t, 
 		snprintf(detail, sizeof detail, "invoice %s was deleted in QuickBooks", qb_id);
 		return open_issue(st, db, id, qb_id, "deleted_in_qb", detail, 0, 0, false, t, cause);
 	}
-	if (!json_cents(qi, "TotalAmt", &total) || !json_cents(qi, "Balance", &bal)) {
+	if (!inv.amounts) {
 		log_warnx("reconcile: QuickBooks invoice %s has no TotalAmt or Balance; skipped", qb_id);
 		return 0;
 	}
-	have_updated = qbo_time_utc(json_str(meta, "LastUpdatedTime"), updated);
+	total = inv.total_cents;
+	bal = inv.balance_cents;
+	have_updated = inv.updated_ok;
+	updated = inv.updated;
 	if (total == 0 && ours != 0 && note != NULL && strstr(note, "Voided") != NULL) {
 		state = "voided";
 		snprintf(detail, sizeof detail, "invoice %s was voided in QuickBooks", qb_id);
@@ -168,7 +176,7 @@ apply_invoice(struct step *st, struct db *db, const cJSON *qi, struct tally *t, 
 	db_bind_int(s, 1, id);
 	db_bind_int(s, 2, total);
 	db_bind_int(s, 3, bal);
-	db_bind_text(s, 4, json_str(qi, "SyncToken"));
+	db_bind_text(s, 4, inv.sync_token);
 	db_bind_text(s, 5, state);
 	db_bind_text(s, 6, have_updated ? updated : NULL);
 	db_bind_text(s, 7, paid_at[0] ? paid_at : NULL);
@@ -216,15 +224,40 @@ request_failed(struct step *st, const struct qbo_resp *resp)
 		step_fail(st, STEP_RETRY, "%s", resp->error);
 }
 
+/* A CDC answer's objects, walked by qbo_cdc_each(): invoices applied, the newest change time kept. */
+struct cdc_walk {
+	struct step *st;
+	struct db *db;
+	struct tally *t;
+	char *cause;
+	int64_t objects;
+	char newest[ISO8601_LEN];
+};
+
+static int
+cdc_object(const char *entity, const cJSON *obj, void *arg)
+{
+	struct cdc_walk *w = arg;
+	char when[ISO8601_LEN];
+
+	w->objects++;
+	if (qbo_time_utc(json_str(json_get(obj, "MetaData"), "LastUpdatedTime"), when) && strcmp(when, w->newest) > 0)
+		snprintf(w->newest, sizeof w->newest, "%s", when);
+	if (strcasecmp(entity, "Invoice") == 0)
+		return apply_invoice(w->st, w->db, obj, w->t, &w->cause);
+	return 0;
+}
+
 static void
 cdc_done(const struct qbo_resp *resp, void *arg)
 {
 	struct rc *r = arg;
 	struct step *st = r->st;
 	struct tally t = { 0, 0, 0, 0 };
-	const cJSON *cdc, *blocks, *blk, *arr, *obj;
-	char *cause = NULL, newest[ISO8601_LEN] = "", when[ISO8601_LEN], qbtime[ISO8601_LEN];
-	int64_t objects = 0;
+	struct cdc_walk w = { st, NULL, &t, NULL, 0, "" };
+	char *cause = NULL, qbtime[ISO8601_LEN];
+	const char *newest = w.newest;
+	int64_t objects;
 	struct db *db;
 
 	r->call = NULL;
@@ -248,23 +281,12 @@ cdc_done(const struct qbo_resp *resp, void *arg)
 	}
 	if ((db = step_db(st, &cause)) == NULL)
 		goto dberr;
-	cdc = json_get(resp->json, "CDCResponse");
-	cdc = cJSON_IsArray(cdc) ? cJSON_GetArrayItem(cdc, 0) : cdc;
-	blocks = json_get(cdc, "QueryResponse");
-	cJSON_ArrayForEach(blk, blocks) {
-		cJSON_ArrayForEach(arr, blk) {
-			if (!cJSON_IsArray(arr) || arr->string == NULL)
-				continue;
-			cJSON_ArrayForEach(obj, arr) {
-				objects++;
-				if (qbo_time_utc(json_str(json_get(obj, "MetaData"), "LastUpdatedTime"), when) &&
-				    strcmp(when, newest) > 0)
-					snprintf(newest, sizeof newest, "%s", when);
-				if (strcasecmp(arr->string, "Invoice") == 0 && apply_invoice(st, db, obj, &t, &cause) == -1)
-					goto dberr;
-			}
-		}
+	w.db = db;
+	if (qbo_cdc_each(resp->json, cdc_object, &w) == -1) {
+		cause = w.cause;
+		goto dberr;
 	}
+	objects = w.objects;
 	step_detail_add(st, "cdc_objects", objects);
 	if (objects >= r->q->cdc_max_objects) {
 		/* A full answer may have been cut: ask again from the newest time it held. */
@@ -315,7 +337,7 @@ page_done(const struct qbo_resp *resp, void *arg)
 	}
 	if ((db = step_db(st, &cause)) == NULL)
 		goto dberr;
-	rows = json_get(json_get(resp->json, "QueryResponse"), "Invoice");
+	rows = qbo_query_rows(resp->json, "Invoice");
 	iso8601_now(now);
 	for (i = 0; i < r->n; i++) {
 		const cJSON *found = NULL;

@@ -31,6 +31,7 @@
 #include "db.h"
 #include "http.h"
 #include "log.h"
+#include "qbo-read.h"
 #include "qbr.h"
 #include "timeutil.h"
 #include "xmalloc.h"
@@ -179,16 +180,20 @@ qb_state_of(int64_t total, int64_t balance)
 static bool
 item_adopt(struct pitem *it, const cJSON *qi, bool adopted)
 {
-	const char *id = json_str(qi, "Id"), *tok = json_str(qi, "SyncToken"), *doc = json_str(qi, "DocNumber");
-	const cJSON *cref = json_get(qi, "CustomerRef");
-	const char *cust = json_str(cref, "value"), *ours = it->res.qb_customer_id ? it->res.qb_customer_id :
+	struct qbo_invoice inv;
+	const char *id, *tok, *doc, *cust, *ours = it->res.qb_customer_id ? it->res.qb_customer_id :
 	    it->v->cust_qb_id;
-	const cJSON *meta = json_get(qi, "MetaData");
-	char when[ISO8601_LEN], msg[512];
-	int64_t total = 0, bal = 0;
+	char msg[512];
+	int64_t total, bal;
 
-	if (id == NULL || tok == NULL || doc == NULL || !json_cents(qi, "TotalAmt", &total) ||
-	    !json_cents(qi, "Balance", &bal)) {
+	qbo_invoice_read(qi, &inv);
+	id = inv.id;
+	tok = inv.sync_token;
+	doc = inv.doc_number;
+	cust = inv.customer;
+	total = inv.total_cents;
+	bal = inv.balance_cents;
+	if (id == NULL || tok == NULL || doc == NULL || !inv.amounts) {
 		item_fail(it, "QuickBooks returned an invoice without Id, SyncToken, DocNumber, TotalAmt or Balance",
 		    true, false);
 		return false;
@@ -213,8 +218,8 @@ item_adopt(struct pitem *it, const cJSON *qi, bool adopted)
 	set_str(&it->res.qb_sync_token, tok);
 	it->res.qb_total_cents = total;
 	it->res.qb_balance_cents = bal;
-	if (qbo_time_utc(json_str(meta, "LastUpdatedTime"), when))
-		set_str(&it->res.qb_updated_at, when);
+	if (inv.updated_ok)
+		set_str(&it->res.qb_updated_at, inv.updated);
 	/* This generation is spent: QuickBooks keeps its answer under the requestid, so the next write of this
 	 * invoice (an update after billing changes it) needs a new one or it would get this answer replayed. */
 	it->res.new_gen = it->gen + 1;
@@ -284,15 +289,6 @@ query(struct pusher *p, int kind, struct pcust *c, const char *text, const char 
 	req.content_type = "application/text";
 	req.what = what;
 	start_call(p, kind, NULL, c, &req);
-}
-
-static const cJSON *
-query_rows(const cJSON *json, const char *entity)
-{
-	const cJSON *qr = json_get(json, "QueryResponse");
-	const cJSON *rows = json_get(qr, entity);
-
-	return cJSON_IsArray(rows) ? rows : NULL;
 }
 
 static struct pcust *
@@ -375,11 +371,11 @@ on_cust_query(struct pusher *p, const struct qbo_resp *r)
 			}
 		return;
 	}
-	if ((rows = query_rows(r->json, "Customer")) != NULL)
+	if ((rows = qbo_query_rows(r->json, "Customer")) != NULL)
 		cJSON_ArrayForEach(row, rows) {
-			const char *name = json_str(row, "DisplayName"), *id = json_str(row, "Id");
+			const char *name, *id;
 
-			if (name != NULL && id != NULL && (c = cust_by_name(p, name)) != NULL && c->qb_id == NULL)
+			if (qbo_customer_row(row, &name, &id) && (c = cust_by_name(p, name)) != NULL && c->qb_id == NULL)
 				set_str(&c->qb_id, id);
 		}
 	for (i = 0; i < p->ncusts; i++)
@@ -416,11 +412,11 @@ on_cust_requery(struct pusher *p, struct pcust *c, const struct qbo_resp *r)
 	const char *inactive_id = NULL;
 	char *msg = NULL;
 
-	if (r->error == NULL && (rows = query_rows(r->json, "Customer")) != NULL)
+	if (r->error == NULL && (rows = qbo_query_rows(r->json, "Customer")) != NULL)
 		cJSON_ArrayForEach(row, rows) {
-			const char *name = json_str(row, "DisplayName"), *id = json_str(row, "Id");
+			const char *name, *id;
 
-			if (name == NULL || id == NULL || strcasecmp(name, c->name) != 0)
+			if (!qbo_customer_row(row, &name, &id) || strcasecmp(name, c->name) != 0)
 				continue;
 			active = json_get(row, "Active");
 			if (cJSON_IsFalse(active) || (cJSON_IsString(active) && strcasecmp(active->valuestring, "false") == 0)) {
@@ -469,7 +465,7 @@ on_doc_query(struct pusher *p, const struct qbo_resp *r)
 			p->auth_lost = true;
 		return;
 	}
-	if ((rows = query_rows(r->json, "Invoice")) == NULL)
+	if ((rows = qbo_query_rows(r->json, "Invoice")) == NULL)
 		return;
 	for (i = 0; i < p->n; i++) {
 		struct pitem *it = &p->items[i];

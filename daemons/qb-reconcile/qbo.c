@@ -102,7 +102,8 @@ qbo_time_utc(const char *s, char out[ISO8601_LEN])
 	if (s == NULL || !iso8601_parse(s, &t))
 		return false;
 	iso8601_fmt(t, out);
-	return true;
+	/* A year before 1000 (or after 9999) parses but formats shorter or longer: not a time we store. */
+	return strlen(out) == ISO8601_LEN - 1;
 }
 
 /* --- fault parsing ------------------------------------------------------------------------------------------ */

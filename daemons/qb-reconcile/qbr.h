@@ -22,6 +22,8 @@
 
 #include <ev.h>
 
+#include "config.h"
+
 struct daemon;
 struct db;
 struct http_client;
@@ -305,5 +307,8 @@ extern const struct ctl_cmd qbr_cmd_retry, qbr_cmd_connect;
 int64_t cstate_get(struct step *, const char *key);
 void cstate_add(struct step *, const char *key, int64_t n);
 void cstate_set_bool(struct step *, const char *key, bool v);
+
+/* The [qb-reconcile] keys (keys.c). */
+extern const struct cfg_key qbr_config_keys[];
 
 #endif

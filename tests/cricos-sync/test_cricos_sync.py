@@ -9,13 +9,12 @@ no data requests beyond init; SIGKILL mid-courses and restart resumes at its off
 import os
 import signal
 import sys
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cricoslib import (TABLES, Env, db_rows, diff, expected, last_run, query, start_fake, stop_fake,  # noqa: E402
                        step_detail, summary)
-from harness import SmtpSink, ctl, cursor, runs, wait_for  # noqa: E402
+from harness import SmtpSink, ctl, cursor, runs, settled_mails, wait_for  # noqa: E402
 
 
 def mail_key(m):
@@ -50,12 +49,8 @@ class CricosSyncTest(unittest.TestCase):
         cycle = query(env.ops, "SELECT cycle_id FROM sync_runs ORDER BY started_at DESC, run_id DESC LIMIT 1")[0][0]
         key = "cricos_sync/complete/%s" % cycle
 
-        def find():
-            ms = [m for m in self.smtp.received()[before:] if mail_key(m) == key]
-            return ms or None
-        ms = wait_for(find, what="the completion mail %s" % key)
-        time.sleep(0.1)
-        self.assertEqual(len([m for m in self.smtp.received()[before:] if mail_key(m) == key]), 1)
+        ms = settled_mails(self.smtp, key, env.ops, before)
+        self.assertEqual(len(ms), 1)
         return ms[0]
 
     def tga_table_exists(self, env):
@@ -249,7 +244,8 @@ class CricosSyncTest(unittest.TestCase):
         self.assertTrue(ctl(d.socket_path(), "trigger")["ok"])
         wait_for(lambda: cursor(env2.ops, "cricos_sync")["phase_cursor"] == "offset=100", timeout=30,
                  what="two courses pages committed")
-        time.sleep(0.3)
+        # Kill while page 3 is in flight: the slow fault on it has fired (the fake is holding the request).
+        wait_for(lambda: any(f["fired"] for f in self.fake.faults()), what="page 3 in flight")
         d.kill()
         self.fake.post("/_fake/fault/clear")
         d.start()

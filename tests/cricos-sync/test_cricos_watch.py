@@ -10,12 +10,11 @@ appears, the next daily re-check syncs it and the watch stands down.
 import json
 import os
 import sys
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cricoslib import Env, query, start_fake, stop_fake, summary  # noqa: E402
-from harness import SmtpSink, ctl, wait_for  # noqa: E402
+from harness import SmtpSink, ctl, settle, wait_for  # noqa: E402
 
 LATE = "[cricos-sync] edition late \u2014 no new CRICOS data since 2026-05-04"
 
@@ -89,7 +88,7 @@ class EditionWatchTest(unittest.TestCase):
         text = mail["msg"].get_content()
         self.assertIn("No new CRICOS edition", text)
         self.assertIn("Edition watch: waiting for the 2026-06 edition", text)
-        time.sleep(1.0)
+        settle(d)     # housekeeping passes at this clock: any re-check or mail would have started
         self.assertEqual(self.nruns(), 2, "no re-check before the interval has passed")
 
         # A day later the watch re-checks by itself: still nothing, not yet late, and nothing to mail about.
@@ -104,7 +103,7 @@ class EditionWatchTest(unittest.TestCase):
                  what="the re-check to finish")
         self.assertEqual(query(env.ops, "SELECT status, error FROM sync_steps WHERE run_id = ? AND step = 'notify'",
                                (r[0],))[0][0], "complete")
-        time.sleep(0.5)
+        settle(d)
         self.assertEqual(len(self.smtp.received()), sent, "a re-check that found nothing sent a mail")
 
         # A full re-sync reads everything again, changes nothing, and is not mistaken for the new edition.
@@ -123,14 +122,14 @@ class EditionWatchTest(unittest.TestCase):
         self.assertEqual(str(late[0]["msg"]["Subject"]), LATE)
         self.assertIn("cricos-sync keeps checking", late[0]["msg"].get_content())
         self.set_clock("2026-06-09T20:00:00Z")
-        time.sleep(1.0)
+        settle(d)     # housekeeping passes at this clock: any re-check or mail would have started
         self.assertEqual(len(self.late_mails()), 1)
         # Also across a restart.
         self.assertEqual(d.stop(), 0)
         d.start()
         self.set_clock("2026-06-10T19:00:00Z")
         self.wait_runs(6)
-        time.sleep(1.0)
+        settle(d)     # housekeeping passes at this clock: any re-check or mail would have started
         self.assertEqual(len(self.late_mails()), 1)
         self.assertEqual(query(env.ops, "SELECT count(*) FROM sync_alerts WHERE kind = 'edition_late' AND "
                                         "alert_key = '2026-06'")[0][0], 1)
@@ -155,7 +154,7 @@ class EditionWatchTest(unittest.TestCase):
 
         # Disarmed: no more re-checks.
         self.set_clock("2026-06-13T19:00:00Z")
-        time.sleep(1.0)
+        settle(d)     # housekeeping passes at this clock: any re-check or mail would have started
         self.assertEqual(self.nruns(), 7)
         # A manual run later in the month finds the month's edition already in: nothing to wait for.
         self.set_clock("2026-06-15T01:00:00Z")

@@ -18,7 +18,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cricoslib  # noqa: E402
-from harness import (Daemon, SmtpSink, Workdir, base_config, cursor, free_port, query, runs,  # noqa: E402
+from harness import (Daemon, SmtpSink, Workdir, base_config, cursor, refused_port, query, runs,  # noqa: E402
                      write_config)
 from endstate import checkpoint_agrees, normalised, ops_state  # noqa: E402
 from faultmatrix import print_table  # noqa: E402
@@ -134,7 +134,7 @@ class FaultMatrixTest(StorageCases, unittest.TestCase):
              "error": "HTTP 503", "check": self.assert_attempted},
             {"name": "429 with Retry-After: 1 (once)", "arm": fault("http429", 1, retry_after=1),
              "expect": "complete"},
-            {"name": "connection refused", "arm": lambda e: e.write("http://127.0.0.1:%d" % free_port()),
+            {"name": "connection refused", "arm": lambda e: e.write("http://127.0.0.1:%d" % refused_port()),
              "disarm": lambda e: e.write(e.fake.url), "expect": "failed", "error": "Failed to connect",
              "check": lambda env, case: self.assert_attempted(env, dict(case, phase="init"))},
             {"name": "connection reset mid-body (once)", "arm": fault("reset", 1), "expect": "complete"},

@@ -38,7 +38,9 @@ ROOT = "/data"  # data.gov.au mounts CKAN under /data; CKAN builds _links relati
 ROWS_MAX = 32000
 ACTIONS = ("package_show", "resource_show", "datastore_search")
 FAULT_KINDS = ("http500", "http503", "http429", "hang", "reset", "truncate", "malformed", "html", "redirect",
-               "slow", "drip", "ckan_error", "bad_money")
+               "slow", "drip", "ckan_error", "bad_money", "total_change", "total_estimated")
+# Faults applied inside datastore_search, where the page is known (not by the generic pre-fault path).
+PAGE_FAULT_KINDS = ("bad_money", "total_change", "total_estimated")
 CKAN_ERROR_VARIANTS = ("internal", "timeout", "auth", "not_found", "bad_request")
 JSON_CT = "application/json;charset=utf-8"
 HTML_CT = "text/html; charset=utf-8"
@@ -97,6 +99,7 @@ class State:
         self.clock_real = time.time()
         self.touched = {}  # (table, version) -> last_modified override (re-upload of identical content)
         self.faults = []
+        self.spent_faults = []   # faults whose count ran out, kept for GET /_fake/fault
         self.stats = {}
         self.reset_stats()
         self.records_cache = {}
@@ -217,7 +220,7 @@ class State:
                     continue
                 if pred is not None and not pred(f):
                     continue
-                if pred is None and f["kind"] == "bad_money":
+                if pred is None and f["kind"] in PAGE_FAULT_KINDS:
                     continue  # applied inside datastore_search, where the page is known
                 if f.get("skip", 0) > 0:
                     f["skip"] -= 1
@@ -226,6 +229,8 @@ class State:
                     f["count"] -= 1
                     if f["count"] == 0:
                         self.faults.remove(f)
+                        self.spent_faults.append(f)
+                f["fired"] = f.get("fired", 0) + 1
                 self.stats["faults"][f["kind"]] = self.stats["faults"].get(f["kind"], 0) + 1
                 return dict(f)
         return None
@@ -1045,6 +1050,19 @@ class Handler(BaseHTTPRequestHandler):
         if bad:
             text, applied = inject_bad_money(text, bad)
             self._fault_kind = "bad_money" if applied else None
+        # The table as if replaced while it is read (total_change: its total moves by "delta") or as CKAN reports a
+        # big table's total from pg_class (total_estimated: total x "factor", flagged total_was_estimated).
+        shift = st.take_fault("datastore_search", result.get("resource_id"),
+                              pred=lambda f: f["kind"] in ("total_change", "total_estimated"))
+        if shift and "total" in result:
+            if shift["kind"] == "total_change":
+                # "cumulative": every firing moves it further (a table that never holds still).
+                times = shift.get("fired", 1) if shift.get("cumulative") else 1
+                result["total"] = max(0, result["total"] + int(shift.get("delta", 1)) * times)
+            else:
+                result["total"] = int(result["total"] * float(shift.get("factor", 0.9)))
+                result["total_was_estimated"] = True
+            self._fault_kind = shift["kind"]
         with st.lock:
             st.stats["records_served"] += nrec
             pages = st.stats["datastore_pages"]
@@ -1137,6 +1155,11 @@ class Handler(BaseHTTPRequestHandler):
                 raise ValueError("unknown ckan_error variant %r" % data.get("variant"))
             f = dict(data)
             f.setdefault("op", "*")
+            if f["op"] not in ACTIONS + ("download", "*"):
+                # A fault armed on an op that never comes would never fire: refuse it.
+                raise ValueError("unknown op %r (expected one of %s)" % (f["op"], ", ".join(ACTIONS + ("download",
+                                                                                                      "*"))))
+            f["fired"] = 0
             f["count"] = int(f.get("count", 1))
             f["skip"] = int(f.get("skip", 0))
             if f["count"] == 0:
@@ -1144,9 +1167,14 @@ class Handler(BaseHTTPRequestHandler):
             with st.lock:
                 st.faults.append(f)
                 return {"ok": True, "armed": list(st.faults)}
+        if path == "/_fake/fault" and self.command == "GET":
+            # The armed faults with their remaining count and how often each fired (spent ones included).
+            with st.lock:
+                return {"armed": [dict(f) for f in st.faults], "spent": [dict(f) for f in st.spent_faults]}
         if path == "/_fake/fault/clear" and self.command == "POST":
             with st.lock:
                 st.faults = []
+                st.spent_faults = []
             return {"ok": True}
         if path == "/_fake/clock" and self.command == "POST":
             now = st.set_clock(data.get("now"), data.get("advance"))

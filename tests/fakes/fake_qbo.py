@@ -263,6 +263,12 @@ def err_6140(doc, txn_type, txn_id):
                     % (doc, txn_type, txn_id))
 
 
+def err_600(requestid):
+    return QBOError(400, "600", "Duplicate Request ID",
+                    "Duplicate Request ID : the requestid %s was already used by another request" % requestid,
+                    "requestid")
+
+
 def err_6240():
     return QBOError(400, "6240", "Duplicate Name Exists Error",
                     "The name supplied already exists. : Another customer is already using this name. Please use "
@@ -1966,6 +1972,11 @@ ALL_KINDS = GATEWAY_KINDS | TRANSPORT_KINDS | SERVICE_KINDS
 API_OPS_PREFIX = tuple(r + "." for r in RESOURCES) + ("query", "cdc", "batch", "api.")
 
 
+# Every op classify() can name: a fault's op pattern must match one of them.
+KNOWN_OPS = frozenset(["token", "revoke", "authorize", "login", "query", "cdc", "batch", "api.unknown", "notfound"] +
+                      ["%s.%s" % (r, a) for r in RESOURCES for a in ("read", "create", "update", "delete", "void")])
+
+
 def is_api(op):
     return op.startswith(API_OPS_PREFIX)
 
@@ -1995,6 +2006,7 @@ class Faults:
         self.stats = stats
         self.lock = threading.Lock()
         self.armed = []
+        self.spent = []      # faults whose count ran out: GET /_fake/fault lists them under "spent"
         self.next_id = 1
 
     def arm(self, spec):
@@ -2003,6 +2015,10 @@ class Faults:
             raise ValueError("unknown fault kind %r; known: %s" % (kind, ", ".join(sorted(ALL_KINDS))))
         f = dict(spec)
         f["op"] = str(spec.get("op", "*"))
+        if not any(_op_match(f["op"], op) for op in KNOWN_OPS):
+            # A fault armed on an op that never comes would never fire: refuse it.
+            raise ValueError("fault op %r matches no op of this fake (%s)" % (f["op"], ", ".join(sorted(KNOWN_OPS))))
+        f["fired"] = 0
         f["count"] = int(spec.get("count", 1))
         f["skip"] = int(spec.get("skip", 0))
         if f["count"] == 0:
@@ -2017,11 +2033,16 @@ class Faults:
         with self.lock:
             n = len(self.armed)
             self.armed = []
+            self.spent = []
         return n
 
     def list(self):
         with self.lock:
             return [dict(f) for f in self.armed]
+
+    def list_spent(self):
+        with self.lock:
+            return [dict(f) for f in self.spent]
 
     def take(self, op, kinds):
         with self.lock:
@@ -2034,6 +2055,8 @@ class Faults:
                         f["count"] -= 1
                         if f["count"] == 0:
                             self.armed.remove(f)
+                            self.spent.append(f)
+                    f["fired"] += 1
                     self.stats.inc("faults", f["kind"])
                     return dict(f)
         return None
@@ -2372,6 +2395,11 @@ class App:
                 if hit is not None and self.cfg.requestid_retention and now - hit[4] > self.cfg.requestid_retention:
                     del self.replay[key]
                     hit = None
+                if hit is not None and hit[3] != fp and self.cfg.strict_requestid:
+                    # The reference's other reading (a third-party list's code 600 "Duplicate Request ID"): the
+                    # same requestid with another request is refused, not replayed.
+                    self.stats.inc("api", "requestid_conflicts")
+                    return json_resp(400, err_600(requestid).body(now))
                 if hit is not None:
                     self.stats.inc("api", "replays")
                     if hit[3] != fp:
@@ -2524,7 +2552,7 @@ class App:
         if p == "/_fake/fault" and m == "POST":
             return json_resp(200, {"ok": True, "id": self.faults.arm(_control_json(req))})
         if p == "/_fake/fault" and m == "GET":
-            return json_resp(200, {"armed": self.faults.list()})
+            return json_resp(200, {"armed": self.faults.list(), "spent": self.faults.list_spent()})
         if p == "/_fake/fault/clear" and m == "POST":
             return json_resp(200, {"ok": True, "cleared": self.faults.clear()})
         if p == "/_fake/clock":
@@ -2952,6 +2980,8 @@ def build_parser():
     ap.add_argument("--cdc-lookback-days", type=int, default=30)
     ap.add_argument("--requestid-retention", type=float, default=0,
                     help="seconds (fake clock) a requestid is remembered; 0 = forever")
+    ap.add_argument("--strict-requestid", action="store_true",
+                    help="a requestid sent again with a different request gets 400 code 600 (not a replay)")
     ap.add_argument("--now", help="initial fake time, ISO 8601 (default: real time)")
     ap.add_argument("--currency", default="USD")
     return ap
@@ -2967,6 +2997,7 @@ def make_app(args):
         limit_per_second=args.limit_per_second, limit_concurrent=args.limit_concurrent,
         dup_check=not args.allow_duplicate_docnumbers, cdc_max=args.cdc_max_objects,
         cdc_lookback_days=args.cdc_lookback_days, requestid_retention=args.requestid_retention,
+        strict_requestid=args.strict_requestid,
         currency=args.currency)
     if args.client_secret_file:
         with open(args.client_secret_file) as fh:

@@ -37,7 +37,8 @@ hang, reset, truncate, malformed, html, redirect, slow ("delay"), drip ("interva
 soap_fault ("text", "code": a ValidationFault; "fault": "DeserializationFailed" for WCF's answer to a body it
 cannot read), server_fault (HTTP 500 with WCF's a:InternalServiceFault, or
 "code": "Server" for a plain s:Server fault), auth (InvalidSecurity), missing_code (the next matching response has
-one record without its code element).
+one record without its code element).  An op or service the fake does not know is refused (400), since such a fault
+would never fire; GET /_fake/fault lists the armed faults with their remaining "count" and how often each "fired".
 
 Mutations (POST /_fake/mutate): see tga_register.py; e.g. {"action": "update", "kind": "qualification", "code": C},
 {"action": "random", "fraction": 0.01, "seed": 2}. The answer lists the codes changed per kind and action.
@@ -691,6 +692,7 @@ class Fault:
         self.after = int(spec.get("after", 0))
         self.rate = float(spec["rate"]) if spec.get("rate") is not None else None
         self.rnd = random.Random(spec.get("seed", 1))
+        self.fired = 0
         self.spec = spec
 
     def fires(self):
@@ -774,6 +776,7 @@ class App:
                 if f.kind in kinds and f.matches(service, op) and f.fires():
                     if f.count > 0:
                         f.count -= 1
+                    f.fired += 1
                     return f
         return None
 
@@ -1203,9 +1206,20 @@ class App:
             if kind not in TRANSPORT_FAULTS | PROTOCOL_FAULTS:
                 return self.json(400, {"error": "unknown fault kind %r" % kind,
                                        "kinds": sorted(TRANSPORT_FAULTS | PROTOCOL_FAULTS)})
+            op, service = spec.get("op", "*"), (spec.get("service") or "").lower()
+            if service and service not in SERVICES:
+                return self.json(400, {"error": "unknown service %r" % spec.get("service"),
+                                       "services": sorted(PORT_NAMES.values())})
+            known = {o for port, (_, _, ops) in SERVICES.items() if not service or port == service for o in ops}
+            if op not in known | {"*", "wsdl"}:
+                # A fault armed on an op that never comes would never fire: refuse it.
+                return self.json(400, {"error": "unknown op %r" % op, "ops": sorted(known | {"*", "wsdl"})})
             with self.fault_lock:
                 self.faults.append(Fault(spec))
             return self.json(200, {"ok": True, "armed": len(self.faults)})
+        if path == "/_fake/fault" and method == "GET":
+            with self.fault_lock:
+                return self.json(200, [dict(f.spec, count=f.count, fired=f.fired) for f in self.faults])
         if path == "/_fake/fault/clear" and method == "POST":
             with self.fault_lock:
                 self.faults = []

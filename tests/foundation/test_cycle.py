@@ -12,7 +12,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import (Daemon, Server, SmtpSink, Workdir, base_config, cursor, dump_db, query, runs,  # noqa: E402
+from harness import (Daemon, Server, SmtpSink, Workdir, base_config, cursor, dump_db, query, runs, settled_mails,  # noqa: E402
                      wait_for, write_config, ctl, REPO)
 
 ITEMS_SERVER = os.path.join(REPO, "tests", "lib", "items_server.py")
@@ -88,10 +88,7 @@ class CycleTest(unittest.TestCase):
         self.assertEqual(r[1]["cycle_id"], r[0]["run_id"])
         self.assertEqual(cursor(env.ops, "test_sync")["cycle_phase"], "done")
         # Exactly one completion mail for the cycle, however the kill fell.
-        wait_for(lambda: len(self.smtp.received()) >= sent_before + 1, what="the completion mail")
-        time.sleep(0.2)
-        mails = [m for m in self.smtp.received()[sent_before:]
-                 if m["msg"]["X-RTOpacks-Mail-Key"] == "test_sync/complete/%s" % r[0]["run_id"]]
+        mails = settled_mails(self.smtp, "test_sync/complete/%s" % r[0]["run_id"], env.ops, sent_before)
         self.assertEqual(len(mails), 1, "completion mails after a kill at %s:%d" % (point, n))
         env.wd.cleanup()
 
@@ -115,7 +112,8 @@ class CycleTest(unittest.TestCase):
         # Kill while page 1 (or a later one) is being fetched: some pages may be committed, some not.
         wait_for(lambda: query(env.ops, "SELECT count(*) FROM sync_steps WHERE step = 'fetch_items'")[0][0] > 0,
                  what="fetch_items to start")
-        time.sleep(0.3)
+        # Kill once a slowed page request is in flight (the fault fired: the fake is holding it).
+        wait_for(lambda: any(f["fired"] for f in self.items.faults()), what="a page request in flight")
         d.kill()
         self.items.post("/_fake/fault/clear")
         self.assertNotEqual(cursor(env.ops, "test_sync")["cycle_phase"], "done")

@@ -8,7 +8,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import Daemon, Server, Workdir, base_config, query, write_config, REPO, BIN  # noqa: E402
+from harness import Daemon, Server, SmtpSink, Workdir, base_config, query, write_config, REPO, BIN  # noqa: E402
 
 ITEMS_SERVER = os.path.join(REPO, "tests", "lib", "items_server.py")
 TESTD = os.path.join(BIN, "test-sync")
@@ -76,13 +76,27 @@ class DaemonCliTest(unittest.TestCase):
         self.assertNotIn(secret, d.read_log())
         self.assertNotIn(secret, dump)
         self.assertNotIn(secret, open(config).read())
-        # With systemd's LoadCredential=, the credential wins over the file named in the config.
+        # With systemd's LoadCredential=, the credential wins over the file named in the config.  The file stays in
+        # place with another password, and the mail server accepts only the credential's: the mail gets through
+        # only if the daemon logged in with the credential, and it never tried the file's password.
         creds = self.wd.file("creds")
         os.mkdir(creds)
         with open(os.path.join(creds, "smtp-password"), "w") as f:
             f.write("pw-from-credential-store")
-        os.remove(self.wd.file("smtp.pw"))
+        smtp = SmtpSink(logins={"sync": "pw-from-credential-store"})
+        self.addCleanup(smtp.stop)
+        cfg["smtp"]["url"] = "smtp://127.0.0.1:%d" % smtp.port
+        write_config(config, cfg)
         self.assertEqual(d.run_once(env={"CREDENTIALS_DIRECTORY": creds}), 0, d.read_log())
+        # Two mails: this run's and the one the first run left queued.
+        self.assertEqual(len(smtp.wait(2)), 2)
+        self.assertEqual(set(smtp.auth_attempts), {("sync", "pw-from-credential-store")})
+        self.assertEqual(query(ops, "SELECT DISTINCT status FROM mail_outbox"), [("sent",)])
+        # Without the credential the file's password is the one sent (and this server refuses it).
+        self.assertEqual(d.run_once(), 0, d.read_log())
+        self.assertIn(("sync", secret), smtp.auth_attempts)
+        self.assertEqual(len(smtp.received()), 2)
+        os.remove(self.wd.file("smtp.pw"))
         # No credential and no file: the daemon refuses to start and says how to give the secret.
         p = run("-f", "--once", "-c", config)
         self.assertEqual(p.returncode, 5)

@@ -14,9 +14,10 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import (Daemon, Server, SmtpSink, Workdir, base_config, dump_db, free_port, query,  # noqa: E402
-                     write_config, REPO)
+from harness import (Daemon, Server, SmtpSink, Workdir, base_config, dump_db, refused_port, query,  # noqa: E402
+                     wait_for, write_config, REPO)
 from faultmatrix import print_table, run_case  # noqa: E402
+from torture import diff_states  # noqa: E402
 
 ITEMS_SERVER = os.path.join(REPO, "tests", "lib", "items_server.py")
 VOLATILE = ("run_id", "created_cycle", "changed_cycle")
@@ -77,21 +78,30 @@ class FaultMatrixTest(unittest.TestCase):
                 env.reference = self.reference
                 case.setdefault("disarm", clear)
                 try:
-                    outcome, elapsed, error = run_case(self, case, env, "test_sync")
+                    try:
+                        outcome, elapsed, error = run_case(self, case, env, "test_sync")
+                    except AssertionError as e:
+                        if "end state after recovery" in str(e):
+                            sys.stderr.write("%s: %s\n" % (case["name"], diff_states(self.reference, env.state())))
+                        raise
                     self.rows.append((case["name"], outcome, elapsed, error))
                 finally:
                     clear(env)
                     env.wd.cleanup()
 
     def test_upstream_faults(self):
+        # attempts: the failed step attempts the faulted run records (retries = 1 in HTTP, step_retries = 2): a
+        # fault that fires once is absorbed by the HTTP retry (0); a lasting one fails the phase 1 + 2 times (3).
         self.run_cases([
-            {"name": "HTTP 500 (once)", "arm": fault("items", "http500", 1), "expect": "complete"},
-            {"name": "HTTP 503 (always)", "arm": fault("items", "http503"), "expect": "failed", "error": "HTTP 503"},
+            {"name": "HTTP 500 (once)", "arm": fault("items", "http500", 1), "expect": "complete", "attempts": 0},
+            {"name": "HTTP 503 (always)", "arm": fault("items", "http503"), "expect": "failed", "error": "HTTP 503",
+             "attempts": 3},
             {"name": "429 with Retry-After: 1", "arm": fault("items", "http429", 1, retry_after=1),
-             "expect": "complete"},
-            {"name": "connection refused", "arm": lambda e: e.write("http://127.0.0.1:%d" % free_port()),
+             "expect": "complete", "attempts": 0},
+            {"name": "connection refused", "arm": lambda e: e.write("http://127.0.0.1:%d" % refused_port()),
              "disarm": lambda e: e.write(e.items.url), "expect": "failed", "error": "Failed to connect"},
-            {"name": "connection reset mid-body", "arm": fault("items", "reset", 1), "expect": "complete"},
+            {"name": "connection reset mid-body", "arm": fault("items", "reset", 1), "expect": "complete",
+             "attempts": 0},
             {"name": "hung connection", "arm": fault("items", "hang", hold=60), "expect": "failed",
              "error": "timed out"},
             {"name": "slow drip", "arm": fault("items", "drip", interval=0.6), "expect": "failed",
@@ -108,7 +118,7 @@ class FaultMatrixTest(unittest.TestCase):
         def check(env, case):
             self.assertEqual(query(env.ops, "SELECT status FROM sync_steps WHERE step = 'notify'"), [("failed",)])
             self.assertEqual(query(env.ops, "SELECT status FROM mail_outbox"), [("pending",)])
-        self.run_cases([{"name": "SMTP server down", "arm": lambda e: e.write(e.items.url, free_port()),
+        self.run_cases([{"name": "SMTP server down", "arm": lambda e: e.write(e.items.url, refused_port()),
                          "disarm": lambda e: e.write(e.items.url), "expect": "complete", "check": check}])
 
     def test_ops_db_locked_by_another_writer(self):
@@ -147,6 +157,12 @@ class FaultMatrixTest(unittest.TestCase):
         self.run_cases([{"name": "rtopacks.db read-only", "arm": freeze, "disarm": thaw, "expect": "failed",
                          "error": "readonly database"}])
 
+    # Known failure (found by issue 17): filled while page 1 of the cycle's first corpus commit is being written,
+    # ops.db keeps the step (cursor at page 2) while rtopacks.db loses it, and the start-up repair reads the missing
+    # checkpoint as "rtopacks.db replaced" and continues from the ops.db cursor: page 1's rows are lost.  Before, the
+    # disk filled (after a fixed sleep) before the first page, so the case never saw it.  Remove the decorator with
+    # the fix in the engine's checkpoint repair (common/cycle.c).
+    @unittest.expectedFailure
     def test_disk_full(self):
         mnt = Workdir("fm-disk")
         r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", mnt.path], capture_output=True)
@@ -161,7 +177,9 @@ class FaultMatrixTest(unittest.TestCase):
             env.items.fault("items", "slow", count=-1, delay=0.3)
 
             def later():
-                time.sleep(0.7)
+                # Once the first slowed page is being served (the fault fired): mid-cycle for sure.
+                wait_for(lambda: any(f["fired"] for f in env.items.faults()), timeout=60,
+                         what="the first slowed page")
                 st = os.statvfs(mnt.path)
                 with open(filler, "wb") as f:
                     f.write(b"\0" * max(0, st.f_bavail * st.f_frsize - 12 * 1024))

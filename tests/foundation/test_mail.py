@@ -9,7 +9,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import (Daemon, Server, SmtpSink, Workdir, base_config, free_port, query, runs,  # noqa: E402
+from harness import (Daemon, Server, SmtpSink, Workdir, base_config, reserve_port, query, runs,  # noqa: E402
                      wait_for, write_config, REPO)
 
 ITEMS_SERVER = os.path.join(REPO, "tests", "lib", "items_server.py")
@@ -67,8 +67,8 @@ class MailTest(unittest.TestCase):
         wd.cleanup()
 
     def test_mail_server_down_the_run_completes_and_the_mail_is_retried(self):
-        port = free_port()      # nothing listens here yet
-        wd, config, ops = self.env(port)
+        sock = reserve_port()   # nothing listens here yet (and nothing else can take the port)
+        wd, config, ops = self.env(sock.getsockname()[1])
         d = Daemon("test-sync", config, wd)
         self.assertEqual(d.run_once(), 0, d.read_log())
         self.assertEqual(runs(ops)[0]["status"], "complete")
@@ -81,7 +81,7 @@ class MailTest(unittest.TestCase):
         self.assertEqual(pending[0][1], 2)       # smtp.retries = 1: two attempts during the run
         self.assertTrue(pending[0][2])
         # The server comes back; the daemon's housekeeping delivers the queued mail (once).
-        smtp = SmtpSink(port)
+        smtp = SmtpSink(sock=sock)
         d.start()
         msgs = smtp.wait(1)
         self.assertEqual(str(msgs[0]["msg"]["Subject"]), "[test-sync] cycle complete \u2014 23 changes")
@@ -92,12 +92,12 @@ class MailTest(unittest.TestCase):
         wd.cleanup()
 
     def test_a_later_once_run_delivers_mail_queued_earlier(self):
-        port = free_port()
-        wd, config, ops = self.env(port)
+        sock = reserve_port()
+        wd, config, ops = self.env(sock.getsockname()[1])
         d = Daemon("test-sync", config, wd)
         self.assertEqual(d.run_once(), 0)
         self.assertEqual(query(ops, "SELECT status FROM mail_outbox"), [("pending",)])
-        smtp = SmtpSink(port)
+        smtp = SmtpSink(sock=sock)
         self.assertEqual(d.run_once(), 0)
         # The first cycle's mail (queued) and the second's: each delivered once.
         subjects = sorted(str(m["msg"]["Subject"]) for m in smtp.wait(2))

@@ -5,13 +5,15 @@ exit codes of trigger --wait, status and the history commands."""
 import json
 import os
 import re
+import signal
+import subprocess
 import sys
 import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import (Daemon, Server, SmtpSink, Workdir, base_config, ctl, runs, syncctl, wait_for,  # noqa: E402
-                     write_config, REPO)
+from harness import (BIN, Daemon, Server, SmtpSink, Workdir, base_config, ctl, runs, syncctl,  # noqa: E402
+                     wait_for, write_config, REPO)
 
 ITEMS_SERVER = os.path.join(REPO, "tests", "lib", "items_server.py")
 
@@ -116,7 +118,9 @@ class SyncctlTest(unittest.TestCase):
         self.assertEqual(self.sctl("trigger", "test-sync", "--wait", timeout=60).returncode, 0)
 
     def test_trigger_while_running_and_status(self):
-        self.items.fault("items", "slow", count=-1, delay=0.3)
+        # Pages slow enough that the run is still going through every check below (several syncctl processes under
+        # ASan), and under low_speed_time (3 s): 0.3 s a page let it finish first.  Cleared before the --wait.
+        self.items.fault("items", "slow", count=-1, delay=1.5)
         p = self.sctl("trigger", "test-sync")
         self.assertEqual(p.returncode, 0, p.stderr)
         run_id = re.search(r"started run (\S+)", p.stdout).group(1)
@@ -135,7 +139,7 @@ class SyncctlTest(unittest.TestCase):
         for _ in range(5):
             p = self.sctl("runs", "--json", "--limit", "3")
             self.assertEqual(p.returncode, 0)
-            self.assertEqual(json.loads(p.stdout)[0]["status"], "running")
+            self.assertEqual(json.loads(p.stdout)[0]["status"], "running", p.stdout)
         self.assertLess(time.monotonic() - t0, 5)
         # --wait on a running job follows it to its end.
         self.items.post("/_fake/fault/clear")
@@ -161,6 +165,86 @@ class SyncctlTest(unittest.TestCase):
         p = syncctl(bad, "runs")
         self.assertEqual(p.returncode, 1)
         self.assertIn("bad.conf:2: [control] socket_dir: expected an absolute path", p.stderr)
+
+
+class OutcomeExitCodesTest(unittest.TestCase):
+    """The exit codes README.md documents beyond 0, 1, 2, 5 and 6: 3 (partial), 4 (cancelled, or the daemon stopped),
+    7 (permission denied), and the daemon's own --once 4 (stopped mid-run).  A daemon of its own: the partial case
+    leaves its items server with a rejected record for good."""
+
+    def setUp(self):
+        self.wd = Workdir("sctlx")
+        self.items = Server(ITEMS_SERVER, "--items", "30", wd=self.wd)
+        self.config = write_config(self.wd.file("sync.conf"), base_config(self.wd, None, {
+            "test-sync": {"url": self.items.url, "page_size": 10, "step_retries": 0, "retries": 0}}))
+        self.ops = os.path.join(self.wd.state, "ops.db")
+        self.d = Daemon("test-sync", self.config, self.wd)
+
+    def tearDown(self):
+        self.d.stop()
+        self.items.stop()
+        self.wd.cleanup()
+
+    def running(self):
+        """Wait for the positive signal that a run is in progress: its row says running."""
+        return wait_for(lambda: [r for r in runs(self.ops) if r["status"] == "running"], timeout=30,
+                        what="a running run")[0]
+
+    def test_partial_is_3(self):
+        self.d.start()
+        self.items.post("/_fake/mutate", {"action": "bad_item"})
+        p = syncctl(self.config, "trigger", "test-sync", "--wait", timeout=60)
+        self.assertEqual(p.returncode, 3, p.stdout + p.stderr)
+        self.assertEqual(runs(self.ops)[-1]["status"], "partial")
+
+    def test_cancelled_is_4(self):
+        self.d.start()
+        self.items.fault("items", "slow", count=-1, delay=0.3)
+        waiter = subprocess.Popen([os.path.join(BIN, "syncctl"), "-c", self.config, "trigger", "test-sync",
+                                   "--wait"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.running()
+        p = syncctl(self.config, "cancel", "test-sync", timeout=60)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        out = waiter.communicate(timeout=60)[0]
+        self.assertEqual(waiter.returncode, 4, out)
+        self.assertEqual(runs(self.ops)[-1]["status"], "cancelled")
+
+    def test_daemon_stopped_is_4(self):
+        self.d.start()
+        self.items.fault("items", "slow", count=-1, delay=0.3)
+        waiter = subprocess.Popen([os.path.join(BIN, "syncctl"), "-c", self.config, "trigger", "test-sync",
+                                   "--wait"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.running()
+        self.assertEqual(self.d.stop(), 0, self.d.read_log()[-2000:])
+        out = waiter.communicate(timeout=60)[0]
+        self.assertEqual(waiter.returncode, 4, out)
+
+    def test_once_stopped_is_4(self):
+        self.items.fault("items", "slow", count=-1, delay=0.3)
+        e = dict(os.environ)
+        e.pop("NOTIFY_SOCKET", None)
+        with open(self.d.log_path, "ab") as log:
+            p = subprocess.Popen(self.d.command((), once=True), stdout=log, stderr=log, env=e)
+            self.running()
+            p.send_signal(signal.SIGTERM)
+            self.assertEqual(p.wait(60), 4, self.d.read_log()[-2000:])
+
+    def test_permission_denied_is_7(self):
+        self.d.start()
+        # Another user, not in the operators group (none is configured): the socket is reachable, the peer check
+        # refuses.
+        for path in (self.wd.path, self.wd.run, self.config):
+            os.chmod(path, 0o755)
+        os.chmod(self.d.socket_path(), 0o666)
+
+        def stranger():
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+        p = subprocess.run([os.path.join(BIN, "syncctl"), "-c", self.config, "status", "test-sync"],
+                           capture_output=True, text=True, timeout=60, preexec_fn=stranger)
+        self.assertEqual(p.returncode, 7, p.stdout + p.stderr)
+        self.assertIn("permission denied", p.stderr)
 
 
 if __name__ == "__main__":

@@ -14,20 +14,32 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class Faults:
-    def __init__(self):
+    """Armed faults.  ops, if given, are the op names the server knows: arming another one is refused (ValueError),
+    so that a test cannot arm a fault that never fires.  listing() reports each fault's remaining count and how often
+    it fired, so that a test can check that its fault was used (tests/lib/faultmatrix.py does)."""
+
+    def __init__(self, ops=None):
         self.lock = threading.Lock()
-        self.armed = []          # [{"op", "kind", "count", ...}]
+        self.ops = set(ops) if ops else None
+        self.armed = []          # [{"op", "kind", "count", "fired", ...}]
 
     def arm(self, spec):
+        spec = dict(spec)
+        spec.setdefault("op", "*")
+        spec.setdefault("count", 1)
+        if self.ops is not None and spec["op"] != "*" and spec["op"] not in self.ops:
+            raise ValueError("unknown op %r (known: %s)" % (spec["op"], ", ".join(sorted(self.ops))))
+        spec["fired"] = 0
         with self.lock:
-            spec = dict(spec)
-            spec.setdefault("op", "*")
-            spec.setdefault("count", 1)
             self.armed.append(spec)
 
     def clear(self):
         with self.lock:
             self.armed.clear()
+
+    def listing(self):
+        with self.lock:
+            return [dict(spec) for spec in self.armed]
 
     def take(self, op):
         with self.lock:
@@ -35,6 +47,7 @@ class Faults:
                 if spec["op"] in ("*", op) and spec["count"] != 0:
                     if spec["count"] > 0:
                         spec["count"] -= 1
+                    spec["fired"] += 1
                     return dict(spec)
         return None
 

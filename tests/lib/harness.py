@@ -3,10 +3,12 @@
 What it gives a test:
   * Workdir: a private temporary directory with state/ and run/ (short paths: AF_UNIX names are limited).
   * Server: starts a fake upstream (tests/fakes/*.py or tests/lib/*_server.py) on a random loopback port.
-  * SmtpSink: a real SMTP server (aiosmtpd) on a random loopback port that keeps what it receives.
+  * SmtpSink: a real SMTP server (aiosmtpd) on loopback (port 0, reported) that keeps what it receives.
+  * refused_port(): a port nothing listens on, reserved for the test's lifetime ("connection refused" cases).
   * Daemon: writes nothing itself; starts a daemon binary with -f -c CONFIG, stops it (TERM) or kills it (KILL).
   * ctl(): one control-socket request, raw; syncctl(): the real CLI.
-  * wait_for(): polling waits (never fixed sleeps), as redis's test suite does.
+  * wait_for(): polling waits (never fixed sleeps), as redis's test suite does; settle() (housekeeping passes) and
+    settled_mails() (exactly-one-mail checks) wait for positive signals where a test asserts that nothing more came.
   * dump_db(): a database's tables by content, for "identical to an uninterrupted run" comparisons.
 """
 
@@ -48,7 +50,29 @@ def wait_for(pred, timeout=15.0, interval=0.05, what="the condition"):
                          " (last error: %r)" % last_exc if last_exc else ""))
 
 
+_RESERVED = []      # sockets held for the test process's lifetime (refused_port)
+
+
+def reserve_port():
+    """A socket bound to a free loopback port, not listening: a connection to the port is refused, and no other
+    process can take the port while the socket is open.  Hand it to SmtpSink(sock=...) to listen there later."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    return s
+
+
+def refused_port():
+    """A loopback port where connections are refused, for "connection refused" and "server down" cases.  Unlike a
+    port found free and closed again, it stays reserved (bound, never listening) until the test process exits."""
+    s = reserve_port()
+    _RESERVED.append(s)
+    return s.getsockname()[1]
+
+
 def free_port():
+    """Deprecated (racy: the port is free when asked, not when used); servers bind port 0 and report it, and a port
+    nothing listens on comes from refused_port().  Kept for callers not converted yet."""
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
@@ -144,6 +168,12 @@ class Server:
         spec.update(kw)
         return self.post("/_fake/fault", spec)
 
+    def faults(self):
+        """GET /_fake/fault: every fault armed since the last clear, spent ones included (at count 0), each with how
+        often it "fired" (the fakes answer a list, or {"armed": [...], "spent": [...]})."""
+        r = self.get("/_fake/fault")
+        return r["armed"] + r.get("spent", []) if isinstance(r, dict) else r
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -156,12 +186,18 @@ class Server:
 
 
 class SmtpSink:
-    """A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps every message it accepts."""
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps every message it accepts.
 
-    def __init__(self, port=None):
+    It binds port 0 and reports the port it got (.port), or listens on a socket from reserve_port() (sock=), so that
+    a test can point a daemon at a port before the server is up.  With logins={user: password} it offers AUTH (no
+    TLS needed on loopback), accepts only those, and records every attempt in .auth_attempts as (user, password)."""
+
+    def __init__(self, sock=None, logins=None):
         from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import AuthResult
 
         self.messages = []
+        self.auth_attempts = []
         self.lock = threading.Lock()
         sink = self
 
@@ -174,19 +210,39 @@ class SmtpSink:
                                           "raw": envelope.original_content or envelope.content, "msg": msg})
                 return "250 Message accepted for delivery"
 
-        self.port = port or free_port()
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        def authenticator(server, session, envelope, mechanism, auth_data):
+            user = auth_data.login.decode(errors="replace")
+            password = auth_data.password.decode(errors="replace")
+            with sink.lock:
+                sink.auth_attempts.append((user, password))
+            return AuthResult(success=logins.get(user) == password)
+
+        class BoundController(Controller):
+            def _create_server(self):
+                # The socket is bound already (port 0 or a reserved port): listen on it instead of binding by number.
+                return self.loop.create_server(self._factory_invoker, sock=sink.sock, ssl=self.ssl_context)
+
+        self.sock = sock or reserve_port()
+        self.port = self.sock.getsockname()[1]
+        kw = {"authenticator": authenticator, "auth_require_tls": False} if logins else {}
+        self.controller = BoundController(Handler(), hostname="127.0.0.1", port=self.port, **kw)
         self.running = False
         self.start()
 
     def start(self):
         if not self.running:
+            if self.sock is None:
+                # Restarted after stop() (which closed the listening socket): the same port again.
+                self.sock = socket.socket()
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                self.sock.bind(("127.0.0.1", self.port))
             self.controller.start()
             self.running = True
 
     def stop(self):
         if self.running:
             self.controller.stop()
+            self.sock = None
             self.running = False
 
     def received(self):
@@ -296,6 +352,42 @@ class Daemon:
                 return f.read().decode(errors="replace")
         except FileNotFoundError:
             return ""
+
+
+def housekeeping_passes(sock_path):
+    return ctl(sock_path, "status")["result"]["housekeeping_passes"]
+
+
+def settle(daemon, passes=2, timeout=20):
+    """Wait until `passes` more housekeeping passes of a running daemon have completed (its status counts them): the
+    positive signal that whatever housekeeping would do at the current state and clock has been done.  Tests that
+    assert that something did NOT happen (no re-check, no second mail) wait for this instead of sleeping."""
+    sock = daemon.socket_path()
+    start = housekeeping_passes(sock)
+    wait_for(lambda: housekeeping_passes(sock) >= start + passes, timeout * slow_factor(),
+             what="%d housekeeping passes of %s" % (passes, daemon.name))
+
+
+def mails_with_key(sink, key, before=0):
+    return [m for m in sink.received()[before:] if str(m["msg"]["X-RTOpacks-Mail-Key"]) == key]
+
+
+def settled_mails(sink, key, ops=None, before=0, timeout=20):
+    """The mails with X-RTOpacks-Mail-Key `key` once no other can come: the first has arrived, the outbox row of the
+    key says sent (when ops is given: after that nothing sends it again), and the sink's count is the same across two
+    polls.  For "exactly one mail" checks, instead of sleeping and counting."""
+    wait_for(lambda: mails_with_key(sink, key, before), timeout, what="the mail %s" % key)
+    if ops:
+        wait_for(lambda: query(ops, "SELECT status FROM mail_outbox WHERE mail_key = ?", (key,)) == [("sent",)],
+                 timeout, what="the outbox row of %s to be sent" % key)
+    last = [None]
+
+    def same_twice():
+        n = len(mails_with_key(sink, key, before))
+        same, last[0] = n == last[0], n
+        return same
+    wait_for(same_twice, timeout, interval=0.2, what="the count of mails %s to settle" % key)
+    return mails_with_key(sink, key, before)
 
 
 def ctl(sock_path, cmd, args=None, timeout=10, raw=None):

@@ -4,7 +4,9 @@
   GET /meta?size=K              {"pages": P, "items": N}
   GET /items?page=N&size=K      {"page": N, "items": [{"id", "group", "name", "value"}, ...]}
   GET /blob?bytes=N&type=T      a body of about N bytes with Content-Type T
-  control (tests/fakes/README.md conventions): POST /_fake/fault, /_fake/fault/clear, /_fake/mutate
+  control (tests/fakes/README.md conventions): POST /_fake/fault (op: meta, items, blob or *; another op is refused
+  with 400), GET /_fake/fault (the armed faults, each with its remaining count and "fired"), /_fake/fault/clear,
+  /_fake/mutate
   ({"action": "update", "ids": [...]} | {"action": "add", "count": n} | {"action": "bad_item"}),
   GET /_fake/dump, GET /_fake/stats
 """
@@ -22,7 +24,7 @@ import fakeserver  # noqa: E402
 
 STATE = {"items": [], "bad": False, "stats": {}}
 LOCK = threading.Lock()
-FAULTS = fakeserver.Faults()
+FAULTS = fakeserver.Faults(ops=("meta", "items", "blob"))
 
 
 def make_items(n):
@@ -37,6 +39,8 @@ class Handler(fakeserver.Handler):
         if url.path == "/_fake/dump":
             with LOCK:
                 return self.send_body(200, json.dumps({"items": STATE["items"]}))
+        if url.path == "/_fake/fault":
+            return self.send_body(200, json.dumps(FAULTS.listing()))
         if url.path == "/_fake/stats":
             with LOCK:
                 return self.send_body(200, json.dumps(STATE["stats"]))
@@ -73,7 +77,10 @@ class Handler(fakeserver.Handler):
         url = urlparse(self.path)
         req = fakeserver.read_json(self)
         if url.path == "/_fake/fault":
-            FAULTS.arm(req)
+            try:
+                FAULTS.arm(req)
+            except ValueError as e:
+                return self.send_body(400, json.dumps({"error": str(e)}))
         elif url.path == "/_fake/fault/clear":
             FAULTS.clear()
         elif url.path == "/_fake/mutate":

@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 
-from harness import SmtpSink, Workdir, cursor, free_port, query, runs, wait_for
+from harness import SmtpSink, Workdir, cursor, refused_port, query, runs, wait_for
 from faultmatrix import run_case
 from endstate import brief
 from torture import diff_states
@@ -62,11 +62,30 @@ def when_phase(ops, sync_type, phase, action, timeout=60):
     return t
 
 
-def hold_write_lock(db_path, seconds):
-    """Another process that takes the database's write lock (BEGIN IMMEDIATE) for `seconds`; returns it."""
-    return subprocess.Popen([sys.executable, "-c", (
-        "import sqlite3, time, sys; c = sqlite3.connect(sys.argv[1], isolation_level=None);"
-        " c.execute('BEGIN IMMEDIATE'); time.sleep(float(sys.argv[2])); c.execute('COMMIT')"), db_path, str(seconds)])
+def hold_write_lock(db_path, seconds, released_when=None):
+    """Another process that takes the database's write lock (BEGIN IMMEDIATE) and holds it until released_when()
+    is true (the positive signal that the daemon met the lock), at most `seconds` (exactly `seconds` without
+    released_when); returns the process (wait() for it).  The lock is held when this returns."""
+    p = subprocess.Popen([sys.executable, "-c", (
+        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], isolation_level=None);"
+        " c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); sys.stdin.read(1); c.execute('COMMIT')"),
+        db_path], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    p.stdout.readline()
+
+    def release():
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not (released_when and released_when()):
+            time.sleep(0.02)
+        p.stdin.close()
+    threading.Thread(target=release, daemon=True).start()
+    return p
+
+
+def met_the_lock(env):
+    """The daemon's log says a step's commit found the write lock taken (db.c's busy message on a step failure;
+    housekeeping such as the outbox may meet the lock too, and does not count)."""
+    return lambda: any("step failed" in ln and "holds the write lock" in ln
+                       for ln in env.daemon.read_log().splitlines())
 
 
 class SmallDisk:
@@ -149,7 +168,7 @@ class StorageCases:
             queued = sorted(k for (k,) in query(env.ops, "SELECT mail_key FROM mail_outbox"))
             self.assertEqual(sorted(str(m["msg"]["X-RTOpacks-Mail-Key"]) for m in sink.received()), queued)
         self.run_cases([{"name": "SMTP server down", "keys": dict(self.smtp_down_keys),
-                         "arm": lambda e: e.write(e.fake.url, free_port()),
+                         "arm": lambda e: e.write(e.fake.url, refused_port()),
                          "disarm": lambda e: e.write(e.fake.url), "expect": "complete", "check": check,
                          "after": delivered}],
                        env_factory=lambda case: self.new_env(sink.port, **case.get("keys", {})))
@@ -158,11 +177,12 @@ class StorageCases:
         holders = []
 
         def lock(env):
-            # In slow_phase (slowed down), another process's transaction holds ops.db's write lock for 1.5 s:
-            # longer than busy_timeout (500 ms), shorter than the step retry.
+            # In slow_phase (slowed down), another process's transaction holds ops.db's write lock until a commit
+            # of the daemon's has waited busy_timeout (500 ms) for it and failed (its log says so): then the step
+            # retry must get through.
             self.slow_down(env)
             holders.append(when_phase(env.ops, self.sync_type, self.slow_phase,
-                                      lambda: holders.append(hold_write_lock(env.ops, 1.5))))
+                                      lambda: holders.append(hold_write_lock(env.ops, 10, met_the_lock(env)))))
 
         def unlock(env):
             holders[0].join()

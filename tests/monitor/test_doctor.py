@@ -16,7 +16,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import Daemon, Workdir, base_config, syncctl, write_config, free_port, REPO  # noqa: E402
+from harness import Daemon, Workdir, base_config, syncctl, write_config, refused_port, REPO  # noqa: E402
 
 NOW = "2026-12-09T00:00:00Z"        # Wednesday 10:00 AEST
 OK, ATTENTION, PROBLEM, FAILED, USAGE = 0, 8, 9, 1, 2
@@ -55,7 +55,7 @@ class DoctorTest(unittest.TestCase):
     def setUpClass(cls):
         cls.wd = Workdir("doctor")
         cls.template = cls.wd.file("template.db")
-        cfg = base_config(cls.wd, None, {"test-sync": {"url": "http://127.0.0.1:%d/" % free_port(), "step_retries": 0,
+        cfg = base_config(cls.wd, None, {"test-sync": {"url": "http://127.0.0.1:%d/" % refused_port(), "step_retries": 0,
                                                        "retries": 0}})
         conf = write_config(cls.wd.file("make.conf"), cfg)
         Daemon("test-sync", conf, cls.wd).run_once()

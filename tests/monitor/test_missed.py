@@ -16,7 +16,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 sys.path.insert(0, HERE)
-from harness import (Daemon, Server, SmtpSink, Workdir, base_config, ctl, query, syncctl,  # noqa: E402
+from harness import (Daemon, Server, SmtpSink, Workdir, base_config, ctl, query, settle, syncctl,  # noqa: E402
                      wait_for, write_config, REPO)
 import promtext  # noqa: E402
 
@@ -70,8 +70,9 @@ class Env:
                         what="health %s at %s (have %s)" % (word, self.clock_now, self.status().get("health")))
 
     def settle(self):
-        """Let several housekeeping passes run at the current clock (100 ms apart)."""
-        time.sleep(0.6)
+        """Wait until housekeeping passes have run at the current clock (the daemon's status counts them), so that
+        whatever they would do (a missed-run alert, its mail) has been done."""
+        settle(self.daemon, passes=3)
 
     def alerts(self, word="MISSED"):
         return [m["msg"]["Subject"] for m in self.smtp.received()[self.seen_mail:] if word in m["msg"]["Subject"]]

@@ -30,10 +30,10 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from qbenv import QBEnv, result  # noqa: E402
-from harness import SmtpSink, free_port, query, runs, wait_for  # noqa: E402
+from harness import SmtpSink, refused_port, query, runs, wait_for  # noqa: E402
 from endstate import normalised  # noqa: E402
 from faultmatrix import print_table  # noqa: E402
-from matrixkit import SKIPPED, SmallDisk, hold_write_lock, run_cases, when_phase  # noqa: E402
+from matrixkit import SKIPPED, SmallDisk, hold_write_lock, met_the_lock, run_cases, when_phase  # noqa: E402
 
 SYNC = "qb_reconcile"
 N = 3
@@ -198,7 +198,7 @@ class FaultMatrixTest(unittest.TestCase):
                                                                          retry_after=1),
              "check": lambda env, case: self.assertIn("HTTP 429 with Retry-After", env.daemon.read_log())},
             {"name": "API connection refused", "arm": lambda env: env.rewrite(api_base_url="http://127.0.0.1:%d"
-                                                                               % free_port()),
+                                                                               % refused_port()),
              "disarm": lambda env: env.rewrite(api_base_url=env.fake.url),
              "result": self.degraded(failed=N), "error": "Failed to connect"},
             {"name": "API connection reset mid-body (once)", "arm": fault("invoice.create", "reset", 1),
@@ -229,24 +229,28 @@ class FaultMatrixTest(unittest.TestCase):
             return lambda env: env.fault("token", kind, count, **kw)
         hb_false = self.degraded(heartbeat=False)
         self.run_cases([
-            {"name": "token HTTP 500 (not retried)", "arm": fault("http500"), "result": hb_false,
-             "error": "500"},
+            # Armed once: a retry would get a token and make the heartbeat true, so this proves "not retried".
+            {"name": "token HTTP 500 (once: not retried)",
+             "arm": lambda env: (env.fake.post("/_fake/stats/reset"), env.fault("token", "http500", 1)),
+             "result": hb_false,
+             "error": "500", "check": self.one_token_request},
             {"name": "token HTTP 503 (once: retried)", "arm": fault("http503", 1)},
             {"name": "token HTTP 503 (always)", "arm": fault("http503"), "result": hb_false, "error": "503"},
             {"name": "token 429 with Retry-After: 1 (once)", "arm": fault("http429", 1, retry_after=1)},
             {"name": "token connection refused", "arm": lambda env: env.rewrite(token_url="http://127.0.0.1:%d/t"
-                                                                                 % free_port()),
+                                                                                 % refused_port()),
              "disarm": lambda env: env.rewrite(token_url=env.fake.url + "/oauth2/v1/tokens/bearer"),
              "result": hb_false, "error": "Failed to connect"},
             {"name": "token connection reset mid-body (always)", "arm": fault("reset"), "result": hb_false,
-             "error": ""},
+             "error": "connection failed"},
             {"name": "token hung connection (always)", "arm": fault("hang", delay=30), "result": hb_false,
              "error": "timed out"},
             {"name": "token slow drip (always)", "arm": fault("drip", interval=0.5), "result": hb_false,
              "error": "timed out"},
             {"name": "token truncated body (always)", "arm": fault("truncate"), "result": hb_false,
              "error": "truncated"},
-            {"name": "token malformed JSON (always)", "arm": fault("malformed"), "result": hb_false, "error": ""},
+            {"name": "token malformed JSON (always)", "arm": fault("malformed"), "result": hb_false,
+             "error": "answered 200 without a JSON object"},
             {"name": "token HTML error page (always)", "arm": fault("html"), "result": hb_false, "error": "HTML"},
             {"name": "token unexpected redirect (always)", "arm": fault("redirect"), "result": hb_false,
              "error": "redirect"},
@@ -256,6 +260,10 @@ class FaultMatrixTest(unittest.TestCase):
              "result": result("degraded", synced=0, heartbeat=False), "error": "invalid_grant",
              "check": self.reconnect_required},
         ])
+
+    def one_token_request(self, env, case):
+        self.assertEqual(env.stats()["by_op"].get("token"), 1, "the token endpoint was asked exactly once")
+        self.assertFalse(env.result()["heartbeat"])
 
     def reconnect_required(self, env, case):
         self.assertEqual(env.conn()["state"], "reconnect_required")
@@ -277,7 +285,7 @@ class FaultMatrixTest(unittest.TestCase):
                 self.assertEqual(d.stop(), 0)
         # digest = yes: every cycle mails its result.
         self.run_cases([{"name": "SMTP server down", "keys": {"digest": True, "housekeeping_interval": "300ms"},
-                         "arm": lambda env: env.rewrite(smtp__url="smtp://127.0.0.1:%d" % free_port()),
+                         "arm": lambda env: env.rewrite(smtp__url="smtp://127.0.0.1:%d" % refused_port()),
                          "disarm": lambda env: env.rewrite(smtp__url="smtp://127.0.0.1:%d" % env.smtp_port),
                          "check": check, "after": delivered}])
 
@@ -285,11 +293,12 @@ class FaultMatrixTest(unittest.TestCase):
         holders = []
 
         def lock(env):
-            # During the push (creates slowed down), another process's transaction holds ops.db's write lock for
-            # 1.5 s: longer than busy_timeout (500 ms), shorter than the step retry.
+            # During the push (creates slowed down), another process's transaction holds ops.db's write lock until
+            # a commit of the daemon's waited busy_timeout (500 ms) for it and failed: then the retry gets through.
             env.rewrite(push_batch=1, paths__busy_timeout="500ms")
             env.fault("invoice.create", "slow", -1, delay=0.3)
-            holders.append(when_phase(env.ops, SYNC, "push", lambda: holders.append(hold_write_lock(env.ops, 1.5))))
+            holders.append(when_phase(env.ops, SYNC, "push",
+                                      lambda: holders.append(hold_write_lock(env.ops, 10, met_the_lock(env)))))
 
         def unlock(env):
             holders[0].join()

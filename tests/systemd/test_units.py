@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """The systemd units the build generates (<build>/systemd/): systemd-analyze verify passes on every unit,
-systemd-analyze security --offline=yes scores every service at most 1.5, the timers say what schedules/ says, the
+systemd-analyze security --offline=yes scores each daemon's service at most 1.1 and each oneshot at most 0.2 (what
+README.md and docs/install.md say), the timers say what schedules/ says, the
 services have the shape issue 6 asks for, and sysusers.d / tmpfiles.d create the users and directories (in a
 temporary root).
 """
@@ -20,7 +21,8 @@ from harness import BIN, REPO  # noqa: E402
 BUILD = os.path.dirname(BIN)
 UNITS_DIR = os.path.join(BUILD, "systemd")
 SCHEDULES = os.path.join(REPO, "schedules")
-MAX_EXPOSURE = 1.5
+# The exposure docs/install.md and README.md state (systemd 252): the daemons 1.1, their oneshot -run units 0.2.
+MAX_EXPOSURE = {"daemon": 1.1, "oneshot": 0.2}
 DAEMONS = sorted(f[:-len(".schedule")] for f in os.listdir(SCHEDULES) if f.endswith(".schedule"))
 
 
@@ -101,16 +103,18 @@ class UnitTest(unittest.TestCase):
             shutil.rmtree(tmp)
 
     def test_security(self):
-        """systemd-analyze security --offline=yes: every service at most 1.5 (threshold is exposure x 10)."""
+        """systemd-analyze security --offline=yes: the daemons at most 1.1, the oneshots at most 0.2, as documented
+        (the threshold is exposure x 10)."""
         report = []
         for s in self.services:
-            p = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--threshold=%d" % (MAX_EXPOSURE * 10),
+            limit = MAX_EXPOSURE["oneshot" if s.endswith("-run.service") else "daemon"]
+            p = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--threshold=%d" % round(limit * 10),
                                 s], capture_output=True, text=True)
             m = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", p.stdout)
             self.assertIsNotNone(m, p.stdout + p.stderr)
             exposure = float(m.group(1))
             report.append("%-26s %.1f" % (os.path.basename(s), exposure))
-            self.assertLessEqual(exposure, MAX_EXPOSURE, "%s: exposure %.1f" % (s, exposure))
+            self.assertLessEqual(exposure, limit, "%s: exposure %.1f, documented %.1f" % (s, exposure, limit))
             self.assertEqual(p.returncode, 0, "%s is over the threshold:\n%s" % (s, p.stdout))
         sys.stderr.write("\nsystemd-analyze security --offline=yes:\n  " + "\n  ".join(report) + "\n")
 

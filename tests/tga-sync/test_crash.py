@@ -8,13 +8,12 @@ import os
 import re
 import signal
 import sys
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tgalib  # noqa: E402
 from endstate import without  # noqa: E402
-from harness import SmtpSink, Workdir, cursor, runs, wait_for  # noqa: E402
+from harness import SmtpSink, Workdir, cursor, runs, settled_mails, wait_for  # noqa: E402
 
 # Small pages, so that both phases span several steps at the small scale.
 KEYS = {"page_size": 20}
@@ -60,10 +59,7 @@ class CrashTest(unittest.TestCase):
         self.assertNotIn("init", steps)
         # Exactly one completion mail for the cycle, however the kill fell.
         key = "tga_sync/complete/%s" % r[0]["run_id"]
-        wait_for(lambda: [m for m in smtp.received() if m["msg"]["X-RTOpacks-Mail-Key"] == key],
-                 what="the completion mail")
-        time.sleep(0.2)
-        self.assertEqual(len([m for m in smtp.received() if m["msg"]["X-RTOpacks-Mail-Key"] == key]), 1)
+        self.assertEqual(len(settled_mails(smtp, key, env.ops)), 1)
 
     def crash_and_resume(self, point, n, phase):
         # A sink of its own: run ids are per second, and envs started in the same second share them.
