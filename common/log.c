@@ -220,12 +220,24 @@ text_escape(char *dst, size_t dstlen, const char *src, size_t len, int flags)
 		size_t tl, n;
 		unsigned cp;
 
-		if ((n = text_utf8_seq(src + i, len - i, &cp)) == 0) {
+		if ((n = text_utf8_seq(src + i, len - i, &cp)) == 0 && (flags & TEXT_JSON)) {
+			n = 1;
+			tl = 6;
+			memcpy(tmp, "\\ufffd", 6);
+		} else if (n == 0) {
 			n = 1;
 			tl = 4;
 			memcpy(tmp, "\\x", 2);
 			tmp[2] = hex[s[i] >> 4];
 			tmp[3] = hex[s[i] & 15];
+		} else if ((flags & TEXT_JSON) && (cp == '\n' || cp == '\t' || cp == '\r')) {
+			tl = 1;		/* white space between tokens (cJSON escapes them inside strings) */
+			tmp[0] = (char)cp;
+		} else if ((flags & TEXT_JSON) && (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))) {
+			tl = 6;
+			memcpy(tmp, "\\u00", 4);
+			tmp[4] = hex[cp >> 4];
+			tmp[5] = hex[cp & 15];
 		} else if ((flags & TEXT_KEEP_LINES) && (cp == '\n' || cp == '\t' ||
 		    (cp == '\r' && i + 1 < len && s[i + 1] == '\n'))) {
 			tl = 1;
@@ -268,10 +280,10 @@ text_escape_dup(const char *s, int flags)
 	if (s == NULL)
 		return NULL;
 	len = strlen(s);
-	/* Worst case: every byte becomes \xHH (a C1 control is 2 bytes for its 6). */
-	if ((out = malloc(len * 4 + 1)) == NULL)
+	/* Worst case: every byte becomes \xHH, or \u00HH / \ufffd for JSON (a C1 control is 2 bytes for its 6). */
+	if ((out = malloc(len * 6 + 1)) == NULL)
 		return NULL;
-	text_escape(out, len * 4 + 1, s, len, flags);
+	text_escape(out, len * 6 + 1, s, len, flags);
 	return out;
 }
 

@@ -46,6 +46,9 @@ char *redact_dup(const char *s);
  * stay (for mail bodies, which are made of lines).
  */
 #define TEXT_KEEP_LINES 1
+/* For a JSON text (a summary, a step's detail): every escape is one JSON knows (\u007f, \u009b), a byte that is not
+ * UTF-8 becomes U+FFFD; cJSON has escaped C0 inside strings already. */
+#define TEXT_JSON 2
 /* Escape src[0..len) into dst (always NUL-terminated; an escape is never cut in two); returns the length written. */
 size_t text_escape(char *dst, size_t dstlen, const char *src, size_t len, int flags);
 /* The length of the well-formed UTF-8 sequence (RFC 3629) at s (len > 0), with its code point; 0 if none starts. */

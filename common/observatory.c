@@ -137,7 +137,7 @@ obs_run_set_summary(struct db *db, const char *run_id, const char *summary_json,
 
 	if ((st = db_stmt(db, SQL_RUN_SUMMARY, cause)) == NULL)
 		return -1;
-	clean = redact_dup(summary_json);
+	clean = sanitize_dup(summary_json, TEXT_JSON);
 	db_bind_text(st, 1, clean);
 	db_bind_int(st, 2, changes);
 	db_bind_text(st, 3, run_id);
@@ -156,7 +156,7 @@ obs_step_upsert(struct db *db, const struct obs_step *s, char **cause)
 	if ((st = db_stmt(db, SQL_STEP_UPSERT, cause)) == NULL)
 		return -1;
 	clean_error = sanitize_dup(s->error, 0);
-	clean_detail = redact_dup(s->detail);
+	clean_detail = sanitize_dup(s->detail, TEXT_JSON);
 	db_bind_text(st, 1, s->run_id);
 	db_bind_text(st, 2, s->sync_type);
 	db_bind_text(st, 3, s->step);

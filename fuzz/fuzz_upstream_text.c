@@ -24,7 +24,7 @@ check_clean(const char *s, size_t len, int flags)
 
 		if (n == 0)
 			abort();	/* not UTF-8 */
-		if ((cp < 0x20 && !((flags & TEXT_KEEP_LINES) && (cp == '\n' || cp == '\t' || cp == '\r'))) ||
+		if ((cp < 0x20 && !((flags & (TEXT_KEEP_LINES | TEXT_JSON)) && (cp == '\n' || cp == '\t' || cp == '\r'))) ||
 		    (cp >= 0x7f && cp <= 0x9f))
 			abort();	/* a control character got through */
 		i += n;
@@ -39,13 +39,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t n;
 	cJSON *doc;
 
-	big = malloc(size * 4 + 1);
+	big = malloc(size * 6 + 1);
 	n = text_escape(big, size * 4 + 1, text, size, 0);
 	if (n != strlen(big))
 		abort();
 	check_clean(big, n, 0);
 	n = text_escape(big, size * 4 + 1, text, size, TEXT_KEEP_LINES);
 	check_clean(big, n, TEXT_KEEP_LINES);
+	n = text_escape(big, size * 6 + 1, text, size, TEXT_JSON);
+	check_clean(big, n, TEXT_JSON);
 	n = text_escape(small, sizeof small, text, size, 0);
 	if (n >= sizeof small)
 		abort();

@@ -44,6 +44,13 @@ main(void)
 	CHECK_STR(s, "line 1\nline 2\r\n\tcol\\rx\\x1b");
 	free(s);
 	CHECK(text_escape_dup(NULL, 0) == NULL);
+	/* A JSON text (a run's summary) stays JSON: escapes JSON knows. */
+	s = text_escape_dup("{\"title\":\"a\x7f \xc2\x9b b \xff\"}", TEXT_JSON);
+	CHECK_STR(s, "{\"title\":\"a\\u007f \\u009b b \\ufffd\"}");
+	free(s);
+	s = text_escape_dup("{\n\t\"a\":\t1\r\n}", TEXT_JSON);	/* cJSON_Print's white space stays */
+	CHECK_STR(s, "{\n\t\"a\":\t1\r\n}");
+	free(s);
 	/* A bounded field: an escape is never cut in two. */
 	CHECK(text_escape(buf, sizeof buf, "abcdefghijkl\n\n", 14, 0) == 14);
 	CHECK_STR(buf, "abcdefghijkl\\n");
