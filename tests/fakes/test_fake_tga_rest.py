@@ -877,7 +877,8 @@ class CrossCheck(unittest.TestCase):
             self.assertEqual(a, b, a["Code"])
         self.assertEqual([o["Code"] for o in rest["Organisations"]], [o["Code"] for o in soap["Organisations"]])
         for a, b in zip(rest["Organisations"], soap["Organisations"]):
-            self.assertEqual(a, b, a["Code"])
+            # "Kind" is GetDetails' i:type (Rto3 or Organisation2); the REST API serves no such field.
+            self.assertEqual(a, {k: v for k, v in b.items() if k != "Kind"}, a["Code"])
         return soap
 
     def test_1_rest_crawl_rebuilds_the_soap_register(self):
