@@ -16,6 +16,8 @@ SKIPPED = 77
 
 def main(path):
     name = os.path.splitext(os.path.basename(path))[0]
+    # As `python3 FILE` does: the file's own folder comes first on the import path (its helper modules live there).
+    sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
     spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     sys.modules[name] = mod

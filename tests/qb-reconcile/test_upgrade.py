@@ -65,7 +65,7 @@ class UpgradeTest(unittest.TestCase):
             env.mutate({"action": "revoke"})
             rc, res = env.once()
             self.assertEqual((rc, res), (10, result("degraded", heartbeat=False)))
-            self.assertEqual(env.sql("SELECT status FROM sync_runs ORDER BY started_at DESC LIMIT 1"),
+            self.assertEqual(env.sql("SELECT status FROM sync_runs ORDER BY started_at DESC, rowid DESC LIMIT 1"),
                              [("degraded",)])
             # The cascade still works after the rebuild (foreign keys on, as the daemons have them).
             con = sqlite3.connect(env.ops)
