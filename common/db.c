@@ -58,10 +58,35 @@ db_error(struct db *db, char **cause, const char *context)
 	return -1;
 }
 
+/*
+ * SQLITE_OPEN_NOFOLLOW refuses a symbolic link anywhere in the path, not only the file itself: a state directory
+ * that an administrator moved to another disk behind a link (/var/lib/rtopacks-sync -> /srv/...) would stop every
+ * daemon.  The directories above the file are root's, so they are resolved first; only the file's own name, in the
+ * shared directory, is held to NOFOLLOW.  A URI or a bare name is opened as given.
+ */
+static char *
+path_to_open(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir, *real, *out;
+
+	if (slash == NULL || strncmp(path, "file:", 5) == 0)
+		return xstrdup(path);
+	dir = slash == path ? xstrdup("/") : xstrndup(path, (size_t)(slash - path));
+	real = realpath(dir, NULL);
+	free(dir);
+	if (real == NULL)
+		return xstrdup(path);	/* SQLite says what is wrong with it */
+	xasprintf(&out, "%s/%s", strcmp(real, "/") == 0 ? "" : real, slash + 1);
+	free(real);
+	return out;
+}
+
 struct db *
 db_open(const char *path, int flags, int busy_timeout_ms, char **cause)
 {
 	struct db *db;
+	char *open_path;
 	int oflags, rc;
 
 	db = xcalloc(1, sizeof *db);
@@ -70,7 +95,9 @@ db_open(const char *path, int flags, int busy_timeout_ms, char **cause)
 	/* A writer never opens a database through a link: the state directory is shared by three users. */
 	oflags |= (flags & DB_READONLY) ? SQLITE_OPEN_READONLY :
 	    (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOFOLLOW);
-	rc = sqlite3_open_v2(path, &db->h, oflags, NULL);
+	open_path = (flags & DB_READONLY) ? xstrdup(path) : path_to_open(path);
+	rc = sqlite3_open_v2(open_path, &db->h, oflags, NULL);
+	free(open_path);
 	if (rc != SQLITE_OK) {
 		if (db->h == NULL)
 			xasprintf(cause, "%s: cannot open: out of memory", path);
@@ -236,7 +263,8 @@ db_attach(struct db *db, const char *path, const char *schema, char **cause)
 	snprintf(sql, sizeof sql, "ATTACH DATABASE ? AS \"%s\"", schema);
 	if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK)
 		return db_error(db, cause, "attach");
-	sqlite3_bind_text(st, 1, path, -1, SQLITE_TRANSIENT);
+	/* The attached file inherits the connection's NOFOLLOW: resolve the directories above it the same way. */
+	sqlite3_bind_text(st, 1, path_to_open(path), -1, free);
 	if (sqlite3_step(st) != SQLITE_DONE) {
 		sqlite3_finalize(st);
 		if (cause != NULL)

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "fdio.h"
 #include "health.h"
 #include "metrics.h"
 #include "ownfile.h"
@@ -129,8 +130,7 @@ int
 metrics_write(const char *dir, const char *daemon, const char *text, char **cause)
 {
 	char *path, *tmp;
-	size_t len = strlen(text), off = 0;
-	ssize_t n;
+	size_t len = strlen(text);
 	int fd, rc = -1;
 
 	xasprintf(&path, "%s/rtopacks-sync-%s.prom", dir, daemon);
@@ -148,14 +148,9 @@ metrics_write(const char *dir, const char *daemon, const char *text, char **caus
 		xasprintf(cause, "chmod %s: %s", tmp, strerror(errno));
 		goto fail;
 	}
-	while (off < len) {
-		if ((n = write(fd, text + off, len - off)) == -1) {
-			if (errno == EINTR)
-				continue;
-			xasprintf(cause, "write %s: %s", tmp, strerror(errno));
-			goto fail;
-		}
-		off += (size_t)n;
+	if (write_full(fd, text, len) == -1) {
+		xasprintf(cause, "write %s: %s", tmp, strerror(errno));
+		goto fail;
 	}
 	if (close(fd) == -1) {
 		fd = -1;

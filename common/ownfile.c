@@ -41,7 +41,7 @@ ownfile_open(const char *path, int flags, mode_t mode, char **cause)
 	int fd, fl;
 
 	if (flags & O_TRUNC) {
-		xasprintf(cause, "%s: internal error: ownfile_open without O_TRUNC", path);
+		xasprintf(cause, "%s: internal error: ownfile_open with O_TRUNC (truncate after the checks)", path);
 		return -1;
 	}
 	/* O_NONBLOCK: opening a FIFO planted under this name for writing would block the daemon. */

@@ -201,12 +201,13 @@ has_run_history(struct db *db, bool *yes, char **cause)
 	return 0;
 }
 
-static void
-check_fresh_job(struct job_report *r, struct sctl *s)
+/* Start a job's report, with the findings about its schedule file; the schedule, or NULL if it cannot be used. */
+static struct schedule *
+report_begin(struct job_report *r, struct sctl *s)
 {
 	const char *dir = config_str(s->cfg, "paths", "schedules_dir"), *name = r->d->name;
 	struct schedule *sch;
-	char *cause = NULL, act[512];
+	char *cause = NULL;
 	bool missing;
 
 	r->obj = cJSON_CreateObject();
@@ -220,6 +221,16 @@ check_fresh_job(struct job_report *r, struct sctl *s)
 			finding(r, PROBLEM, "schedule", "fix the file (syntax: schedules/README.md)", "%s", cause);
 		xfree(&cause);
 	}
+	return sch;
+}
+
+static void
+check_fresh_job(struct job_report *r, struct sctl *s)
+{
+	const char *name = r->d->name;
+	struct schedule *sch = report_begin(r, s);
+	char act[512];
+
 	cJSON_AddStringToObject(r->obj, "health", "never_started");
 	snprintf(act, sizeof act, "configure it (docs/install.md), then start it: `systemctl enable --now %s.service "
 	    "%s-run.timer`", name, name);
@@ -231,24 +242,12 @@ check_fresh_job(struct job_report *r, struct sctl *s)
 static void
 check_job(struct job_report *r, struct sctl *s, struct db *db, time_t now, int64_t warn_s)
 {
-	const char *dir = config_str(s->cfg, "paths", "schedules_dir"), *name = r->d->name;
-	struct schedule *sch;
+	const char *name = r->d->name;
+	struct schedule *sch = report_begin(r, s);
 	struct health h;
 	char *cause = NULL, b1[96], b2[96], act[512];
-	bool missing;
 	cJSON *o;
 
-	r->obj = cJSON_CreateObject();
-	cJSON_AddStringToObject(r->obj, "daemon", name);
-	r->findings = cJSON_CreateArray();
-	if ((sch = schedule_load(dir, name, &missing, &cause)) == NULL) {
-		if (missing)
-			finding(r, WARN, "schedule", "reinstall the package, or point [paths] schedules_dir at the schedules",
-			    "no schedule file %s/%s.schedule: missed runs cannot be detected", dir, name);
-		else
-			finding(r, PROBLEM, "schedule", "fix the file (syntax: schedules/README.md)", "%s", cause);
-		xfree(&cause);
-	}
 	if (health_check(db, r->d->sync_type, sch, now, 0, 6 * 3600, &h, &cause) == -1) {
 		finding(r, PROBLEM, "ops.db", "check ops.db (syncctl runs)", "%s", cause);
 		free(cause);

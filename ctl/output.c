@@ -5,12 +5,12 @@
  * becomes visible text.  Lines, CR LF and tabs stay, and UTF-8 that a buffer flush cut in two is held back until
  * its end arrives.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "fdio.h"
 #include "log.h"
 #include "syncctl.h"
 
@@ -19,22 +19,6 @@ struct filter {
 	char held[4];		/* the start of a UTF-8 sequence whose rest is in the next write */
 	size_t nheld;
 };
-
-static int
-write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 /* How many bytes at the end of p[0..len) start a UTF-8 sequence that is not complete yet (0..3). */
 static size_t
@@ -75,7 +59,7 @@ filter_write(void *cookie, const char *buf, size_t len)
 	memcpy(f->held, in + n - keep, keep);
 	f->nheld = keep;
 	free(in);
-	if (write_all(f->fd, out, olen) == -1) {
+	if (write_full(f->fd, out, olen) == -1) {
 		free(out);
 		return -1;
 	}

@@ -107,6 +107,18 @@ phase_sync_course_locations(struct step *st)
 /* --- writing one record -------------------------------------------------------------------------------------- */
 
 /*
+ * A record's DataStore _id, or -1 if it has none that is a whole number in range: the value is the upstream's, and
+ * converting a double out of long long's range (1e300) is undefined behaviour.
+ */
+static long long
+record_id(const cJSON *rec)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, "_id");
+
+	return cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble <= 9e15 ? (long long)v->valuedouble : -1;
+}
+
+/*
  * A rejected record, named as the operator finds it upstream: its DataStore _id (a position means nothing once
  * the table is sorted or reloaded) and its code, in the log and in the cycle state's "rejected" list, from which
  * the summary and the mail list them (at most summary_max_items; the count is always complete).
@@ -117,10 +129,9 @@ reject(struct page *p, const cJSON *rec, const char *why)
 	struct cricos *c = step_job(p->st);
 	const struct table_def *t = &cricos_tables[p->t];
 	const struct val *code = &p->row.v[t->code_col];
-	const cJSON *idv = cJSON_GetObjectItemCaseSensitive(rec, "_id"), *it;
+	const cJSON *it;
 	cJSON *list = cJSON_GetObjectItemCaseSensitive(step_cycle_state(p->st), "rejected"), *o;
-	long long id = cJSON_IsNumber(idv) && idv->valuedouble >= 0 && idv->valuedouble <= 9e15 ?
-	    (long long)idv->valuedouble : -1;
+	long long id = record_id(rec);
 	char codebuf[100];
 
 	snprintf(codebuf, sizeof codebuf, "%.*s", code->s != NULL ? (int)(code->len > 80 ? 80 : code->len) : 1,
@@ -181,10 +192,8 @@ write_record(const char *json, size_t len, size_t index, void *arg)
 		step_detail_add(st, key, 1);
 		snprintf(key, sizeof key, "%s.%s", t->name, t->cols[i].header);
 		json_add_num(p->unparseable, key, 1);
-		log_info("%s: record _id %lld: %s '%.*s' cannot be read: stored as NULL", t->phase,
-		    cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(rec, "_id")) ?
-		    (long long)cJSON_GetObjectItemCaseSensitive(rec, "_id")->valuedouble : -1LL, t->cols[i].header,
-		    (int)(p->row.v[i].len > 60 ? 60 : p->row.v[i].len), p->row.v[i].s ? p->row.v[i].s : "");
+		log_info("%s: record _id %lld: %s '%.*s' cannot be read: stored as NULL", t->phase, record_id(rec),
+		    t->cols[i].header, (int)(p->row.v[i].len > 60 ? 60 : p->row.v[i].len), p->row.v[i].s ? p->row.v[i].s : "");
 	}
 	switch (row_write(p->db, &p->row, step_cycle_id(st), p->now, &p->cause)) {
 	case W_NEW:

@@ -15,6 +15,7 @@
  *  - ask for the hard (5-year) expiry with x-include-refresh-token-hard-expires-in: true and record it;
  *  - a code is exchanged exactly once.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -239,19 +240,23 @@ qbr_parse_token_answer(const char *body, size_t len, struct qbr_tokens *t)
 	return NULL;
 }
 
-const char *
-qbr_oauth_error_code(const char *body, size_t bodylen, char *buf, size_t len)
+/*
+ * One string field of an OAuth error answer into buf ("" if none): bounded parse, masked before it is cut (a secret
+ * quoted back and cut in two would escape redaction later), at most max characters, then escaped (it reaches the
+ * connection row, the log and the mail).
+ */
+static const char *
+error_field(const char *body, size_t bodylen, const char *key, int max, char *buf, size_t len)
 {
 	char why[160];
 	cJSON *o = json_parse_bounded(body, bodylen, TOKEN_MAX_NODES, why, sizeof why);
-	const cJSON *e = o != NULL ? json_get(o, "error") : NULL;
+	const cJSON *e = o != NULL ? json_get(o, key) : NULL;
 
 	buf[0] = '\0';
 	if (cJSON_IsString(e)) {
-		/* Masked before it is cut: a secret quoted back and cut in two would escape redaction later. */
 		char *clean = redact_dup(e->valuestring);
 
-		snprintf(buf, len, "%.60s", clean != NULL ? clean : "");
+		snprintf(buf, len, "%.*s", max, clean != NULL ? clean : "");
 		free(clean);
 		text_escape_inplace(buf, len, 0);
 	}
@@ -260,20 +265,15 @@ qbr_oauth_error_code(const char *body, size_t bodylen, char *buf, size_t len)
 }
 
 const char *
+qbr_oauth_error_code(const char *body, size_t bodylen, char *buf, size_t len)
+{
+	return error_field(body, bodylen, "error", 60, buf, len);
+}
+
+const char *
 qbr_oauth_error_desc(const char *body, size_t bodylen, char *buf, size_t len)
 {
-	cJSON *o = cJSON_ParseWithLength(body, bodylen);
-	const cJSON *e = o != NULL ? json_get(o, "error_description") : NULL;
-
-	buf[0] = '\0';
-	if (cJSON_IsString(e)) {
-		char *clean = redact_dup(e->valuestring);
-
-		snprintf(buf, len, "%s", clean != NULL ? clean : "");
-		free(clean);
-	}
-	cJSON_Delete(o);
-	return buf;
+	return error_field(body, bodylen, "error_description", INT_MAX, buf, len);
 }
 
 static void lock_poll_cb(struct ev_loop *, ev_timer *, int);

@@ -6,6 +6,7 @@
  *   qbr-parse 6140 DETAIL     {"txn_type","txn_id"} or {}
  *   qbr-parse time QBOTIME    the time as ISO-8601 UTC
  *   qbr-parse cents FILE KEY  a JSON money field of the object in FILE, in cents
+ *   qbr-parse oauth FILE      the OAuth error body's {"error","error_description"}, as the refresh reads them
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,7 +43,7 @@ main(int argc, char **argv)
 {
 	struct qbo_fault f;
 	cJSON *o = cJSON_CreateObject(), *in;
-	char *s, *data, a[32], b[32], t[ISO8601_LEN];
+	char *s, *data, a[32], b[32], t[ISO8601_LEN], desc[160];
 	size_t len;
 	int64_t cents;
 
@@ -67,8 +68,12 @@ main(int argc, char **argv)
 			cJSON_AddNumberToObject(o, "cents", (double)cents);
 		cJSON_Delete(in);
 		free(data);
+	} else if (argc == 3 && strcmp(argv[1], "oauth") == 0 && (data = slurp(argv[2], &len)) != NULL) {
+		cJSON_AddStringToObject(o, "error", qbr_oauth_error_code(data, len, a, sizeof a));
+		cJSON_AddStringToObject(o, "error_description", qbr_oauth_error_desc(data, len, desc, sizeof desc));
+		free(data);
 	} else {
-		fprintf(stderr, "usage: qbr-parse fault FILE | 6140 DETAIL | time QBOTIME | cents FILE KEY\n");
+		fprintf(stderr, "usage: qbr-parse fault FILE | 6140 DETAIL | time QBOTIME | cents FILE KEY | oauth FILE\n");
 		cJSON_Delete(o);
 		return 2;
 	}

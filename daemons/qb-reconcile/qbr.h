@@ -157,7 +157,7 @@ bool qbr_access_usable(const struct qbr *);
  * "error" code of an error answer into buf ("" if none). */
 const char *qbr_parse_token_answer(const char *body, size_t len, struct qbr_tokens *);
 const char *qbr_oauth_error_code(const char *body, size_t bodylen, char *buf, size_t len);
-/* Its "error_description" (redacted, cut to fit; "" if none). */
+/* Its "error_description" (redacted, cut to fit, control characters escaped; "" if none). */
 const char *qbr_oauth_error_desc(const char *body, size_t bodylen, char *buf, size_t len);
 /* May a phase talk to QuickBooks in this cycle?  Not when never connected, nor when reconnect_required and this
  * cycle's heartbeat failed (every call would only collect another invalid_grant). */

@@ -23,6 +23,7 @@
 
 #include <cJSON.h>
 
+#include "fdio.h"
 #include "log.h"
 #include "qbr.h"
 #include "timeutil.h"
@@ -187,22 +188,6 @@ bad:
 	return -1;
 }
 
-static int
-write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static void
 add_time(cJSON *o, const char *key, time_t t)
 {
@@ -238,7 +223,7 @@ tokens_store(const char *path, const struct qbr_tokens *t, char **cause)
 		xasprintf(cause, "token store: cannot create %s: %s", tmp, strerror(errno));
 		goto fail;
 	}
-	if (fchmod(fd, 0600) == -1 || write_all(fd, json, strlen(json)) == -1 || write_all(fd, "\n", 1) == -1 ||
+	if (fchmod(fd, 0600) == -1 || write_full(fd, json, strlen(json)) == -1 || write_full(fd, "\n", 1) == -1 ||
 	    fsync(fd) == -1) {
 		xasprintf(cause, "token store: cannot write %s: %s", tmp, strerror(errno));
 		close(fd);

@@ -248,6 +248,18 @@ class CricosFaultTest(unittest.TestCase):
         self.assertIn("'$12,34.00' cannot be read: stored as NULL", env.daemon.read_log())
         env.wd.cleanup()
 
+    def test_unparseable_value_with_a_hostile_id_logs_no_made_up_id(self):
+        # An _id far beyond any integer: the log says -1 ("none usable"), not what a float-to-integer overflow
+        # (undefined behaviour) happened to give (-9223372036854775808 on x86-64).
+        env = self.env("cricos-hugeid")
+        self.fake.fault("datastore_search", "bad_money", field="Tuition Fee", value="$12,34.00", record=3,
+                        resource_id=COURSES, also={"_id": 1e300})
+        self.assertEqual(env.daemon.run_once(), 0, env.daemon.read_log())
+        log = env.daemon.read_log()
+        self.assertIn("sync_courses: record _id -1: Tuition Fee '$12,34.00' cannot be read: stored as NULL", log)
+        self.assertNotIn("9223372036854775", log)
+        env.wd.cleanup()
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -708,7 +708,12 @@ def inject_bad_money(text, fault):
     idx = int(fault.get("record", 0))
     if not isinstance(rows, list) or not rows or not isinstance(rows[0], dict) or field not in rows[0]:
         return text, False
-    rows[min(idx, len(rows) - 1)][field] = value
+    row = rows[min(idx, len(rows) - 1)]
+    row[field] = value
+    # More fields of the same record, as given (e.g. {"_id": 1e300}: a hostile _id on a record with a bad value).
+    also = fault.get("also") or {}
+    if isinstance(also, dict):
+        row.update(also)
     return json.dumps(rows, separators=(",", ":"), ensure_ascii=False), True
 
 

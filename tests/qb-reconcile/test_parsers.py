@@ -60,6 +60,24 @@ class ParserTest(unittest.TestCase):
                 if msg:
                     self.assertIn(msg, f["message"])
 
+    def test_oauth_error_fields_are_escaped_and_bounded(self):
+        # The refresh quotes error and error_description in the connection row, the log and the mail: one line,
+        # no terminal escapes, and the parse bounded like every other upstream answer.
+        with tempfile.NamedTemporaryFile("w", suffix=".body", delete=False) as f:
+            f.write(json.dumps({"error": "invalid_grant", "error_description": "Token\ninvalid\x1b[2J"}))
+        try:
+            o = run("oauth", f.name)
+        finally:
+            os.unlink(f.name)
+        self.assertEqual(o, {"error": "invalid_grant", "error_description": "Token\\ninvalid\\x1b[2J"})
+        with tempfile.NamedTemporaryFile("w", suffix=".body", delete=False) as f:
+            f.write('{"error": "invalid_grant", "error_description": "d", "x": [%s]}' % ",".join(["0"] * 5000))
+        try:
+            o = run("oauth", f.name)
+        finally:
+            os.unlink(f.name)
+        self.assertEqual(o, {"error": "", "error_description": ""}, "more values than a token answer has")
+
     def test_lower_case_and_oauth_shapes(self):
         # The 401 body as QuickBooks' gateway sends it (python-quickbooks#250): lower-case keys, epoch-ms time.
         f = fault_of('{"warnings":null,"fault":{"error":[{"message":"message=AuthenticationFailed; errorCode=003200;'

@@ -3,7 +3,8 @@
 ballast and the metrics file.  A symbolic link, a FIFO or a file of another user planted under one of those names is
 never followed, written or deleted: the lock is refused with a message naming the file (the daemon does not start),
 the ballast and the metrics file are skipped with a warning, and nothing appears where a link points.  A database
-is not opened through a link either.
+is not opened through a link either; a link in a directory above it (the state directory moved to another disk)
+is the administrator's, and is followed.
 
 On the code before the fix, the daemon created the link's target (lock, ballast), wrote 1 MiB into another user's
 file, and blocked on a FIFO.
@@ -127,6 +128,29 @@ class PlantedFilesTest(unittest.TestCase):
         self.assertEqual(self.d.wait_exit(60), EXIT_CANNOT_START, self.d.read_log())
         self.assertIn("symbolic link", self.d.read_log())
         self.assertFalse(os.path.lexists(victim))
+
+
+class LinkedStateDirTest(unittest.TestCase):
+    """A link above the database is the administrator's (the state directory moved to another disk), not a plant."""
+
+    def test_state_dir_behind_a_link_opens(self):
+        wd = Workdir("files-linkdir")
+        try:
+            disk = wd.file("disk")
+            os.makedirs(os.path.join(disk, "state"))
+            linked = wd.file("linked")
+            os.symlink(disk, linked)
+            cfg = base_config(wd, None, {"test-sync": {"url": "http://127.0.0.1:9/"}})
+            cfg["paths"]["state_dir"] = os.path.join(linked, "state")
+            d = Daemon("test-sync", write_config(wd.file("sync.conf"), cfg), wd)
+            d.start()
+            try:
+                self.assertNotIn("cannot open", d.read_log())
+                self.assertTrue(os.path.isfile(os.path.join(disk, "state", "ops.db")))
+            finally:
+                d.stop()
+        finally:
+            wd.cleanup()
 
 
 if __name__ == "__main__":
