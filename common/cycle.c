@@ -14,6 +14,7 @@
 #include "log.h"
 #include "observatory.h"
 #include "outbox.h"
+#include "splitcrash.h"
 #include "timeutil.h"
 #include "xmalloc.h"
 
@@ -287,6 +288,29 @@ phase_index(const struct job_def *job, const char *name)
 		if (strcmp(job->phases[i].name, name) == 0)
 			return (int)i;
 	return -1;
+}
+
+/*
+ * Commit a transaction that moves the cursor.  label ("trigger" or the phase) names the commit for the crash points
+ * of tests: before_commit@<label>, split_commit@<label> (ops.db committed, rtopacks.db not: see splitcrash.h) and
+ * after_commit@<label>.
+ */
+static int
+commit_cursor(struct cycle *cy, const char *label, char **cause)
+{
+	char name[96];
+	int rc;
+
+	snprintf(name, sizeof name, "before_commit@%s", label);
+	crashpoint(name);
+	splitcrash_begin(label);
+	rc = db_commit(cy->db, cause);
+	splitcrash_end();
+	if (rc == 0) {
+		snprintf(name, sizeof name, "after_commit@%s", label);
+		crashpoint(name);
+	}
+	return rc;
 }
 
 /* --- set-up -------------------------------------------------------------------------------------------------- */
@@ -591,7 +615,7 @@ cycle_trigger(struct cycle *cy, const char *trigger, const char *requested_by, b
 		c.full = full;
 	}
 	c.seq++;
-	if (cursor_store(cy, &c, cause) == -1 || db_commit(cy->db, cause) == -1)
+	if (cursor_store(cy, &c, cause) == -1 || commit_cursor(cy, "trigger", cause) == -1)
 		goto fail;
 
 	cursor_clear(&cy->cur);
@@ -1158,7 +1182,7 @@ step_done(struct step *st, enum step_result result)
 			goto fail_nc;
 	}
 	crashpoint("before_commit");
-	if (db_commit(cy->db, &cause) == -1)
+	if (commit_cursor(cy, ph->name, &cause) == -1)
 		goto fail_nc;
 	st->tx = false;
 	crashpoint("after_commit");
