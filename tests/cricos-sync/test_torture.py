@@ -14,7 +14,7 @@ What is not compared, and why (everything else is, row by row):
     updated_at, deleted_at, cricos_editions.cycle_id/synced_at read our clock: other ids and times in every env.
     They are replaced by a marker, so NULL against set still counts (a replayed page that stamped changed_cycle on
     an unchanged row is a difference).
-  * sync_checkpoint: `seq` and the step counters count commits and the current run's step row (a replayed page
+  * sync_checkpoint: `seq`, `corpus_seq` and the step counters count commits and the current run's step row (a replayed page
     commits again); run and cycle ids and times are marked.
   * ops.db: the final run's status, phase, changes and summary, every earlier run stale, the cursor (the job
     state's edition_synced_at and edition_synced_cycle are our clock and cycle id: marked), the completion mail's
@@ -66,7 +66,8 @@ class Subject:
     def state(self, env):
         s = normalised(env.corpus,
                        mark=CYCLE_COLUMNS + ("sync_checkpoint.run_id", "sync_checkpoint.cycle_id"),
-                       drop=("sync_checkpoint.seq", "step_records_in", "step_records_out", "step_rejected"),
+                       drop=("sync_checkpoint.seq", "sync_checkpoint.corpus_seq", "step_records_in",
+                             "step_records_out", "step_rejected"),
                        translate={"sync_checkpoint.job_state": json_marked(*JOB_TIMES)})
         s.update(ops_state(env.ops, "cricos_sync",
                            job_state_fn=lambda j: {k: (MARK if k in JOB_TIMES else v) for k, v in j.items()}))
