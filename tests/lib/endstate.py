@@ -119,11 +119,12 @@ def json_marked(*keys):
 
 
 def checkpoint_agrees(ops, corpus, sync_type):
-    """The engine's invariant between the two files: rtopacks.db's checkpoint is the last commit that wrote it,
-    as ops.db's cursor says (corpus_seq), and names the same cycle.  As a dump_db()-like table."""
-    cp = query(corpus, "SELECT seq, cycle_id FROM sync_checkpoint WHERE sync_type = ?", (sync_type,))
-    cur = query(ops, 'SELECT corpus_seq, cycle_id FROM "%s_cursor"' % sync_type)
-    ok = bool(cp) and bool(cur) and cp[0][0] == cur[0][0] and cp[0][1] == cur[0][1]
+    """The engine's invariant between the two files at rest: rtopacks.db's checkpoint is ops.db's cursor, commit
+    for commit (seq, corpus_seq, run, cycle, phase and position).  As a dump_db()-like table."""
+    cols = "seq, corpus_seq, run_id, cycle_id, cycle_phase, phase_cursor"
+    cp = query(corpus, "SELECT %s FROM sync_checkpoint WHERE sync_type = ?" % cols, (sync_type,))
+    cur = query(ops, 'SELECT %s FROM "%s_cursor"' % (cols, sync_type))
+    ok = bool(cp) and bool(cur) and cp[0] == cur[0]
     return (["checkpoint = cursor"], [(ok,)])
 
 
