@@ -27,6 +27,7 @@ static const char SQL_CYCLE_REJECTED[] =
 static void schedule_next(struct cycle *, double delay);
 static void fail_run(struct cycle *, const char *error);
 static void end_run_interrupted(struct cycle *);
+static int64_t queue_failure_mail(struct cycle *, const char *phase, const char *error, char **cause);
 
 /* --- helpers ------------------------------------------------------------------------------------------------- */
 
@@ -325,6 +326,35 @@ cycle_recover(struct cycle *cy, bool *resume, char **cause)
 
 /* --- runs ---------------------------------------------------------------------------------------------------- */
 
+/*
+ * The run's first commit failed (e.g. rtopacks.db is read-only or full: that commit writes its checkpoint): record
+ * the run as failed in ops.db alone, with the failure mail, so that the operator sees it like any failed run.  The
+ * cursor has not moved, so the next trigger tries again.
+ */
+static void
+record_start_failure(struct cycle *cy, const struct obs_run *run, const char *error)
+{
+	char now[ISO8601_LEN], *cause = NULL, *full = NULL;
+	int64_t mail = -1;
+
+	xasprintf(&full, "%s: cannot start the run: %s", run->phase, error);
+	log_warnx("run %s failed: %s", run->run_id, full);
+	if (db_begin(cy->db, &cause) == -1 || obs_run_insert(cy->db, run, &cause) == -1 ||
+	    obs_run_finish(cy->db, run->run_id, "failed", full, nowstr(now), &cause) == -1 ||
+	    (config_bool(cy->d->cfg, cy->d->section, "notify") &&
+	    (mail = queue_failure_mail(cy, run->phase, full, &cause)) == -1) || db_commit(cy->db, &cause) == -1) {
+		db_rollback(cy->db);
+		log_warnx("cannot record the failed start of run %s either: %s", run->run_id, cause);
+		free(cause);
+		mail = -1;
+	}
+	if (mail != -1)
+		outbox_deliver(cy->d->outbox, mail, 1, NULL, NULL);
+	snprintf(cy->last_status, sizeof cy->last_status, "failed");
+	free(cy->last_error);
+	cy->last_error = full;
+}
+
 enum trigger_result
 cycle_trigger(struct cycle *cy, const char *trigger, const char *requested_by, bool full, char *run_id, size_t len,
     char **cause)
@@ -332,7 +362,7 @@ cycle_trigger(struct cycle *cy, const char *trigger, const char *requested_by, b
 	struct cursor c;
 	struct obs_run run;
 	char now[ISO8601_LEN], id[128];
-	bool resume;
+	bool resume, inserted = false;
 	int idx;
 
 	if (cy->running) {
@@ -376,8 +406,10 @@ cycle_trigger(struct cycle *cy, const char *trigger, const char *requested_by, b
 	run.started_at = now;
 	if (obs_run_insert(cy->db, &run, cause) == -1)
 		goto fail;
+	inserted = true;
 
 	snprintf(cy->run_id, sizeof cy->run_id, "%s", id);
+	snprintf(cy->started_at, sizeof cy->started_at, "%s", now);
 	snprintf(cy->cycle_id, sizeof cy->cycle_id, "%s", run.cycle_id);
 	snprintf(cy->trigger, sizeof cy->trigger, "%s", run.trigger);
 	snprintf(cy->requested_by, sizeof cy->requested_by, "%s", requested_by ? requested_by : "");
@@ -404,7 +436,6 @@ cycle_trigger(struct cycle *cy, const char *trigger, const char *requested_by, b
 
 	cursor_clear(&cy->cur);
 	cy->cur = c;
-	snprintf(cy->started_at, sizeof cy->started_at, "%s", now);
 	cy->mono_start = mono_now();
 	cy->running = true;
 	cy->phase_idx = idx;
@@ -429,6 +460,12 @@ cycle_trigger(struct cycle *cy, const char *trigger, const char *requested_by, b
 	return TRIGGER_STARTED;
 fail:
 	db_rollback(cy->db);
+	if (inserted) {
+		/* c's strings were replaced after the insert: the run row takes the engine's copies. */
+		run.cycle_id = cy->cycle_id;
+		run.resumed_from = cy->resumed_from[0] != '\0' ? cy->resumed_from : NULL;
+		record_start_failure(cy, &run, *cause);
+	}
 	cursor_clear(&c);
 	return TRIGGER_ERROR;
 }

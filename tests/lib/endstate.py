@@ -64,12 +64,17 @@ def mail_body(message):
 def ops_state(ops, sync_type, summary_fn=None, job_state_fn=None, mail_fn=mail_body, first_cycle=False):
     """The cycle's outcome in ops.db, comparable between an uninterrupted and an interrupted cycle, as
     {"ops.<what>": (columns, rows)} like dump_db(), so that torture.diff_states() can name differences.
-    first_cycle: the runs of the first cycle only (a fault matrix runs one more cycle after a complete one)."""
+    first_cycle: the runs of the first cycle that ran a step only (a fault matrix runs one more cycle after a
+    complete one)."""
     runs = query(ops, "SELECT run_id, status, phase, changes, summary, error FROM sync_runs WHERE sync_type = ?"
                       " ORDER BY started_at, run_id", (sync_type,))
     if first_cycle and runs:
-        first = query(ops, "SELECT cycle_id FROM sync_runs WHERE sync_type = ? ORDER BY started_at, run_id LIMIT 1",
-                      (sync_type,))[0][0]
+        # The first cycle that ran a step: a run whose very first commit failed (rtopacks.db read-only) is a cycle
+        # of its own with no step, and the next trigger starts the cycle that the case is about.
+        first = (query(ops, "SELECT cycle_id FROM sync_runs r WHERE sync_type = ? AND EXISTS (SELECT 1 FROM sync_steps"
+                            " s WHERE s.run_id = r.run_id) ORDER BY started_at, run_id LIMIT 1", (sync_type,))
+                 or query(ops, "SELECT cycle_id FROM sync_runs WHERE sync_type = ? ORDER BY started_at, run_id"
+                               " LIMIT 1", (sync_type,)))[0][0]
         runs = query(ops, "SELECT run_id, status, phase, changes, summary, error FROM sync_runs WHERE sync_type = ?"
                           " AND cycle_id = ? ORDER BY started_at, run_id", (sync_type, first))
     out = {}
