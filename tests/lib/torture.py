@@ -47,6 +47,7 @@ class TortureResult:
         self.cycles_completed_early = 0
         self.kills_after_end = 0  # SIGKILLs that fell after the cycle's last commit (see finish_ended_cycle)
         self.hangs = 0           # crash-point runs that neither died nor ended (each is also a mismatch)
+        self.duplicate_logs = []  # the daemon logs of the envs where something happened twice
         self.seconds = 0.0
 
     def line(self, name):
@@ -54,7 +55,8 @@ class TortureResult:
                 % (name, self.restarts_ok if not self.mismatches else 0, self.kills, len(self.mismatches),
                    self.duplicates, self.hangs, self.seconds,
                    "; %d kill(s) fell after a cycle's last commit (restart delivered the mail)"
-                   % self.kills_after_end if self.kills_after_end else ""))
+                   % self.kills_after_end if self.kills_after_end else "")
+                + ("; duplicates in %s" % ", ".join(self.duplicate_logs) if self.duplicate_logs else ""))
 
 
 def diff_states(ref, got):
@@ -178,9 +180,12 @@ def torture(subject, kills, seed, per_run_timeout=300):
                 # ... or on a fresh env, once this one's end state has been checked.
                 res.mismatches += ["cycle %d (see %s): %s" % (res.cycles_completed_early, d.log_path, m)
                                    for m in diff_states(ref_state, subject.state(env))]
-                res.duplicates += subject.duplicates(env)
-                if hasattr(subject, "discard") and not res.mismatches:
-                    subject.discard(env)
+                dup = subject.duplicates(env)
+                res.duplicates += dup
+                if dup:
+                    res.duplicate_logs.append(d.log_path)
+                if hasattr(subject, "discard") and not res.mismatches and not dup:
+                    subject.discard(env)    # kept when something is wrong: the log names what happened
                 env = subject.new_env()
                 d = env.daemon
             continue
@@ -192,6 +197,9 @@ def torture(subject, kills, seed, per_run_timeout=300):
     else:
         res.restarts_ok = res.kills
     res.mismatches += diff_states(ref_state, subject.state(env))
-    res.duplicates += subject.duplicates(env)
+    dup = subject.duplicates(env)
+    res.duplicates += dup
+    if dup:
+        res.duplicate_logs.append(d.log_path)
     res.seconds = time.monotonic() - t_start
     return res, env
