@@ -33,6 +33,7 @@ import random
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 
 from harness import cursor, query, slow_factor, wait_for
@@ -49,10 +50,11 @@ class TortureResult:
         self.hangs = 0           # crash-point runs that neither died nor ended (each is also a mismatch)
         self.duplicate_logs = []  # the daemon logs of the envs where something happened twice
         self.seconds = 0.0
+        self.aim = "mixed"
 
     def line(self, name):
-        return ("%s: kills survived %d / %d, mismatches %d, duplicates %d, hangs %d, %.0fs%s"
-                % (name, self.restarts_ok if not self.mismatches else 0, self.kills, len(self.mismatches),
+        return ("%s: %s kills survived %d / %d, mismatches %d, duplicates %d, hangs %d, %.0fs%s"
+                % (name, self.aim, self.restarts_ok if not self.mismatches else 0, self.kills, len(self.mismatches),
                    self.duplicates, self.hangs, self.seconds,
                    "; %d kill(s) fell after a cycle's last commit (restart delivered the mail)"
                    % self.kills_after_end if self.kills_after_end else "")
@@ -117,12 +119,15 @@ def aim():
 def torture(subject, kills, seed, per_run_timeout=300):
     t_start = time.monotonic()
     rng = random.Random(seed)
-    # Only a daemon with two databases has a split to aim at (qb-reconcile keeps the mixed aim).
-    aimed = aim() == "split" and getattr(subject, "split_commits", 0) > 0
     ref_state, ref_seconds = subject.reference()
+    # Only a daemon with two databases has a split to aim at (qb-reconcile keeps the mixed aim); the reference run
+    # counts its commits.
+    aimed = aim() == "split" and getattr(subject, "split_commits", 0) > 0
+    res_aim = "split" if aimed else "mixed"
     env = subject.new_env()
     d = env.daemon
     res = TortureResult()
+    res.aim = res_aim
     # With fresh_env_per_cycle, `kills` counts kills that landed (runs that ended first do not count), up to
     # 4 * kills runs in all.
     landed = getattr(subject, "fresh_env_per_cycle", False)
@@ -172,6 +177,11 @@ def torture(subject, kills, seed, per_run_timeout=300):
                 continue
         elif rc == -signal.SIGKILL:
             res.kills += 1
+            if res.kills % 25 == 0:
+                # Long modes: show progress (and the figures so far) while they run.
+                sys.stderr.write("  ... %d kills, %d mismatches, %d duplicates, %.0fs\n"
+                                 % (res.kills, len(res.mismatches), res.duplicates, time.monotonic() - t_start))
+                sys.stderr.flush()
             continue
         if rc in (0, 3):
             # The cycle finished before the kill fell: start the next kill on a new cycle of the same data.
