@@ -14,95 +14,12 @@
 #include "log.h"
 #include "observatory.h"
 #include "outbox.h"
+#include "splitcrash.h"
 #include "timeutil.h"
 #include "xmalloc.h"
 
-/* The committed cursor row (a copy in memory). */
-struct cursor {
-	char *phase;		/* cycle_phase: a phase name or "done" */
-	char *run_id, *cycle_id;
-	char *phase_cursor;
-	char *cycle_state, *job_state;
-	int full;
-	int64_t seq, corpus_seq;
-};
+#include "cycle-int.h"
 
-struct step {
-	struct cycle *cy;
-	int phase_idx;
-	char *cursor;
-	char *new_cursor;
-	cJSON *cycle_state, *job_state;
-	struct http_group *group;
-	int64_t in, out, rejected;
-	cJSON *detail;
-	cJSON *summary;
-	int64_t changes;
-	char *status_override, *status_error;
-	char *degraded;		/* step_set_run_degraded: why the run ends 'degraded' */
-	bool tx;
-	bool aborting;		/* the engine cancelled it: whatever it reports is rolled back */
-	bool leaked_tx;		/* it held its transaction across the event loop */
-	void (*on_abort)(void *);
-	void *abort_arg;
-};
-
-struct cycle {
-	struct daemon *d;
-	const struct job_def *job;
-	struct db *db;
-	char sql_cursor_ddl[1024], sql_cursor_init[256], sql_cursor_get[512], sql_cursor_set[512];
-
-	bool running;
-	char run_id[128], cycle_id[128], trigger[16], requested_by[64], resumed_from[128];
-	char started_at[ISO8601_LEN];
-	bool full;
-	double mono_start;
-	int phase_idx;
-	struct cursor cur;
-
-	/* The current phase's step row in this run. */
-	int row_phase_idx;
-	int64_t ph_in, ph_out, ph_rej, ph_attempts;
-	char ph_started[ISO8601_LEN];
-	cJSON *ph_detail;
-	int64_t run_in, run_out;
-
-	struct step *st;
-	int attempts;		/* failures of the current step */
-	ev_timer next;
-	ev_timer grace;
-	bool cancel_req, stop_req;
-	char cancel_by[64];
-	char *last_error;
-	char last_status[16];
-
-	int step_retries;
-	int64_t backoff_ms, backoff_max_ms, stop_grace_ms;
-
-	cycle_listener_fn listener;
-	void *larg;
-};
-
-static const char SQL_CKPT_GET[] =
-    "SELECT seq, run_id, cycle_id, cycle_phase, phase_cursor, cycle_state, job_state, full, step, step_records_in,"
-    " step_records_out, step_rejected FROM corpus.sync_checkpoint WHERE sync_type = ?";
-static const char SQL_CKPT_SET[] =
-    "INSERT INTO corpus.sync_checkpoint (sync_type, seq, run_id, cycle_id, cycle_phase, phase_cursor, cycle_state,"
-    " job_state, full, step, step_records_in, step_records_out, step_rejected, updated_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sync_type) DO UPDATE SET seq = excluded.seq,"
-    " run_id = excluded.run_id, cycle_id = excluded.cycle_id, cycle_phase = excluded.cycle_phase,"
-    " phase_cursor = excluded.phase_cursor, cycle_state = excluded.cycle_state, job_state = excluded.job_state,"
-    " full = excluded.full, step = excluded.step, step_records_in = excluded.step_records_in,"
-    " step_records_out = excluded.step_records_out, step_rejected = excluded.step_rejected,"
-    " updated_at = excluded.updated_at";
-static const char SQL_STEP_COUNTS[] =
-    "UPDATE sync_steps SET records_in = ?, records_out = ?, rejected = ? WHERE run_id = ? AND sync_type = ? AND"
-    " step = ?";
-/* The same, and back to running: recovery then marks the step stale (see undo_lost_steps). */
-static const char SQL_STEP_UNDO[] =
-    "UPDATE sync_steps SET records_in = ?, records_out = ?, rejected = ?, status = 'running', finished_at = NULL"
-    " WHERE run_id = ? AND sync_type = ? AND step = ?";
 static const char SQL_CYCLE_REJECTED[] =
     "SELECT coalesce(sum(s.rejected), 0) FROM sync_steps s JOIN sync_runs r ON r.run_id = s.run_id"
     " WHERE r.cycle_id = ? AND s.sync_type = ?";
@@ -110,10 +27,11 @@ static const char SQL_CYCLE_REJECTED[] =
 static void schedule_next(struct cycle *, double delay);
 static void fail_run(struct cycle *, const char *error);
 static void end_run_interrupted(struct cycle *);
+static int64_t queue_failure_mail(struct cycle *, const char *phase, const char *error, char **cause);
 
 /* --- helpers ------------------------------------------------------------------------------------------------- */
 
-static void
+void
 cursor_clear(struct cursor *c)
 {
 	free(c->phase);
@@ -232,7 +150,7 @@ cursor_load(struct cycle *cy, struct cursor *c, char **cause)
 	return 0;
 }
 
-static int
+int
 cursor_store(struct cycle *cy, const struct cursor *c, char **cause)
 {
 	char now[ISO8601_LEN];
@@ -253,33 +171,7 @@ cursor_store(struct cycle *cy, const struct cursor *c, char **cause)
 	return db_step_done(cy->db, st, cause);
 }
 
-static int
-checkpoint_store(struct cycle *cy, const struct cursor *c, const char *step, int64_t in, int64_t out, int64_t rej,
-    char **cause)
-{
-	char now[ISO8601_LEN];
-	sqlite3_stmt *st;
-
-	if ((st = db_stmt(cy->db, SQL_CKPT_SET, cause)) == NULL)
-		return -1;
-	db_bind_text(st, 1, cy->job->sync_type);
-	db_bind_int(st, 2, c->seq);
-	db_bind_text(st, 3, c->run_id);
-	db_bind_text(st, 4, c->cycle_id);
-	db_bind_text(st, 5, c->phase);
-	db_bind_text(st, 6, c->phase_cursor ? c->phase_cursor : "");
-	db_bind_text(st, 7, c->cycle_state ? c->cycle_state : "{}");
-	db_bind_text(st, 8, c->job_state ? c->job_state : "{}");
-	db_bind_int(st, 9, c->full);
-	db_bind_text(st, 10, step);
-	db_bind_int(st, 11, in);
-	db_bind_int(st, 12, out);
-	db_bind_int(st, 13, rej);
-	db_bind_text(st, 14, nowstr(now));
-	return db_step_done(cy->db, st, cause);
-}
-
-static int
+int
 phase_index(const struct job_def *job, const char *name)
 {
 	size_t i;
@@ -288,6 +180,30 @@ phase_index(const struct job_def *job, const char *name)
 		if (strcmp(job->phases[i].name, name) == 0)
 			return (int)i;
 	return -1;
+}
+
+/*
+ * Commit a transaction that moves the cursor.  label ("trigger" or the phase) names the commit for the crash points
+ * of tests: before_commit@<label>, split_commit@<label> (ops.db committed, rtopacks.db not: see splitcrash.h) and
+ * after_commit@<label>.
+ */
+static int
+commit_cursor(struct cycle *cy, const char *label, char **cause)
+{
+	char name[96];
+	int rc;
+
+	snprintf(name, sizeof name, "before_commit@%s", label);
+	crashpoint(name);
+	splitcrash_begin(label);
+	rc = db_commit(cy->db, cause);
+	splitcrash_end();
+	if (rc == 0) {
+		log_debug("cursor commit %s", label);
+		snprintf(name, sizeof name, "after_commit@%s", label);
+		crashpoint(name);
+	}
+	return rc;
 }
 
 /* --- set-up -------------------------------------------------------------------------------------------------- */
@@ -384,116 +300,6 @@ cycle_run_id(const struct cycle *cy)
 	return cy->running ? cy->run_id : NULL;
 }
 
-static int
-step_counts_set(struct cycle *cy, const char *sql, const char *run_id, const char *step, int64_t in, int64_t out,
-    int64_t rej, char **cause)
-{
-	sqlite3_stmt *st;
-
-	if ((st = db_stmt(cy->db, sql, cause)) == NULL)
-		return -1;
-	db_bind_int(st, 1, in);
-	db_bind_int(st, 2, out);
-	db_bind_int(st, 3, rej);
-	db_bind_text(st, 4, run_id);
-	db_bind_text(st, 5, cy->job->sync_type);
-	db_bind_text(st, 6, step);
-	return db_step_done(cy->db, st, cause);
-}
-
-/*
- * After a split commit, make the step rows say what rtopacks.db holds.  ops.db is the main database and commits
- * first, so a kill between the two files' commits leaves ops.db one commit ahead: the step rows of the run that
- * made it, from the checkpoint's phase on, count work that rtopacks.db does not hold and the resumed run redoes.
- * They go back to the checkpoint's counts (the phase it was in the middle of, same run) or to none, and to
- * running, so that recovery marks them stale like any interrupted step, and a completion mail, which adds up the
- * cycle's steps, counts that work once.  Were rtopacks.db ahead instead, its step gets the checkpoint's counts.
- */
-static int
-undo_lost_steps(struct cycle *cy, const struct cursor *ck, const char *ck_step, int64_t in, int64_t out,
-    int64_t rej, char **cause)
-{
-	const char *run = cy->cur.run_id;
-	size_t i;
-	int from;
-	bool same;
-
-	if (cy->cur.corpus_seq < ck->seq || run == NULL || (from = phase_index(cy->job, ck->phase)) == -1)
-		return ck->run_id == NULL ? 0 : step_counts_set(cy, SQL_STEP_COUNTS, ck->run_id, ck_step, in, out, rej,
-		    cause);
-	for (i = (size_t)from; i < cy->job->nphases; i++) {
-		same = ck->run_id != NULL && strcmp(ck->run_id, run) == 0 && strcmp(ck_step, cy->job->phases[i].name) == 0;
-		if (step_counts_set(cy, SQL_STEP_UNDO, run, cy->job->phases[i].name, same ? in : 0, same ? out : 0,
-		    same ? rej : 0, cause) == -1)
-			return -1;
-	}
-	return 0;
-}
-
-/* Put the cursor back where the corpus checkpoint says the data is. */
-static int
-repair_from_checkpoint(struct cycle *cy, char **cause)
-{
-	struct cursor ck;
-	sqlite3_stmt *st;
-	char *step = NULL;
-	int64_t in, out, rej;
-	int rc;
-
-	memset(&ck, 0, sizeof ck);
-	if ((st = db_stmt(cy->db, SQL_CKPT_GET, cause)) == NULL)
-		return -1;
-	db_bind_text(st, 1, cy->job->sync_type);
-	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
-		sqlite3_reset(st);
-		if (rc != SQLITE_DONE)
-			return db_error(cy->db, cause, "read the corpus checkpoint");
-		if (cy->cur.corpus_seq != 0)
-			log_warnx("rtopacks.db has no checkpoint for %s but ops.db counts %lld corpus commits: was "
-			    "rtopacks.db replaced? Continuing from the ops.db cursor", cy->job->sync_type,
-			    (long long)cy->cur.corpus_seq);
-		return 0;
-	}
-	ck.seq = sqlite3_column_int64(st, 0);
-	if (ck.seq == cy->cur.corpus_seq) {
-		sqlite3_reset(st);
-		return 0;
-	}
-	ck.run_id = sqlite3_column_type(st, 1) == SQLITE_NULL ? NULL : xstrdup(db_col_text(st, 1));
-	ck.cycle_id = sqlite3_column_type(st, 2) == SQLITE_NULL ? NULL : xstrdup(db_col_text(st, 2));
-	ck.phase = xstrdup(db_col_text(st, 3));
-	ck.phase_cursor = xstrdup(db_col_text(st, 4));
-	ck.cycle_state = xstrdup(db_col_text(st, 5));
-	ck.job_state = xstrdup(db_col_text(st, 6));
-	ck.full = sqlite3_column_int(st, 7);
-	step = xstrdup(db_col_text(st, 8));
-	in = sqlite3_column_int64(st, 9);
-	out = sqlite3_column_int64(st, 10);
-	rej = sqlite3_column_int64(st, 11);
-	sqlite3_reset(st);
-	ck.corpus_seq = ck.seq;
-
-	log_warnx("a crash split the last commit between ops.db and rtopacks.db: ops.db says %s at '%s' (commit %lld), "
-	    "rtopacks.db holds the data up to %s at '%s' (commit %lld); the cursor is repaired to match the data",
-	    cy->cur.phase, cy->cur.phase_cursor, (long long)cy->cur.corpus_seq, ck.phase, ck.phase_cursor,
-	    (long long)ck.seq);
-	if (db_begin(cy->db, cause) == -1)
-		goto fail;
-	if (undo_lost_steps(cy, &ck, step, in, out, rej, cause) == -1 || cursor_store(cy, &ck, cause) == -1)
-		goto fail;
-	if (db_commit(cy->db, cause) == -1)
-		goto fail;
-	cursor_clear(&cy->cur);
-	cy->cur = ck;
-	free(step);
-	return 0;
-fail:
-	db_rollback(cy->db);
-	cursor_clear(&ck);
-	free(step);
-	return -1;
-}
-
 int
 cycle_recover(struct cycle *cy, bool *resume, char **cause)
 {
@@ -502,7 +308,7 @@ cycle_recover(struct cycle *cy, bool *resume, char **cause)
 
 	if (cursor_load(cy, &cy->cur, cause) == -1)
 		return -1;
-	if (cy->job->uses_corpus && repair_from_checkpoint(cy, cause) == -1)
+	if (cy->job->uses_corpus && corpus_reconcile(cy, cause) == -1)
 		return -1;
 	if (db_begin(cy->db, cause) == -1)
 		return -1;
@@ -520,6 +326,35 @@ cycle_recover(struct cycle *cy, bool *resume, char **cause)
 
 /* --- runs ---------------------------------------------------------------------------------------------------- */
 
+/*
+ * The run's first commit failed (e.g. rtopacks.db is read-only or full: that commit writes its checkpoint): record
+ * the run as failed in ops.db alone, with the failure mail, so that the operator sees it like any failed run.  The
+ * cursor has not moved, so the next trigger tries again.
+ */
+static void
+record_start_failure(struct cycle *cy, const struct obs_run *run, const char *error)
+{
+	char now[ISO8601_LEN], *cause = NULL, *full = NULL;
+	int64_t mail = -1;
+
+	xasprintf(&full, "%s: cannot start the run: %s", run->phase, error);
+	log_warnx("run %s failed: %s", run->run_id, full);
+	if (db_begin(cy->db, &cause) == -1 || obs_run_insert(cy->db, run, &cause) == -1 ||
+	    obs_run_finish(cy->db, run->run_id, "failed", full, nowstr(now), &cause) == -1 ||
+	    (config_bool(cy->d->cfg, cy->d->section, "notify") &&
+	    (mail = queue_failure_mail(cy, run->phase, full, &cause)) == -1) || db_commit(cy->db, &cause) == -1) {
+		db_rollback(cy->db);
+		log_warnx("cannot record the failed start of run %s either: %s", run->run_id, cause);
+		free(cause);
+		mail = -1;
+	}
+	if (mail != -1)
+		outbox_deliver(cy->d->outbox, mail, 1, NULL, NULL);
+	snprintf(cy->last_status, sizeof cy->last_status, "failed");
+	free(cy->last_error);
+	cy->last_error = full;
+}
+
 enum trigger_result
 cycle_trigger(struct cycle *cy, const char *trigger, const char *requested_by, bool full, char *run_id, size_t len,
     char **cause)
@@ -527,7 +362,7 @@ cycle_trigger(struct cycle *cy, const char *trigger, const char *requested_by, b
 	struct cursor c;
 	struct obs_run run;
 	char now[ISO8601_LEN], id[128];
-	bool resume;
+	bool resume, inserted = false;
 	int idx;
 
 	if (cy->running) {
@@ -571,8 +406,10 @@ cycle_trigger(struct cycle *cy, const char *trigger, const char *requested_by, b
 	run.started_at = now;
 	if (obs_run_insert(cy->db, &run, cause) == -1)
 		goto fail;
+	inserted = true;
 
 	snprintf(cy->run_id, sizeof cy->run_id, "%s", id);
+	snprintf(cy->started_at, sizeof cy->started_at, "%s", now);
 	snprintf(cy->cycle_id, sizeof cy->cycle_id, "%s", run.cycle_id);
 	snprintf(cy->trigger, sizeof cy->trigger, "%s", run.trigger);
 	snprintf(cy->requested_by, sizeof cy->requested_by, "%s", requested_by ? requested_by : "");
@@ -592,12 +429,13 @@ cycle_trigger(struct cycle *cy, const char *trigger, const char *requested_by, b
 		c.full = full;
 	}
 	c.seq++;
-	if (cursor_store(cy, &c, cause) == -1 || db_commit(cy->db, cause) == -1)
+	if (cursor_store(cy, &c, cause) == -1 ||
+	    (cy->job->uses_corpus && checkpoint_store(cy, &c, "", 0, 0, 0, cause) == -1) ||
+	    commit_cursor(cy, "trigger", cause) == -1)
 		goto fail;
 
 	cursor_clear(&cy->cur);
 	cy->cur = c;
-	snprintf(cy->started_at, sizeof cy->started_at, "%s", now);
 	cy->mono_start = mono_now();
 	cy->running = true;
 	cy->phase_idx = idx;
@@ -622,6 +460,12 @@ cycle_trigger(struct cycle *cy, const char *trigger, const char *requested_by, b
 	return TRIGGER_STARTED;
 fail:
 	db_rollback(cy->db);
+	if (inserted) {
+		/* c's strings were replaced after the insert: the run row takes the engine's copies. */
+		run.cycle_id = cy->cycle_id;
+		run.resumed_from = cy->resumed_from[0] != '\0' ? cy->resumed_from : NULL;
+		record_start_failure(cy, &run, *cause);
+	}
 	cursor_clear(&c);
 	return TRIGGER_ERROR;
 }
@@ -1149,9 +993,6 @@ step_done(struct step *st, enum step_result result)
 
 	if (obs_step_upsert(cy->db, &row, &cause) == -1 || cursor_store(cy, &nc, &cause) == -1)
 		goto fail_nc;
-	if ((ph->flags & PHASE_CORPUS) &&
-	    checkpoint_store(cy, &nc, ph->name, row.records_in, row.records_out, row.rejected, &cause) == -1)
-		goto fail_nc;
 	if (st->summary != NULL) {
 		char *json = cJSON_PrintUnformatted(st->summary);
 		int rc = obs_run_set_summary(cy->db, cy->run_id, json, st->changes, &cause);
@@ -1167,8 +1008,12 @@ step_done(struct step *st, enum step_result result)
 		if (obs_run_finish(cy->db, cy->run_id, run_status, st->degraded, now, &cause) == -1)
 			goto fail_nc;
 	}
+	/* Last, so that the copy in rtopacks.db reads the run row as this commit leaves it. */
+	if (cy->job->uses_corpus &&
+	    checkpoint_store(cy, &nc, ph->name, row.records_in, row.records_out, row.rejected, &cause) == -1)
+		goto fail_nc;
 	crashpoint("before_commit");
-	if (db_commit(cy->db, &cause) == -1)
+	if (commit_cursor(cy, ph->name, &cause) == -1)
 		goto fail_nc;
 	st->tx = false;
 	crashpoint("after_commit");

@@ -9,7 +9,9 @@
  * its step row commit in ONE SQLite transaction.  The transaction is opened by step_db() and committed by
  * step_done(); it must not span a wait for the network (the engine rolls back and fails a step that leaves one
  * open across the event loop), so a step fetches first and writes at the end.  A crash, kill or stop therefore
- * resumes exactly at the last committed step: the cursor table (<sync_type>_cursor in ops.db) says where.
+ * resumes exactly at the last committed step: the cursor table (<sync_type>_cursor in ops.db) says where.  A job
+ * that writes rtopacks.db also writes a copy of the cursor there (sync_checkpoint) in every cursor commit, with the
+ * same seq: the two files can then differ by one commit only, and start-up knows which (cycle-corpus.c).
  *
  * Failure: a failing step is rolled back and retried with backoff up to [daemon] step_retries times, then the run
  * ends 'failed' with the error on the run and step rows, the cursor left in place, and a failure mail queued; the
@@ -43,7 +45,12 @@ enum step_error {
 	STEP_FATAL,		/* retrying cannot help (e.g. credentials rejected): fail the run now */
 };
 
-#define PHASE_CORPUS 0x1	/* the phase writes rtopacks.db: its commits carry the corpus checkpoint */
+/*
+ * The phase writes rows into rtopacks.db (a phase without it must not): a kill that splits one of its commits
+ * between the two files loses those rows, and start-up undoes the commit; any other commit of a corpus job carries
+ * only the checkpoint into rtopacks.db and stands (cycle-corpus.c).
+ */
+#define PHASE_CORPUS 0x1
 
 struct phase_def {
 	const char *name;
@@ -131,8 +138,9 @@ void cycle_free(struct cycle *);
 /* Re-read the engine's settings (step retries, backoff, stop grace) after a reload. */
 void cycle_reconfigure(struct cycle *);
 /*
- * At start-up, with the instance lock held: repair the cursor from the corpus checkpoint if a crash split a
- * commit, and mark runs left 'running' as 'stale'.  *resume is set when the cursor is not 'done'.
+ * At start-up, with the instance lock held: for a corpus job, make ops.db's cursor and rtopacks.db's checkpoint
+ * agree again if a crash split the last commit (or refuse files that do not belong together: see cycle-corpus.c),
+ * and mark runs left 'running' as 'stale'.  *resume is set when the cursor is not 'done'.
  */
 int cycle_recover(struct cycle *, bool *resume, char **cause);
 /*
@@ -162,7 +170,12 @@ void cycle_set_listener(struct cycle *, cycle_listener_fn, void *arg);
 /* The generic last phase, the completion mail: { "notify", phase_notify, 0 } in a job's phase table. */
 void phase_notify(struct step *);
 
-/* Crash points for tests: RTOPACKS_CRASH_AT="name:N[,name:N...]" kills the process (SIGKILL) at the Nth pass. */
+/*
+ * Crash points for tests: RTOPACKS_CRASH_AT="name:N[,name:N...]" kills the process (SIGKILL) at the Nth pass.  The
+ * engine's: step_begin, before_commit, after_commit (step commits), and per cursor commit, labelled "trigger" or
+ * with the phase: before_commit@<label>, split_commit@<label> (ops.db committed, rtopacks.db not: splitcrash.h),
+ * after_commit@<label>; split_commit counts every two-database commit.
+ */
 void crashpoint(const char *name);
 
 #endif

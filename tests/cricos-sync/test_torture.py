@@ -14,13 +14,14 @@ What is not compared, and why (everything else is, row by row):
     updated_at, deleted_at, cricos_editions.cycle_id/synced_at read our clock: other ids and times in every env.
     They are replaced by a marker, so NULL against set still counts (a replayed page that stamped changed_cycle on
     an unchanged row is a difference).
-  * sync_checkpoint: `seq` and the step counters count commits and the current run's step row (a replayed page
+  * sync_checkpoint: `seq`, `corpus_seq` and the step counters count commits and the current run's step row (a replayed page
     commits again); run and cycle ids and times are marked.
   * ops.db: the final run's status, phase, changes and summary, every earlier run stale, the cursor (the job
     state's edition_synced_at and edition_synced_cycle are our clock and cycle id: marked), the completion mail's
     subject, status and body (minus the lines naming runs and times).  sync_steps are per run: not compared.
 
-TORTURE_KILLS sets the number of kills (default 6; scripts/reliability runs 50), TORTURE_SEED the seed (printed).
+TORTURE_KILLS sets the number of kills (default 6; scripts/reliability runs 50 mixed, then 200 aimed between the
+two databases' commits with TORTURE_AIM=split: see tests/lib/torture.py), TORTURE_SEED the seed (printed).
 """
 
 import os
@@ -55,6 +56,7 @@ class Subject:
     def __init__(self, fake):
         self.fake = fake
         self.crash_points = []
+        self.split_commits = 0
 
     def new_env(self):
         return Env(self.fake)
@@ -66,7 +68,8 @@ class Subject:
     def state(self, env):
         s = normalised(env.corpus,
                        mark=CYCLE_COLUMNS + ("sync_checkpoint.run_id", "sync_checkpoint.cycle_id"),
-                       drop=("sync_checkpoint.seq", "step_records_in", "step_records_out", "step_rejected"),
+                       drop=("sync_checkpoint.seq", "sync_checkpoint.corpus_seq", "step_records_in",
+                             "step_records_out", "step_rejected"),
                        translate={"sync_checkpoint.job_state": json_marked(*JOB_TIMES)})
         s.update(ops_state(env.ops, "cricos_sync",
                            job_state_fn=lambda j: {k: (MARK if k in JOB_TIMES else v) for k, v in j.items()}))
@@ -81,6 +84,8 @@ class Subject:
         pages = dict(query(env.ops, "SELECT step, records_in FROM sync_steps WHERE step LIKE 'sync_%'"))
         # How often each crash point is passed in one cycle: the engine's at every step and commit, cricos-sync's
         # own after a page's rows are written, before its commit (one per page of each table).
+        # Every cursor commit writes both databases (the run's start included): split_commit:N aims between them.
+        self.split_commits = commits
         self.crash_points = [("step_begin", commits), ("before_commit", commits), ("after_commit", commits)]
         for t in cricoslib.TABLES:
             self.crash_points.append(("cricos_page_%s" % t, (pages["sync_" + t] + KEYS["page_size"] - 1)

@@ -203,57 +203,55 @@ class CycleTest(unittest.TestCase):
         items.stop()
         env.wd.cleanup()
 
-    def test_split_commit_is_repaired_from_the_corpus_checkpoint(self):
-        # Simulate a crash that landed a commit in rtopacks.db but not in ops.db (WAL commits each file
-        # separately): roll ops.db's cursor back one step by hand.
-        env = Env(self.items, self.smtp)
-        rc = env.daemon.run_once(env={"RTOPACKS_CRASH_AT": "after_commit:4"})
-        self.assertEqual(rc, -signal.SIGKILL)
+    def test_files_that_do_not_belong_together_are_refused(self):
+        """ops.db commits first, so a crash leaves it at most one commit ahead of rtopacks.db, never behind and never
+        two ahead (issue 11).  Anything else is two files from different moments (a restore of one of them): the
+        daemon refuses to start, names both files, and changes nothing."""
         import sqlite3
-        con = sqlite3.connect(env.ops)
-        cur = con.execute("SELECT phase_cursor, seq, corpus_seq FROM test_sync_cursor").fetchone()
-        self.assertEqual(cur[0], "page=4")
-        con.execute("UPDATE test_sync_cursor SET phase_cursor = 'page=3', seq = seq - 1, corpus_seq = corpus_seq - 1")
-        con.commit()
-        con.close()
-        self.assertEqual(env.daemon.run_once(), 0, env.daemon.read_log())
-        self.assertIn("a crash split the last commit", env.daemon.read_log())
-        self.assertEqual(env.corpus_dump(), self.reference)
-        # Step counters were restored from the checkpoint too: 45 items read in all, none twice.
-        total_in = query(env.ops, "SELECT sum(records_in) FROM sync_steps WHERE step = 'fetch_items'")[0][0]
-        self.assertEqual(total_in, 45)
-        env.wd.cleanup()
+        for name, sql in (("rtopacks.db ahead", "UPDATE test_sync_cursor SET seq = seq - 1"),
+                          ("ops.db two ahead", "UPDATE test_sync_cursor SET seq = seq + 2")):
+            with self.subTest(name):
+                env = Env(self.items, self.smtp)
+                rc = env.daemon.run_once(env={"RTOPACKS_CRASH_AT": "after_commit:4"})
+                self.assertEqual(rc, -signal.SIGKILL)
+                con = sqlite3.connect(env.ops)
+                con.execute(sql)
+                con.commit()
+                before = dump_db(env.ops), dump_db(env.corpus)
+                con.close()
+                self.assertEqual(env.daemon.run_once(), 5, env.daemon.read_log()[-2000:])
+                log = env.daemon.read_log()
+                self.assertIn("do not belong together", log)
+                self.assertIn(env.ops, log)
+                self.assertIn(env.corpus, log)
+                self.assertEqual((dump_db(env.ops), dump_db(env.corpus)), before)
+                env.wd.cleanup()
 
     def test_split_commit_with_ops_ahead(self):
         """ops.db is the main database and commits first, so a kill between the two files' commits leaves ops.db
-        one commit ahead.  The repair puts the cursor back to the corpus checkpoint; the step rows must lose the
-        lost commit's counts too (found by cricos-sync's torture: its completion mail counted `link` twice).
-        Made for real: crash after commit n, keep rtopacks.db, let a resumed run make commit n+1 and die, then put
-        the kept rtopacks.db back.  Data-driven: the lost commit the first of a phase, or one in the middle."""
-        import shutil
+        one commit ahead (made for real: split_commit, tests/lib/splitcommit.py).  The lost commit is undone: the
+        cursor goes back to the checkpoint, and the step rows lose the lost commit's counts too (found by
+        cricos-sync's torture: its completion mail counted `link` twice).  The lost commit is a resumed run's first
+        of a phase, or its first in the middle of one."""
         ref_table = mail_table(self.ref_env.ops)
         for n, phase in ((6, "aggregate"), (3, "fetch_items")):
-            with self.subTest(lost_commit=n + 1, phase=phase):
+            with self.subTest(lost_commit_of=phase):
                 env = Env(self.items, self.smtp)
                 self.assertEqual(env.daemon.run_once(env={"RTOPACKS_CRASH_AT": "after_commit:%d" % n}), -signal.SIGKILL)
-                kept = env.wd.file("kept")
-                os.makedirs(kept)
-                for f in ("rtopacks.db", "rtopacks.db-wal"):
-                    shutil.copy(os.path.join(env.wd.state, f), kept)
-                self.assertEqual(env.daemon.run_once(env={"RTOPACKS_CRASH_AT": "after_commit:1"}), -signal.SIGKILL)
+                self.assertEqual(env.daemon.run_once(env={"RTOPACKS_CRASH_AT": "split_commit@%s:1" % phase}),
+                                 -signal.SIGKILL)
                 lost_run = runs(env.ops)[-1]["run_id"]
-                for f in ("rtopacks.db", "rtopacks.db-wal"):
-                    shutil.copy(os.path.join(kept, f), env.wd.state)
-                os.unlink(os.path.join(env.wd.state, "rtopacks.db-shm"))
 
                 self.assertEqual(env.daemon.run_once(), 0, env.daemon.read_log())
-                self.assertIn("a crash split the last commit", env.daemon.read_log())
+                self.assertIn("a crash split commit", env.daemon.read_log())
                 self.assertEqual(env.corpus_dump(), self.reference)
                 # The run whose commit was lost: that step stale, counting nothing, as rtopacks.db holds nothing of it.
                 self.assertEqual(query(env.ops, "SELECT status, records_in, records_out FROM sync_steps"
                                                 " WHERE run_id = ? AND step = ?", (lost_run, phase)), [("stale", 0, 0)])
                 # Every phase counted once over the cycle's runs, as in the uninterrupted cycle, and so in its mail.
                 self.assertEqual(mail_table(env.ops), ref_table)
+                # The next run resumed from the run that died.
+                self.assertEqual(runs(env.ops)[-1]["resumed_from"], lost_run)
                 env.wd.cleanup()
 
 

@@ -64,12 +64,17 @@ def mail_body(message):
 def ops_state(ops, sync_type, summary_fn=None, job_state_fn=None, mail_fn=mail_body, first_cycle=False):
     """The cycle's outcome in ops.db, comparable between an uninterrupted and an interrupted cycle, as
     {"ops.<what>": (columns, rows)} like dump_db(), so that torture.diff_states() can name differences.
-    first_cycle: the runs of the first cycle only (a fault matrix runs one more cycle after a complete one)."""
+    first_cycle: the runs of the first cycle that ran a step only (a fault matrix runs one more cycle after a
+    complete one)."""
     runs = query(ops, "SELECT run_id, status, phase, changes, summary, error FROM sync_runs WHERE sync_type = ?"
                       " ORDER BY started_at, run_id", (sync_type,))
     if first_cycle and runs:
-        first = query(ops, "SELECT cycle_id FROM sync_runs WHERE sync_type = ? ORDER BY started_at, run_id LIMIT 1",
-                      (sync_type,))[0][0]
+        # The first cycle that ran a step: a run whose very first commit failed (rtopacks.db read-only) is a cycle
+        # of its own with no step, and the next trigger starts the cycle that the case is about.
+        first = (query(ops, "SELECT cycle_id FROM sync_runs r WHERE sync_type = ? AND EXISTS (SELECT 1 FROM sync_steps"
+                            " s WHERE s.run_id = r.run_id) ORDER BY started_at, run_id LIMIT 1", (sync_type,))
+                 or query(ops, "SELECT cycle_id FROM sync_runs WHERE sync_type = ? ORDER BY started_at, run_id"
+                               " LIMIT 1", (sync_type,)))[0][0]
         runs = query(ops, "SELECT run_id, status, phase, changes, summary, error FROM sync_runs WHERE sync_type = ?"
                           " AND cycle_id = ? ORDER BY started_at, run_id", (sync_type, first))
     out = {}
@@ -119,11 +124,12 @@ def json_marked(*keys):
 
 
 def checkpoint_agrees(ops, corpus, sync_type):
-    """The engine's invariant between the two files: rtopacks.db's checkpoint is the last commit that wrote it,
-    as ops.db's cursor says (corpus_seq), and names the same cycle.  As a dump_db()-like table."""
-    cp = query(corpus, "SELECT seq, cycle_id FROM sync_checkpoint WHERE sync_type = ?", (sync_type,))
-    cur = query(ops, 'SELECT corpus_seq, cycle_id FROM "%s_cursor"' % sync_type)
-    ok = bool(cp) and bool(cur) and cp[0][0] == cur[0][0] and cp[0][1] == cur[0][1]
+    """The engine's invariant between the two files at rest: rtopacks.db's checkpoint is ops.db's cursor, commit
+    for commit (seq, corpus_seq, run, cycle, phase and position).  As a dump_db()-like table."""
+    cols = "seq, corpus_seq, run_id, cycle_id, cycle_phase, phase_cursor"
+    cp = query(corpus, "SELECT %s FROM sync_checkpoint WHERE sync_type = ?" % cols, (sync_type,))
+    cur = query(ops, 'SELECT %s FROM "%s_cursor"' % (cols, sync_type))
+    ok = bool(cp) and bool(cur) and cp[0] == cur[0]
     return (["checkpoint = cursor"], [(ok,)])
 
 

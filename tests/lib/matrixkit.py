@@ -127,7 +127,8 @@ class StorageCases:
       * new_env(smtp_port, **keys): an env of its own on the class's fake;
       * slow_phase: a corpus phase that runs after another has committed; slow_down(env) arms a fault that slows
         its requests, so that a write lock or a full disk lands inside it;
-      * first_corpus_phase: where a read-only rtopacks.db fails the run;
+      * first_corpus_phase: where a read-only rtopacks.db fails the run: the first phase, since the run's first
+        commit already writes its checkpoint there (docs/ARCHITECTURE.md, "The two databases");
       * assert_attempted(env, case): the run failed in case["phase"] (slow_phase by default), with what came
         before it kept; assert_disk_full_failed(env, case) (assert_attempted by default);
       * assert_mails_sent(env): the outbox after the SMTP-down case's recovery; smtp_down_keys: config keys."""

@@ -17,14 +17,23 @@ Optional:
   * sync_type      -> (with fresh_env_per_cycle) the daemon's sync_type, so that a kill that fell after the cycle's
                       last commit is seen: see finish_ended_cycle().
 
-Kills are drawn from a seeded random generator: half at a random time inside the cycle (as a power cut or the OOM
-killer would), half at a random crash point (inside a step, before or after a commit), so a failing seed replays.
+  * split_commits  -> (for a daemon that writes rtopacks.db) how many cursor commits one cycle makes: each writes
+                      ops.db and rtopacks.db, and split_commit:N kills between the two files' commits of the Nth.
+
+Kills are drawn from a seeded random generator, so a failing seed replays.  TORTURE_AIM chooses where they fall:
+  * mixed (the default): half at a random time inside the cycle (as a power cut or the OOM killer would), half at a
+    random crash point (inside a step, before or after a commit, and between the two databases' commits);
+  * split: every kill exactly between the two databases' commits (split_commit:N, N random), where a power cut
+    leaves ops.db one commit ahead of rtopacks.db (issue 11).  scripts/reliability runs it with 200 kills.
+A crash-point run that neither dies nor ends within per_run_timeout is a hang: a failure, not a kill.
 """
 
 import os
 import random
 import signal
+import sqlite3
 import subprocess
+import sys
 import time
 
 from harness import cursor, query, slow_factor, wait_for
@@ -38,12 +47,18 @@ class TortureResult:
         self.duplicates = 0
         self.cycles_completed_early = 0
         self.kills_after_end = 0  # SIGKILLs that fell after the cycle's last commit (see finish_ended_cycle)
+        self.hangs = 0           # crash-point runs that neither died nor ended (each is also a mismatch)
+        self.duplicate_logs = []  # the daemon logs of the envs where something happened twice
+        self.seconds = 0.0
+        self.aim = "mixed"
 
     def line(self, name):
-        return ("%s: kills survived %d / %d, mismatches %d, duplicates %d%s"
-                % (name, self.restarts_ok if not self.mismatches else 0, self.kills, len(self.mismatches),
-                   self.duplicates, "; %d kill(s) fell after a cycle's last commit (restart delivered the mail)"
-                   % self.kills_after_end if self.kills_after_end else ""))
+        return ("%s: %s kills survived %d / %d, mismatches %d, duplicates %d, hangs %d, %.0fs%s"
+                % (name, self.aim, self.restarts_ok if not self.mismatches else 0, self.kills, len(self.mismatches),
+                   self.duplicates, self.hangs, self.seconds,
+                   "; %d kill(s) fell after a cycle's last commit (restart delivered the mail)"
+                   % self.kills_after_end if self.kills_after_end else "")
+                + ("; duplicates in %s" % ", ".join(self.duplicate_logs) if self.duplicate_logs else ""))
 
 
 def diff_states(ref, got):
@@ -67,10 +82,13 @@ def diff_states(ref, got):
 def cycle_ended(subject, env):
     """After a kill: had the cycle already made its last commit (cursor at done, no run left running)?"""
     st = getattr(subject, "sync_type", None)
-    if st is None:
+    if st is None or not os.path.exists(env.ops):
         return False
-    c = cursor(env.ops, st)
-    running = query(env.ops, "SELECT count(*) FROM sync_runs WHERE sync_type = ? AND status = 'running'", (st,))
+    try:
+        c = cursor(env.ops, st)
+        running = query(env.ops, "SELECT count(*) FROM sync_runs WHERE sync_type = ? AND status = 'running'", (st,))
+    except sqlite3.OperationalError:
+        return False    # killed during start-up, before its tables were made: the cycle has not begun
     return c is not None and c["cycle_phase"] == "done" and running[0][0] == 0
 
 
@@ -90,22 +108,41 @@ def finish_ended_cycle(subject, env):
     return rc
 
 
+def aim():
+    """TORTURE_AIM: mixed (default) or split."""
+    a = os.environ.get("TORTURE_AIM", "mixed")
+    if a not in ("mixed", "split"):
+        raise ValueError("TORTURE_AIM must be mixed or split, not %r" % a)
+    return a
+
+
 def torture(subject, kills, seed, per_run_timeout=300):
+    t_start = time.monotonic()
     rng = random.Random(seed)
     ref_state, ref_seconds = subject.reference()
+    # Only a daemon with two databases has a split to aim at (qb-reconcile keeps the mixed aim); the reference run
+    # counts its commits.
+    aimed = aim() == "split" and getattr(subject, "split_commits", 0) > 0
+    res_aim = "split" if aimed else "mixed"
     env = subject.new_env()
     d = env.daemon
     res = TortureResult()
+    res.aim = res_aim
     # With fresh_env_per_cycle, `kills` counts kills that landed (runs that ended first do not count), up to
     # 4 * kills runs in all.
     landed = getattr(subject, "fresh_env_per_cycle", False)
     i = -1
     while (res.kills < kills and i + 1 < 4 * kills) if landed else i + 1 < kills:
         i += 1
-        use_point = subject.crash_points and rng.random() < 0.5
+        points = list(subject.crash_points)
+        if getattr(subject, "split_commits", 0):
+            points.append(("split_commit", subject.split_commits))
+        if aimed:
+            points = [("split_commit", subject.split_commits)]
+        use_point = points and (aimed or rng.random() < 0.5)
         extra_env = {}
         if use_point:
-            name, hits = rng.choice(subject.crash_points)
+            name, hits = rng.choice(points)
             extra_env["RTOPACKS_CRASH_AT"] = "%s:%d" % (name, rng.randint(1, max(1, hits)))
         log = open(d.log_path, "ab")
         e = dict(os.environ)
@@ -116,9 +153,15 @@ def torture(subject, kills, seed, per_run_timeout=300):
             try:
                 rc = p.wait(per_run_timeout * slow_factor())
             except subprocess.TimeoutExpired:
+                # A hang is a failure: the daemon neither reached the point nor finished its cycle.
                 p.kill()
                 p.wait()
-                rc = -signal.SIGKILL
+                log.close()
+                res.hangs += 1
+                res.mismatches.append("run %d (%s) hung: neither killed nor finished within %ds (see %s)"
+                                      % (i + 1, extra_env["RTOPACKS_CRASH_AT"], per_run_timeout * slow_factor(),
+                                         d.log_path))
+                continue
         else:
             time.sleep(rng.uniform(0.0, ref_seconds * slow_factor()))
             if p.poll() is None:
@@ -134,6 +177,11 @@ def torture(subject, kills, seed, per_run_timeout=300):
                 continue
         elif rc == -signal.SIGKILL:
             res.kills += 1
+            if res.kills % 25 == 0:
+                # Long modes: show progress (and the figures so far) while they run.
+                sys.stderr.write("  ... %d kills, %d mismatches, %d duplicates, %.0fs\n"
+                                 % (res.kills, len(res.mismatches), res.duplicates, time.monotonic() - t_start))
+                sys.stderr.flush()
             continue
         if rc in (0, 3):
             # The cycle finished before the kill fell: start the next kill on a new cycle of the same data.
@@ -142,9 +190,12 @@ def torture(subject, kills, seed, per_run_timeout=300):
                 # ... or on a fresh env, once this one's end state has been checked.
                 res.mismatches += ["cycle %d (see %s): %s" % (res.cycles_completed_early, d.log_path, m)
                                    for m in diff_states(ref_state, subject.state(env))]
-                res.duplicates += subject.duplicates(env)
-                if hasattr(subject, "discard") and not res.mismatches:
-                    subject.discard(env)
+                dup = subject.duplicates(env)
+                res.duplicates += dup
+                if dup:
+                    res.duplicate_logs.append(d.log_path)
+                if hasattr(subject, "discard") and not res.mismatches and not dup:
+                    subject.discard(env)    # kept when something is wrong: the log names what happened
                 env = subject.new_env()
                 d = env.daemon
             continue
@@ -156,5 +207,9 @@ def torture(subject, kills, seed, per_run_timeout=300):
     else:
         res.restarts_ok = res.kills
     res.mismatches += diff_states(ref_state, subject.state(env))
-    res.duplicates += subject.duplicates(env)
+    dup = subject.duplicates(env)
+    res.duplicates += dup
+    if dup:
+        res.duplicate_logs.append(d.log_path)
+    res.seconds = time.monotonic() - t_start
     return res, env

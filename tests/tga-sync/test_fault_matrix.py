@@ -168,7 +168,7 @@ class FaultMatrixTest(StorageCases, unittest.TestCase):
     # --- the mail and storage cases (matrixkit.StorageCases) -------------------------------------------------------
     sync_type = SYNC
     slow_phase = "sync_orgs"
-    first_corpus_phase = "sync_training"
+    first_corpus_phase = "init"    # the run's first commit writes rtopacks.db (its checkpoint)
     smtp_down_keys = {"housekeeping_interval": "300ms"}
 
     def new_env(self, smtp_port, **keys):

@@ -13,13 +13,15 @@ What is not compared, and why (everything else is, row by row):
   * rtopacks.db `run` (tga_runs.n of the run that last wrote a row) and `updated_at` (our clock): a resumed cycle
     is several runs, at other times.  They are replaced by a marker, so NULL against set still counts.
   * tga_runs has one row per run: compared as the set of cycle numbers the rows belong to (one cycle).
-  * sync_checkpoint: `seq` and the step counters count commits and the current run's step row (a replayed page
-    commits again); run and cycle ids, times and cycle_state (it holds the fake's running server time) are marked.
+  * sync_checkpoint: `seq`, `corpus_seq` and the step counters count commits and the current run's step row (a
+    replayed page commits again); run and cycle ids, times, cycle_state (it holds the fake's running server time) and
+    run_summary (its window is that clock too) are marked, and in job_state the same keys as in the cursor's.
   * ops.db: the final run's status, phase, changes and summary (minus its `window`, the fake's running clock), every
     earlier run stale, the cursor (its high-water marks are the fake's clock: marked), the completion mail's
     subject, status and body (minus the lines naming runs and times).  sync_steps are per run: not compared.
 
-TORTURE_KILLS sets the number of kills (default 6; scripts/reliability runs 50), TORTURE_SEED the seed (printed).
+TORTURE_KILLS sets the number of kills (default 6; scripts/reliability runs 50 mixed, then 200 aimed between the
+two databases' commits with TORTURE_AIM=split: see tests/lib/torture.py), TORTURE_SEED the seed (printed).
 """
 
 import os
@@ -31,10 +33,12 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tgalib  # noqa: E402
 from harness import SmtpSink, Workdir, cursor, query  # noqa: E402
-from endstate import MARK, normalised, ops_state, short, without  # noqa: E402
+from endstate import MARK, json_marked, normalised, ops_state, short, without  # noqa: E402
 from torture import torture  # noqa: E402
 
 KEYS = {"page_size": 20, "min_interval": "4ms"}
+# The job state's high-water marks (the fake's running clock) and the last cycle's id (our clock).
+JOB_CLOCK = ("hwm", "del_hwm", "last_cycle")
 
 
 class Env(tgalib.Env):
@@ -51,6 +55,7 @@ class Subject:
     def __init__(self, fake):
         self.fake = fake
         self.crash_points = []
+        self.split_commits = 0
 
     def new_env(self):
         return Env(self.fake)
@@ -62,12 +67,14 @@ class Subject:
     def state(self, env):
         s = normalised(env.corpus, exclude_tables=("tga_runs",),
                        mark=("run", "updated_at", "sync_checkpoint.run_id", "sync_checkpoint.cycle_id",
-                             "sync_checkpoint.cycle_state"),
-                       drop=("sync_checkpoint.seq", "step_records_in", "step_records_out", "step_rejected"))
+                             "sync_checkpoint.cycle_state", "sync_checkpoint.run_summary"),
+                       drop=("sync_checkpoint.seq", "sync_checkpoint.corpus_seq", "step_records_in",
+                             "step_records_out", "step_rejected"),
+                       translate={"sync_checkpoint.job_state": json_marked(*JOB_CLOCK)})
         s["tga_runs.cycle_n"] = (["cycle_n"], [tuple(r) for r in sorted(set(
             tgalib._con(env.corpus).execute("SELECT cycle_n FROM tga_runs").fetchall()))])
         s.update(ops_state(env.ops, "tga_sync", summary_fn=lambda x: without(x, "window"),
-                           job_state_fn=lambda j: {k: (MARK if k in ("hwm", "del_hwm", "last_cycle") else v)
+                           job_state_fn=lambda j: {k: (MARK if k in JOB_CLOCK else v)
                                                    for k, v in j.items()}))
         return s
 
@@ -81,6 +88,8 @@ class Subject:
         commits = tgalib._con(env.ops).execute("SELECT seq FROM tga_sync_cursor").fetchone()[0]
         # How often each crash point is passed in one cycle: the engine's at every step and commit, tga-sync's
         # own inside the write of each page (after the rows, before the commit).
+        # Every cursor commit writes both databases (the run's start included): split_commit:N aims between them.
+        self.split_commits = commits
         self.crash_points = [("step_begin", commits), ("before_commit", commits), ("after_commit", commits),
                              ("tga_training_written", pages["sync_training"]),
                              ("tga_orgs_written", pages["sync_orgs"])]
