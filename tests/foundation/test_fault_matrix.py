@@ -157,12 +157,8 @@ class FaultMatrixTest(unittest.TestCase):
         self.run_cases([{"name": "rtopacks.db read-only", "arm": freeze, "disarm": thaw, "expect": "failed",
                          "error": "readonly database"}])
 
-    # Known failure (found by issue 17): filled while page 1 of the cycle's first corpus commit is being written,
-    # ops.db keeps the step (cursor at page 2) while rtopacks.db loses it, and the start-up repair reads the missing
-    # checkpoint as "rtopacks.db replaced" and continues from the ops.db cursor: page 1's rows are lost.  Before, the
-    # disk filled (after a fixed sleep) before the first page, so the case never saw it.  Remove the decorator with
-    # the fix in the engine's checkpoint repair (common/cycle.c).
-    @unittest.expectedFailure
+    # Filled while the cycle's first corpus commit is being written: ops.db may keep the step while rtopacks.db
+    # loses it (issue 17 found it, issue 11's checkpoint on every commit repairs it); nothing may be lost.
     def test_disk_full(self):
         mnt = Workdir("fm-disk")
         r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", mnt.path], capture_output=True)
