@@ -121,9 +121,11 @@ token(const char *body, size_t len)
 	    (t.access_token == NULL || t.refresh_token == NULL || t.access_expires_at <= t.obtained_at))
 		abort();	/* accepted means complete */
 	tokens_clear(&t);
+	/* The code is cut to the buffer and escaped: it reaches log lines and rows, so no control character. */
 	qbr_oauth_error_code(body, len, code, sizeof code);
-	if (strlen(code) > 60)
-		abort();
+	for (const char *c = code; *c != '\0'; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			abort();
 }
 
 int
