@@ -490,6 +490,7 @@ class Databases(unittest.TestCase):
 class Faults(unittest.TestCase):
     def setUp(self):
         ctl("POST", "fault/clear")
+        ctl("POST", "rate/reset")   # a block a test started (test_http429...) must not refuse the next test's calls
         fresh("f")
 
     def tearDown(self):
