@@ -1247,6 +1247,11 @@ class App:
             if note:
                 s["quirks"][note] += 1
 
+    def count_bytes(self, family, delta):
+        with self.stats_lock:
+            self.stats["bytes_sent"] += delta
+            self.stats["bytes_by_op"][family] += delta
+
     def take_fault(self, family, target):
         with self.fault_lock:
             for f in self.faults:
@@ -1727,11 +1732,14 @@ class Handler(http_wire.Handler):
         hbytes, parts = self.render(res.status, res.headers, res.parts, keep, kind, control)
         if method == "HEAD":
             parts = []
-        sent, keep = self.write(hbytes, parts, fault, keep)
+        planned = self.planned_bytes(hbytes, parts)
         if control:
             self.count_control()
         else:
-            app.count(family, endpoint, res.status, sent, kind, res.note, res.rows)
+            app.count(family, endpoint, res.status, planned, kind, res.note, res.rows)
+        sent, keep = self.write(hbytes, parts, fault, keep)
+        if not control and sent != planned:
+            app.count_bytes(family, sent - planned)
         self.log(method, target, family, res.status, sent, t0, kind or res.note)
         return keep
 

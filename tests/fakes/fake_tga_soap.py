@@ -770,6 +770,11 @@ class App:
             if faultcode:
                 s["soap_faults"][faultcode] += 1
 
+    def count_bytes(self, op, delta):
+        with self.stats_lock:
+            self.stats["bytes_sent"] += delta
+            self.stats["bytes_by_op"][op] += delta
+
     def take_fault(self, service, op, kinds):
         with self.fault_lock:
             for f in self.faults:
@@ -1346,11 +1351,14 @@ class Handler(http_wire.Handler):
         status, hdrs, parts = res
         injected = fault.kind if fault is not None else None
         hbytes, parts = self.render(status, hdrs, parts, keep, injected, control)
-        sent, keep = self.write(hbytes, parts, fault, keep)
+        planned = self.planned_bytes(hbytes, parts)
         if control:
             self.count_control()
         else:
-            app.count(service, op, status, sent, injected, faultcode)
+            app.count(service, op, status, planned, injected, faultcode)
+        sent, keep = self.write(hbytes, parts, fault, keep)
+        if not control and sent != planned:
+            app.count_bytes(op, sent - planned)
         self.log(method, path, op, status, sent, t0, injected or faultcode)
         return keep
 

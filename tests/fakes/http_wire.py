@@ -146,6 +146,11 @@ class Handler(socketserver.BaseRequestHandler):
             head.append("Connection: close")
         return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1"), parts
 
+    def planned_bytes(self, hbytes, parts):
+        """What a response will send when nothing goes wrong. The fakes count a request with this figure *before*
+        writing it: a client that has read the answer and asks /_fake/stats at once must see it counted."""
+        return len(hbytes) + sum(self.file_range(p)[2] if isinstance(p, tuple) else len(p) for p in parts)
+
     def write(self, hbytes, parts, fault, keep):
         """Write a rendered response, honouring the connection faults (reset, truncate, drip); returns (bytes
         sent, whether the connection may stay open). The body of a faulted response is one materialised part."""
