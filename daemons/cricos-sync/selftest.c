@@ -1,6 +1,6 @@
 /*
  * cricos-sync-selftest: unit tests of the pure parts (value cleaning, the streaming page scanner, record
- * cleaning).  Run by tests/cricos-sync/test_units.py; exits non-zero on the first failure, naming it.
+ * cleaning).  Run by ctest as unit.cricos-sync-selftest; exits non-zero on the first failure, naming it.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -9,23 +9,12 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "check.h"
 #include "ckan-page.h"
 #include "ckan.h"
 #include "clean.h"
 #include "tables.h"
 #include "xmalloc.h"
-
-static int failures, checks;
-
-#define CHECK(cond, ...) do {                                                                                   \
-	checks++;                                                                                                \
-	if (!(cond)) {                                                                                           \
-		failures++;                                                                                      \
-		fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                             \
-		fprintf(stderr, __VA_ARGS__);                                                                    \
-		fputc('\n', stderr);                                                                             \
-	}                                                                                                        \
-} while (0)
 
 static void
 test_money(void)
@@ -45,9 +34,9 @@ test_money(void)
 	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		bool ok = clean_money_cents(cases[i].in, strlen(cases[i].in), &v);
 
-		CHECK(ok == cases[i].ok, "money '%s': ok=%d", cases[i].in, ok);
+		CHECK_MSG(ok == cases[i].ok, "money '%s': ok=%d", cases[i].in, ok);
 		if (ok && cases[i].ok)
-			CHECK(v == cases[i].cents, "money '%s' = %lld, want %lld", cases[i].in, (long long)v,
+			CHECK_MSG(v == cases[i].cents, "money '%s' = %lld, want %lld", cases[i].in, (long long)v,
 			    cases[i].cents);
 	}
 }
@@ -67,9 +56,9 @@ test_integer(void)
 	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		bool ok = clean_integer(cases[i].in, strlen(cases[i].in), &v);
 
-		CHECK(ok == cases[i].ok, "integer '%s': ok=%d", cases[i].in, ok);
+		CHECK_MSG(ok == cases[i].ok, "integer '%s': ok=%d", cases[i].in, ok);
 		if (ok && cases[i].ok)
-			CHECK(v == cases[i].v, "integer '%s' = %lld", cases[i].in, (long long)v);
+			CHECK_MSG(v == cases[i].v, "integer '%s' = %lld", cases[i].in, (long long)v);
 	}
 }
 
@@ -83,24 +72,24 @@ test_misc(void)
 	char pc[16];
 
 	n = clean_trim("\xef\xbb\xbf  BSB50420 \t", 15, &s);
-	CHECK(n == 8 && memcmp(s, "BSB50420", 8) == 0, "trim BOM + spaces: %zu '%.*s'", n, (int)n, s);
+	CHECK_MSG(n == 8 && memcmp(s, "BSB50420", 8) == 0, "trim BOM + spaces: %zu '%.*s'", n, (int)n, s);
 	n = clean_trim("   ", 3, &s);
-	CHECK(n == 0, "trim blank");
+	CHECK_MSG(n == 0, "trim blank");
 	n = clean_trim("\xc2\xa0x\xc2\xa0", 5, &s);
-	CHECK(n == 1 && *s == 'x', "trim nbsp");
-	CHECK(clean_decimal("4.00", 4, &d) && d == 4.0, "decimal 4.00");
-	CHECK(clean_decimal("10.30", 5, &d) && d > 10.299 && d < 10.301, "decimal 10.30");
-	CHECK(clean_decimal("1,050.5", 7, &d) && d == 1050.5, "decimal 1,050.5");
-	CHECK(!clean_decimal("4.x", 3, &d), "decimal 4.x");
-	CHECK(clean_yesno("Yes", 3, &v) && v == 1, "yes");
-	CHECK(clean_yesno("no", 2, &v) && v == 0, "no");
-	CHECK(!clean_yesno("Y", 1, &v), "Y");
-	CHECK(clean_provider_code("00001K", 6), "provider ok");
-	CHECK(!clean_provider_code("00001k", 6) && !clean_provider_code("0001K", 5), "provider bad");
-	CHECK(clean_course_code("001623A", 7) && clean_course_code("0100000", 7), "course ok");
-	CHECK(!clean_course_code("01623A", 6) && !clean_course_code("00162aA", 7), "course bad");
-	CHECK(clean_postcode("800", 3, pc) == 4 && strcmp(pc, "0800") == 0, "postcode 800");
-	CHECK(clean_postcode("3173", 4, pc) == 4 && strcmp(pc, "3173") == 0, "postcode 3173");
+	CHECK_MSG(n == 1 && *s == 'x', "trim nbsp");
+	CHECK_MSG(clean_decimal("4.00", 4, &d) && d == 4.0, "decimal 4.00");
+	CHECK_MSG(clean_decimal("10.30", 5, &d) && d > 10.299 && d < 10.301, "decimal 10.30");
+	CHECK_MSG(clean_decimal("1,050.5", 7, &d) && d == 1050.5, "decimal 1,050.5");
+	CHECK_MSG(!clean_decimal("4.x", 3, &d), "decimal 4.x");
+	CHECK_MSG(clean_yesno("Yes", 3, &v) && v == 1, "yes");
+	CHECK_MSG(clean_yesno("no", 2, &v) && v == 0, "no");
+	CHECK_MSG(!clean_yesno("Y", 1, &v), "Y");
+	CHECK_MSG(clean_provider_code("00001K", 6), "provider ok");
+	CHECK_MSG(!clean_provider_code("00001k", 6) && !clean_provider_code("0001K", 5), "provider bad");
+	CHECK_MSG(clean_course_code("001623A", 7) && clean_course_code("0100000", 7), "course ok");
+	CHECK_MSG(!clean_course_code("01623A", 6) && !clean_course_code("00162aA", 7), "course bad");
+	CHECK_MSG(clean_postcode("800", 3, pc) == 4 && strcmp(pc, "0800") == 0, "postcode 800");
+	CHECK_MSG(clean_postcode("3173", 4, pc) == 4 && strcmp(pc, "3173") == 0, "postcode 3173");
 }
 
 /* --- the page scanner ----------------------------------------------------------------------------------------- */
@@ -154,14 +143,14 @@ test_scanner(void)
 
 	buf_init(&col.all);
 	col.n = 0;
-	CHECK(scan_mem(good, &env, &n, &col, &cause) == 0, "good page: %s", cause ? cause : "");
-	CHECK(n == 2 && col.n == 2, "two records (%zu)", n);
-	CHECK(col.all.data != NULL && strcmp(col.all.data,
+	CHECK_MSG(scan_mem(good, &env, &n, &col, &cause) == 0, "good page: %s", cause ? cause : "");
+	CHECK_MSG(n == 2 && col.n == 2, "two records (%zu)", n);
+	CHECK_MSG(col.all.data != NULL && strcmp(col.all.data,
 	    "{\"_id\":1,\"a\":\"x \\\"q\\\" \\u00e9\",\"b\":null}\n{\"_id\":2,\"a\":\"]}\",\"b\":-1.5e3}\n") == 0,
 	    "records split: %s", col.all.data ? col.all.data : "(none)");
-	CHECK(env != NULL && cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetObjectItem(env, "result"),
+	CHECK_MSG(env != NULL && cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetObjectItem(env, "result"),
 	    "records")) == 0, "envelope keeps an empty records list");
-	CHECK(env != NULL && cJSON_GetObjectItem(cJSON_GetObjectItem(env, "result"), "total")->valueint == 7,
+	CHECK_MSG(env != NULL && cJSON_GetObjectItem(cJSON_GetObjectItem(env, "result"), "total")->valueint == 7,
 	    "envelope total");
 	cJSON_Delete(env);
 	env = NULL;
@@ -170,8 +159,8 @@ test_scanner(void)
 	for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		free(cause);
 		cause = NULL;
-		CHECK(scan_mem(bad[i], &env, &n, NULL, &cause) == -1 && env == NULL, "bad page %zu accepted", i);
-		CHECK(cause != NULL && strncmp(cause, "malformed JSON at byte ", 23) == 0, "bad page %zu: %s", i,
+		CHECK_MSG(scan_mem(bad[i], &env, &n, NULL, &cause) == -1 && env == NULL, "bad page %zu accepted", i);
+		CHECK_MSG(cause != NULL && strncmp(cause, "malformed JSON at byte ", 23) == 0, "bad page %zu: %s", i,
 		    cause ? cause : "(no message)");
 	}
 	free(cause);
@@ -179,7 +168,7 @@ test_scanner(void)
 
 	/* The same from a file, across read-chunk boundaries: a 200,000-record page. */
 	if ((fd = mkstemp(path)) == -1) {
-		CHECK(0, "mkstemp");
+		CHECK_MSG(0, "mkstemp");
 		return;
 	}
 	unlink(path);
@@ -193,24 +182,24 @@ test_scanner(void)
 			buf_printf(&doc, "%s{\"_id\": %zu, \"CRICOS Course Code\": \"%07zu\", \"s\": \"a\\\\b\\\"c\"}",
 			    i ? ", " : "", i + 1, i);
 		buf_adds(&doc, "], \"total\": 200000}}");
-		CHECK(write(fd, doc.data, doc.len) == (ssize_t)doc.len, "write");
+		CHECK_MSG(write(fd, doc.data, doc.len) == (ssize_t)doc.len, "write");
 		buf_init(&col.all);
 		col.n = 0;
-		CHECK(ckan_page_scan(&src, NULL, NULL, &env, &n, &cause) == 0 && n == 200000, "file page: %s",
+		CHECK_MSG(ckan_page_scan(&src, NULL, NULL, &env, &n, &cause) == 0 && n == 200000, "file page: %s",
 		    cause ? cause : "");
 		cJSON_Delete(env);
 		env = NULL;
-		CHECK(ckan_page_scan(&src, collect_cb, &col, &env, &n, &cause) == 0 && col.n == 200000,
+		CHECK_MSG(ckan_page_scan(&src, collect_cb, &col, &env, &n, &cause) == 0 && col.n == 200000,
 		    "file page records");
 		cJSON_Delete(env);
 		env = NULL;
 		buf_free(&col.all);
 		/* Truncated in the middle: found by the checking pass. */
-		CHECK(ftruncate(fd, (off_t)(doc.len / 2)) == 0, "truncate");
+		CHECK_MSG(ftruncate(fd, (off_t)(doc.len / 2)) == 0, "truncate");
 		free(cause);
 		cause = NULL;
-		CHECK(ckan_page_scan(&src, NULL, NULL, &env, &n, &cause) == -1, "truncated file accepted");
-		CHECK(cause != NULL && strstr(cause, "truncated") != NULL, "truncated: %s", cause ? cause : "");
+		CHECK_MSG(ckan_page_scan(&src, NULL, NULL, &env, &n, &cause) == -1, "truncated file accepted");
+		CHECK_MSG(cause != NULL && strstr(cause, "truncated") != NULL, "truncated: %s", cause ? cause : "");
 		buf_free(&doc);
 	}
 	free(cause);
@@ -267,15 +256,15 @@ test_scanner_mutations(void)
 			if (ckan_page_scan(&src, NULL, NULL, &env, &n, &cause) == 0) {
 				accepted++;
 				whole = cJSON_ParseWithLength(doc, len);
-				CHECK(whole != NULL, "the scanner accepted what cJSON rejects: %.*s", (int)len, doc);
+				CHECK_MSG(whole != NULL, "the scanner accepted what cJSON rejects: %.*s", (int)len, doc);
 				cJSON_Delete(whole);
 				cJSON_Delete(env);
 			} else
-				CHECK(cause != NULL, "a rejection without a message");
+				CHECK_MSG(cause != NULL, "a rejection without a message");
 		}
 		free(cause);
 	}
-	CHECK(accepted > 0 && accepted < 20000, "mutations: %d of 20000 accepted", accepted);
+	CHECK_MSG(accepted > 0 && accepted < 20000, "mutations: %d of 20000 accepted", accepted);
 }
 
 /* --- CKAN envelopes and errors ------------------------------------------------------------------------------------ */
@@ -291,30 +280,30 @@ test_ckan_errors(void)
 
 	doc = cJSON_Parse("{\"help\": \"h\", \"success\": true, \"result\": {\"total\": 1}}");
 	msg = ckan_envelope_check(doc, "datastore_search", &result, &fatal);
-	CHECK(msg == NULL && result != NULL, "success envelope");
+	CHECK_MSG(msg == NULL && result != NULL, "success envelope");
 	cJSON_Delete(doc);
 
 	/* success:false with HTTP 200 is not CKAN's way, but must still be an error, judged by its class. */
 	doc = cJSON_Parse("{\"help\": \"h\", \"success\": false, \"error\": {\"__type\": \"Validation Error\","
 	    " \"limit\": [\"Invalid integer\"]}}");
 	msg = ckan_envelope_check(doc, "datastore_search", &result, &fatal);
-	CHECK(msg != NULL && strcmp(msg, "datastore_search: CKAN answered success=false: Validation Error: limit: "
+	CHECK_MSG(msg != NULL && strcmp(msg, "datastore_search: CKAN answered success=false: Validation Error: limit: "
 	    "Invalid integer") == 0 && fatal, "success false: %s", msg ? msg : "");
 	free(msg);
 	cJSON_Delete(doc);
 	doc = cJSON_Parse("{\"success\": false, \"error\": {\"__type\": \"Internal Server Error\", \"message\": \"x\"}}");
 	msg = ckan_envelope_check(doc, "package_show", &result, &fatal);
-	CHECK(msg != NULL && !fatal, "internal error is retryable");
+	CHECK_MSG(msg != NULL && !fatal, "internal error is retryable");
 	free(msg);
 	cJSON_Delete(doc);
 	doc = cJSON_Parse("{\"success\": true}");
 	msg = ckan_envelope_check(doc, "package_show", &result, &fatal);
-	CHECK(msg != NULL && strstr(msg, "no \"result\"") != NULL, "no result: %s", msg ? msg : "");
+	CHECK_MSG(msg != NULL && strstr(msg, "no \"result\"") != NULL, "no result: %s", msg ? msg : "");
 	free(msg);
 	cJSON_Delete(doc);
 	doc = cJSON_Parse("[1]");
 	msg = ckan_envelope_check(doc, "package_show", &result, &fatal);
-	CHECK(msg != NULL, "not an envelope");
+	CHECK_MSG(msg != NULL, "not an envelope");
 	free(msg);
 	cJSON_Delete(doc);
 
@@ -325,21 +314,21 @@ test_ckan_errors(void)
 	    "\"__type\": \"Validation Error\"}}";
 	r.body_len = strlen(r.body);
 	msg = ckan_failure(&r, "datastore_search X offset 0", &fatal);
-	CHECK(strcmp(msg, "datastore_search X offset 0: HTTP 409 Validation Error: query: Search took too long") == 0 &&
+	CHECK_MSG(strcmp(msg, "datastore_search X offset 0: HTTP 409 Validation Error: query: Search took too long") == 0 &&
 	    !fatal, "statement timeout: %s", msg);
 	free(msg);
 	r.status = 400;
 	r.body = "\"Bad request - Action name not known: datastore_search_sql\"";
 	r.body_len = strlen(r.body);
 	msg = ckan_failure(&r, "datastore_search_sql", &fatal);
-	CHECK(fatal && strstr(msg, "Action name not known") != NULL, "bare string 400: %s", msg);
+	CHECK_MSG(fatal && strstr(msg, "Action name not known") != NULL, "bare string 400: %s", msg);
 	free(msg);
 	r.status = 503;
 	r.body = "<html>busy</html>";
 	r.body_len = strlen(r.body);
 	r.error = "data.gov.au package_show: http://x: HTTP 503 with an HTML error page";
 	msg = ckan_failure(&r, "package_show", &fatal);
-	CHECK(!fatal && strcmp(msg, r.error) == 0, "HTML 503: %s", msg);
+	CHECK_MSG(!fatal && strcmp(msg, r.error) == 0, "HTML 503: %s", msg);
 	free(msg);
 }
 
@@ -357,11 +346,11 @@ test_rows(void)
 	    " \"Location Name\": \" Haileybury College \", \"Location Type\": \"\", \"Address Line 1\": \"855 Springvale Rd\","
 	    " \"Address Line 2\": null, \"Address Line 3\": \"\", \"Address Line 4\": null, \"City\": \"Keysborough\","
 	    " \"State\": \"VIC\", \"Postcode\": \"800\"}");
-	CHECK(row_clean(&cricos_tables[T_LOCATIONS], rec, &r, why, sizeof why) == ROW_OK, "location: %s", why);
-	CHECK(r.key.data != NULL && strcmp(r.key.data, "00649C|Haileybury College|KEYSBOROUGH|VIC") == 0,
+	CHECK_MSG(row_clean(&cricos_tables[T_LOCATIONS], rec, &r, why, sizeof why) == ROW_OK, "location: %s", why);
+	CHECK_MSG(r.key.data != NULL && strcmp(r.key.data, "00649C|Haileybury College|KEYSBOROUGH|VIC") == 0,
 	    "location key: %s", r.key.data ? r.key.data : "");
-	CHECK(r.v[3].type == V_NULL && !r.unparseable[3], "empty string is NULL");
-	CHECK(r.v[10].type == V_TEXT && r.v[10].len == 4 && memcmp(r.v[10].s, "0800", 4) == 0, "postcode padded");
+	CHECK_MSG(r.v[3].type == V_NULL && !r.unparseable[3], "empty string is NULL");
+	CHECK_MSG(r.v[10].type == V_TEXT && r.v[10].len == 4 && memcmp(r.v[10].s, "0800", 4) == 0, "postcode padded");
 	cJSON_Delete(rec);
 
 	rec = cJSON_Parse("{\"_id\": 1, \"CRICOS Provider Code\": \"00001K\", \"Institution Name\": \"CIT\","
@@ -370,26 +359,26 @@ test_rows(void)
 	    " \"Work Component Total Hours\": \"1,050\","
 	    " \"Duration (Weeks)\": 44, \"Tuition Fee\": \"$1,2x0.00\", \"Non Tuition Fee\": 104793.75,"
 	    " \"Estimated Total Course Cost\": \"$13,450.00\", \"Expired\": \"Yes\", \"Unknown\": \"x\"}");
-	CHECK(row_clean(&cricos_tables[T_COURSES], rec, &r, why, sizeof why) == ROW_OK, "course: %s", why);
-	CHECK(r.v[4].len == 8, "VET code trimmed");
-	CHECK(r.v[15].type == V_REAL && r.v[15].d == 4.0, "hours/week");
-	CHECK(r.v[17].type == V_INT && r.v[17].i == 1050, "total hours");
-	CHECK(r.v[19].type == V_INT && r.v[19].i == 44, "duration as a JSON number");
-	CHECK(r.v[20].type == V_NULL && r.unparseable[20], "bad money is NULL and counted");
-	CHECK(r.v[21].type == V_INT && r.v[21].i == 10479375, "money as a JSON number");
-	CHECK(r.v[22].type == V_INT && r.v[22].i == 1345000, "money");
-	CHECK(r.v[23].type == V_INT && r.v[23].i == 1, "expired flag");
+	CHECK_MSG(row_clean(&cricos_tables[T_COURSES], rec, &r, why, sizeof why) == ROW_OK, "course: %s", why);
+	CHECK_MSG(r.v[4].len == 8, "VET code trimmed");
+	CHECK_MSG(r.v[15].type == V_REAL && r.v[15].d == 4.0, "hours/week");
+	CHECK_MSG(r.v[17].type == V_INT && r.v[17].i == 1050, "total hours");
+	CHECK_MSG(r.v[19].type == V_INT && r.v[19].i == 44, "duration as a JSON number");
+	CHECK_MSG(r.v[20].type == V_NULL && r.unparseable[20], "bad money is NULL and counted");
+	CHECK_MSG(r.v[21].type == V_INT && r.v[21].i == 10479375, "money as a JSON number");
+	CHECK_MSG(r.v[22].type == V_INT && r.v[22].i == 1345000, "money");
+	CHECK_MSG(r.v[23].type == V_INT && r.v[23].i == 1, "expired flag");
 	cJSON_Delete(rec);
 
 	rec = cJSON_Parse("{\"_id\": 41, \"CRICOS Provider Code\": null, \"Trading Name\": \"\", \"Institution Name\": null}");
-	CHECK(row_clean(&cricos_tables[T_INSTITUTIONS], rec, &r, why, sizeof why) == ROW_BLANK, "blank row");
+	CHECK_MSG(row_clean(&cricos_tables[T_INSTITUTIONS], rec, &r, why, sizeof why) == ROW_BLANK, "blank row");
 	cJSON_Delete(rec);
 	rec = cJSON_Parse("{\"_id\": 2, \"CRICOS Provider Code\": \"1234\", \"Institution Name\": \"X\"}");
-	CHECK(row_clean(&cricos_tables[T_INSTITUTIONS], rec, &r, why, sizeof why) == ROW_REJECT &&
+	CHECK_MSG(row_clean(&cricos_tables[T_INSTITUTIONS], rec, &r, why, sizeof why) == ROW_REJECT &&
 	    strstr(why, "invalid CRICOS Provider Code '1234'") != NULL, "bad key rejected: %s", why);
 	cJSON_Delete(rec);
 	rec = cJSON_Parse("{\"_id\": 2, \"CRICOS Course Code\": \"0016231\", \"Institution Name\": \"X\"}");
-	CHECK(row_clean(&cricos_tables[T_COURSE_LOCATIONS], rec, &r, why, sizeof why) == ROW_REJECT,
+	CHECK_MSG(row_clean(&cricos_tables[T_COURSE_LOCATIONS], rec, &r, why, sizeof why) == ROW_REJECT,
 	    "course location without provider rejected");
 	cJSON_Delete(rec);
 	row_free(&r);
@@ -405,6 +394,5 @@ main(void)
 	test_scanner_mutations();
 	test_ckan_errors();
 	test_rows();
-	printf("cricos-sync selftest: %d checks, %d failures\n", checks, failures);
-	return failures == 0 ? 0 : 1;
+	CHECK_DONE();
 }

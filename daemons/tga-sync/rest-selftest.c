@@ -1,5 +1,5 @@
 /*
- * tga-sync-rest-selftest: the REST source's JSON layers on their own (tests/tga-sync/test_rest_units.py runs it).
+ * tga-sync-rest-selftest: the REST source's JSON layers on their own (ctest: unit.tga-sync-rest-selftest).
  * jscan on valid and hostile texts (escapes, surrogates, nesting, numbers, truncation, trailing bytes); the
  * mapping of REST answers onto the stage records SOAP fills (parse-rest.c): a component (releases reversed to
  * oldest first, currency mapped, instants canonical), a unit grid, an organisation (the legal person in office),
@@ -12,24 +12,13 @@
 
 #include <cJSON.h>
 
+#include "check.h"
 #include "jscan.h"
 #include "parse-rest.h"
 #include "parse.h"
 #include "source-rest.h"
 #include "stage.h"
 #include "tga.h"
-
-static int failures, checks;
-
-#define CHECK(cond, ...) do {                                                                                    \
-	checks++;                                                                                                    \
-	if (!(cond)) {                                                                                               \
-		failures++;                                                                                          \
-		fprintf(stderr, "%s:%d: FAIL %s: ", __FILE__, __LINE__, #cond);                                       \
-		fprintf(stderr, __VA_ARGS__);                                                                        \
-		fputc('\n', stderr);                                                                                 \
-	}                                                                                                            \
-} while (0)
 
 static bool
 streq(const char *a, const char *b)
@@ -77,36 +66,36 @@ test_jscan(void)
 	size_t i;
 
 	tokens(" {\"a\" : [1, -2.5e3, true, false, null, \"x\"], \"b\":{}} ", out, sizeof out);
-	CHECK(strcmp(out, "{ K:a [ N:1 N:-2.5e3 true false null S:x ] K:b { } } EOF") == 0, "%s", out);
+	CHECK_MSG(strcmp(out, "{ K:a [ N:1 N:-2.5e3 true false null S:x ] K:b { } } EOF") == 0, "%s", out);
 	tokens("\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"", out, sizeof out);
-	CHECK(strcmp(out, "S:\"\\/\b\f\n\r\t EOF") == 0, "escapes: %s", out);
+	CHECK_MSG(strcmp(out, "S:\"\\/\b\f\n\r\t EOF") == 0, "escapes: %s", out);
 	/* \u escapes as UTF-8, a surrogate pair as one 4-byte character. */
 	tokens("\"\\u00e9\\u20AC\\ud83d\\ude00\"", out, sizeof out);
-	CHECK(strcmp(out, "S:\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80 EOF") == 0, "unicode: %s", out);
+	CHECK_MSG(strcmp(out, "S:\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80 EOF") == 0, "unicode: %s", out);
 	tokens("[]", out, sizeof out);
-	CHECK(strcmp(out, "[ ] EOF") == 0, "%s", out);
+	CHECK_MSG(strcmp(out, "[ ] EOF") == 0, "%s", out);
 	for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		tokens(bad[i], out, sizeof out);
-		CHECK(strncmp(out, "ERROR", 5) == 0, "'%s' accepted: %s", bad[i], out);
+		CHECK_MSG(strncmp(out, "ERROR", 5) == 0, "'%s' accepted: %s", bad[i], out);
 	}
 	/* Nesting beyond the limit. */
 	memset(deep, '[', sizeof deep - 1);
 	deep[sizeof deep - 1] = '\0';
 	tokens(deep, out, sizeof out);
-	CHECK(strstr(out, "nesting") != NULL, "%s", out);
+	CHECK_MSG(strstr(out, "nesting") != NULL, "%s", out);
 	/* Skipping a value. */
 	{
 		static const char text[] = "{\"skip\":{\"x\":[1,{\"y\":2}]},\"n\":42}";
 
 		jscan_init(&j, text, sizeof text - 1);
 	}
-	CHECK(jscan_next(&j) == JT_OBJECT && jscan_next(&j) == JT_KEY && jscan_skip(&j, jscan_next(&j)) == 0 &&
+	CHECK_MSG(jscan_next(&j) == JT_OBJECT && jscan_next(&j) == JT_KEY && jscan_skip(&j, jscan_next(&j)) == 0 &&
 	    jscan_next(&j) == JT_KEY && jscan_is(&j, "n") && jscan_next(&j) == JT_NUMBER && jscan_uint(&j, &v) &&
 	    v == 42 && jscan_next(&j) == JT_OBJECT_END && jscan_next(&j) == JT_EOF, "skip: %s", j.err);
 	jscan_free(&j);
 	/* Not a count. */
 	jscan_init(&j, "-1", 2);
-	CHECK(jscan_next(&j) == JT_NUMBER && !jscan_uint(&j, &v), "negative count");
+	CHECK_MSG(jscan_next(&j) == JT_NUMBER && !jscan_uint(&j, &v), "negative count");
 	jscan_free(&j);
 }
 
@@ -166,20 +155,20 @@ test_training(void)
 	cJSON *d = cJSON_Parse(json), *g = cJSON_Parse(grid);
 
 	if ((sg = stage_new("/tmp", &cause)) == NULL) {
-		CHECK(0, "stage: %s", cause);
+		CHECK_MSG(0, "stage: %s", cause);
 		return;
 	}
 	rec_init(&head);
 	stage_entity_begin(sg);
-	CHECK(pr_training(d, sg, &head, upd, sizeof upd, &rels, msg, sizeof msg) == 0, "%s", msg);
-	CHECK(pr_grid(g, "BSB50120", rels.number[1], sg, msg, sizeof msg) == 0, "%s", msg);
-	CHECK(stage_entity_end(sg, "BSB50120", 0, &head, &cause) == 0, "%s", cause);
-	CHECK(strcmp(upd, "2021-01-01T17:04:05Z") == 0, "updated %s", upd);
-	CHECK(rels.n == 2 && strcmp(rels.number[0], "1") == 0 && strcmp(rels.number[1], "2") == 0,
+	CHECK_MSG(pr_training(d, sg, &head, upd, sizeof upd, &rels, msg, sizeof msg) == 0, "%s", msg);
+	CHECK_MSG(pr_grid(g, "BSB50120", rels.number[1], sg, msg, sizeof msg) == 0, "%s", msg);
+	CHECK_MSG(stage_entity_end(sg, "BSB50120", 0, &head, &cause) == 0, "%s", cause);
+	CHECK_MSG(strcmp(upd, "2021-01-01T17:04:05Z") == 0, "updated %s", upd);
+	CHECK_MSG(rels.n == 2 && strcmp(rels.number[0], "1") == 0 && strcmp(rels.number[1], "2") == 0,
 	    "releases oldest first: %d", rels.n);
 	read_stage(sg, out, sizeof out);
 	/* Children in order (classification, mapping, usage, releases oldest first, grid), then the head. */
-	CHECK(strcmp(out,
+	CHECK_MSG(strcmp(out,
 	    "2|05|421|1|2020-03-04|~\n"
 	    "4|BSB50120|t|BSB50215|old|1|Supersedes BSB50215\n"
 	    "7|Current|2020-03-04|~\n"
@@ -193,7 +182,7 @@ test_training(void)
 	cJSON_ReplaceItemInObject(d, "title", cJSON_CreateArray());
 	stage_reset(sg);
 	stage_entity_begin(sg);
-	CHECK(pr_training(d, sg, &head, upd, sizeof upd, &rels, msg, sizeof msg) == -1 && strstr(msg, "title"),
+	CHECK_MSG(pr_training(d, sg, &head, upd, sizeof upd, &rels, msg, sizeof msg) == -1 && strstr(msg, "title"),
 	    "wrong kind: %s", msg);
 	stage_entity_abort(sg, NULL);
 	rec_free(&head);
@@ -231,15 +220,15 @@ test_org(void)
 	cJSON *d = cJSON_Parse(json);
 
 	if ((sg = stage_new("/tmp", &cause)) == NULL) {
-		CHECK(0, "stage: %s", cause);
+		CHECK_MSG(0, "stage: %s", cause);
 		return;
 	}
 	rec_init(&head);
 	stage_entity_begin(sg);
-	CHECK(pr_org(d, true, sg, &head, upd, sizeof upd, msg, sizeof msg) == 0, "%s", msg);
-	CHECK(stage_entity_end(sg, "0002", 0, &head, &cause) == 0, "%s", cause);
+	CHECK_MSG(pr_org(d, true, sg, &head, upd, sizeof upd, msg, sizeof msg) == 0, "%s", msg);
+	CHECK_MSG(stage_entity_end(sg, "0002", 0, &head, &cause) == 0, "%s", cause);
 	read_stage(sg, out, sizeof out);
-	CHECK(strcmp(out,
+	CHECK_MSG(strcmp(out,
 	    "9|171 Queen St|~|Toowoomba|4350|03|1101|~|2008-04-30|~\n"
 	    "9|~|~|~|~|~|~|~|~|~\n"
 	    "9|1 George St|~|Sydney|2000|01|1101|~|2010-01-01|~\n"
@@ -274,19 +263,19 @@ test_scope(void)
 	uint64_t h;
 
 	if ((sg = stage_new("/tmp", &cause)) == NULL) {
-		CHECK(0, "stage: %s", cause);
+		CHECK_MSG(0, "stage: %s", cause);
 		return;
 	}
 	memset(&sc, 0, sizeof sc);
 	stage_entity_begin(sg);
-	CHECK(pr_scope_page(page, strlen(page), "0002", true, true, sg, &sc, &pg, msg, sizeof msg) == 0, "%s", msg);
-	CHECK(pg.rows == 4 && pg.total == 9 && strcmp(pg.last, "ZZZ1") == 0 && sc.count == 3 && sc.rejects == 1,
+	CHECK_MSG(pr_scope_page(page, strlen(page), "0002", true, true, sg, &sc, &pg, msg, sizeof msg) == 0, "%s", msg);
+	CHECK_MSG(pg.rows == 4 && pg.total == 9 && strcmp(pg.last, "ZZZ1") == 0 && sc.count == 3 && sc.rejects == 1,
 	    "rows %lld total %lld last %s count %lld rejects %d", (long long)pg.rows, (long long)pg.total, pg.last,
 	    (long long)sc.count, sc.rejects);
 	rec_init(&r);
-	CHECK(stage_entity_end(sg, "0002", 0, NULL, &cause) == 0, "%s", cause);
+	CHECK_MSG(stage_entity_end(sg, "0002", 0, NULL, &cause) == 0, "%s", cause);
 	read_stage(sg, out, sizeof out);
-	CHECK(strcmp(out,
+	CHECK_MSG(strcmp(out,
 	    "13|BSB50120|0|Qualification|01|0|Granted|2020-01-01|~\n"
 	    "13|BSBCRT511|1|Unit|02|0|Suspended|2020-01-01|2030-04-30\n"
 	    "14|RTO 0002: a scope row with no code (componentType Unit, startDate 2021-01-01)\n"
@@ -317,13 +306,13 @@ test_scope(void)
 	rec_set_str(&r, 2, "AccreditedCourseModule");
 	rec_set_str(&r, 4, "0");
 	h += pd_scope_row_hash(&r);
-	CHECK(h == sc.hash, "hash %llx, SOAP's %llx", (unsigned long long)sc.hash, (unsigned long long)h);
+	CHECK_MSG(h == sc.hash, "hash %llx, SOAP's %llx", (unsigned long long)sc.hash, (unsigned long long)h);
 	rec_free(&r);
 	/* Explicit rows only: the implicit one is dropped (not counted, not hashed). */
 	stage_reset(sg);
 	memset(&sc2, 0, sizeof sc2);
 	stage_entity_begin(sg);
-	CHECK(pr_scope_page(page, strlen(page), "0002", true, false, sg, &sc2, &pg, msg, sizeof msg) == 0 &&
+	CHECK_MSG(pr_scope_page(page, strlen(page), "0002", true, false, sg, &sc2, &pg, msg, sizeof msg) == 0 &&
 	    sc2.count == 2, "explicit only: %lld", (long long)sc2.count);
 	stage_entity_abort(sg, NULL);
 	/* The total as "count" next to value (unicorn-cms reads it so); a count equal to the rows may be the page's
@@ -343,7 +332,7 @@ test_scope(void)
 		for (i = 0; i < sizeof tc / sizeof tc[0]; i++) {
 			memset(&sc2, 0, sizeof sc2);
 			stage_entity_begin(sg);
-			CHECK(pr_scope_page(tc[i].page, strlen(tc[i].page), "0002", true, true, sg, &sc2, &pg, msg,
+			CHECK_MSG(pr_scope_page(tc[i].page, strlen(tc[i].page), "0002", true, true, sg, &sc2, &pg, msg,
 			    sizeof msg) == 0 && pg.total == tc[i].total, "%s: total %lld %s", tc[i].page,
 			    (long long)pg.total, msg);
 			stage_entity_abort(sg, NULL);
@@ -359,7 +348,7 @@ test_scope(void)
 		for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 			memset(&sc2, 0, sizeof sc2);
 			stage_entity_begin(sg);
-			CHECK(pr_scope_page(bad[i], strlen(bad[i]), "0002", true, true, sg, &sc2, &pg, msg, sizeof msg) ==
+			CHECK_MSG(pr_scope_page(bad[i], strlen(bad[i]), "0002", true, true, sg, &sc2, &pg, msg, sizeof msg) ==
 			    -1, "accepted: %s", bad[i]);
 			stage_entity_abort(sg, NULL);
 		}
@@ -379,24 +368,24 @@ test_search(void)
 	int64_t t;
 
 	memset(&pg, 0, sizeof pg);
-	CHECK(pr_search(page, strlen(page), SVC_TRAINING, "unit", 3, &pg, msg, sizeof msg) == 0, "%s", msg);
-	CHECK(pg.n == 2 && pg.returned == 3 && pg.count == 120 && pg.rejects.n == 1 && pg.items[0].is_current == 1 &&
+	CHECK_MSG(pr_search(page, strlen(page), SVC_TRAINING, "unit", 3, &pg, msg, sizeof msg) == 0, "%s", msg);
+	CHECK_MSG(pg.n == 2 && pg.returned == 3 && pg.count == 120 && pg.rejects.n == 1 && pg.items[0].is_current == 1 &&
 	    pg.items[1].is_current == 0 && strcmp(pg.items[1].code, "BSBCRT512") == 0, "n %zu returned %d", pg.n,
 	    pg.returned);
-	CHECK(pr_search(page, strlen(page), SVC_TRAINING, "unit", 2, &pg, msg, sizeof msg) == -1, "over the page size");
-	CHECK(pr_search(other, strlen(other), SVC_TRAINING, "unit", 10, &pg, msg, sizeof msg) == -1 &&
+	CHECK_MSG(pr_search(page, strlen(page), SVC_TRAINING, "unit", 2, &pg, msg, sizeof msg) == -1, "over the page size");
+	CHECK_MSG(pr_search(other, strlen(other), SVC_TRAINING, "unit", 10, &pg, msg, sizeof msg) == -1 &&
 	    strstr(msg, "qualification") != NULL, "type filter ignored: %s", msg);
 	src_page_clear(&pg);
-	CHECK(pr_metadata("{\"dataExportSyncDateTime\":\"2025-12-31T23:55:23.3783605Z\"}", 57, &t, msg, sizeof msg)
+	CHECK_MSG(pr_metadata("{\"dataExportSyncDateTime\":\"2025-12-31T23:55:23.3783605Z\"}", 57, &t, msg, sizeof msg)
 	    == 0 && t == INT64_C(17672253233783605), "metadata %lld", (long long)t);
-	CHECK(pr_metadata("{\"ntrVersion\":\"4\"}", 18, &t, msg, sizeof msg) == -1 && strstr(msg, "keys: ntrVersion")
+	CHECK_MSG(pr_metadata("{\"ntrVersion\":\"4\"}", 18, &t, msg, sizeof msg) == -1 && strstr(msg, "keys: ntrVersion")
 	    != NULL, "no sync time: %s", msg);
 	/* The live name (the published audit of /api/metadata). */
 	{
 		const char *m = "{\"dataExportSynchronisationDateTime\":\"2026-03-03T12:11:34+00:00\",\"version\":\"4.224\"}";
 
 		t = 0;
-		CHECK(pr_metadata(m, strlen(m), &t, msg, sizeof msg) == 0 && t == INT64_C(17725398940000000),
+		CHECK_MSG(pr_metadata(m, strlen(m), &t, msg, sizeof msg) == 0 && t == INT64_C(17725398940000000),
 		    "metadata %lld %s", (long long)t, msg);
 	}
 	/* Totals: "count" is the total only when it is more than the page holds (else it may be the page's own
@@ -406,11 +395,11 @@ test_search(void)
 		const char *c2 = "{\"count\":2,\"data\":[{\"code\":\"A1\"},{\"code\":\"A2\"}]}";
 		const char *c3 = "{\"data\":[{\"code\":\"A1\"}]}";
 
-		CHECK(pr_search(c1, strlen(c1), SVC_TRAINING, "unit", 5, &pg, msg, sizeof msg) == 0 && pg.count == 120,
+		CHECK_MSG(pr_search(c1, strlen(c1), SVC_TRAINING, "unit", 5, &pg, msg, sizeof msg) == 0 && pg.count == 120,
 		    "count only: %lld", (long long)pg.count);
-		CHECK(pr_search(c2, strlen(c2), SVC_TRAINING, "unit", 5, &pg, msg, sizeof msg) == 0 && pg.count == -1,
+		CHECK_MSG(pr_search(c2, strlen(c2), SVC_TRAINING, "unit", 5, &pg, msg, sizeof msg) == 0 && pg.count == -1,
 		    "count = the page's rows: %lld", (long long)pg.count);
-		CHECK(pr_search(c3, strlen(c3), SVC_TRAINING, "unit", 5, &pg, msg, sizeof msg) == 0 && pg.count == -1,
+		CHECK_MSG(pr_search(c3, strlen(c3), SVC_TRAINING, "unit", 5, &pg, msg, sizeof msg) == 0 && pg.count == -1,
 		    "no total: %lld", (long long)pg.count);
 		src_page_clear(&pg);
 	}
@@ -422,19 +411,19 @@ test_types(void)
 	char out[64];
 
 	/* ABNs digits only, for both sources (parse.h). */
-	CHECK(parse_abn("12 345 678 901", 14, out, sizeof out) && strcmp(out, "12345678901") == 0, "%s", out);
-	CHECK(!parse_abn("ABN 12 345", 10, out, sizeof out) && !parse_abn("  ", 2, out, sizeof out) &&
+	CHECK_MSG(parse_abn("12 345 678 901", 14, out, sizeof out) && strcmp(out, "12345678901") == 0, "%s", out);
+	CHECK_MSG(!parse_abn("ABN 12 345", 10, out, sizeof out) && !parse_abn("  ", 2, out, sizeof out) &&
 	    !parse_abn("123456789012", 12, out, 12), "not an ABN");
 
 	rest_type_to_soap("skillSet", 8, out, sizeof out);
-	CHECK(strcmp(out, "SkillSet") == 0, "%s", out);
+	CHECK_MSG(strcmp(out, "SkillSet") == 0, "%s", out);
 	rest_type_to_soap("accreditedUnit", 14, out, sizeof out);
-	CHECK(strcmp(out, "AccreditedCourseModule") == 0, "%s", out);
+	CHECK_MSG(strcmp(out, "AccreditedCourseModule") == 0, "%s", out);
 	rest_type_to_soap("unitContextualisation", 21, out, sizeof out);
-	CHECK(strcmp(out, "UnitContextualisation") == 0, "%s", out);
-	CHECK(rest_type_id("Unit") == 4 && rest_type_id("Qualification") == 2 && rest_type_id("UnitContextualisation")
+	CHECK_MSG(strcmp(out, "UnitContextualisation") == 0, "%s", out);
+	CHECK_MSG(rest_type_id("Unit") == 4 && rest_type_id("Qualification") == 2 && rest_type_id("UnitContextualisation")
 	    == -1, "type ids");
-	CHECK(streq(rest_type_from_soap("TrainingPackage"), "trainingPackage"), "from soap");
+	CHECK_MSG(streq(rest_type_from_soap("TrainingPackage"), "trainingPackage"), "from soap");
 }
 
 int
@@ -446,6 +435,5 @@ main(void)
 	test_scope();
 	test_search();
 	test_types();
-	printf("tga-sync-rest-selftest: %d checks, %d failures\n", checks, failures);
-	return failures == 0 ? 0 : 1;
+	CHECK_DONE();
 }

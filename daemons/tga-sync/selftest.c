@@ -1,5 +1,5 @@
 /*
- * tga-sync-selftest: the protocol and parser layers on their own (tests/tga-sync/test_units.py runs it).
+ * tga-sync-selftest: the protocol and parser layers on their own (ctest: unit.tga-sync-selftest).
  * DateTimeOffset and instants; request envelopes (XSD order, escaping, WS-Security); the streaming parsers on good
  * responses and on hostile ones (DTD, deep nesting, huge text, undefined entities, truncation, too many results).
  */
@@ -11,6 +11,7 @@
 #include <libxml/parser.h>
 
 #include "buf.h"
+#include "check.h"
 #include "parse.h"
 #include "soap.h"
 #include "stage.h"
@@ -20,18 +21,6 @@
 #include "xml.h"
 
 #define NS_DISPATCHER "http://schemas.microsoft.com/net/2005/12/windowscommunicationfoundation/dispatcher"
-
-static int failures, checks;
-
-#define CHECK(cond, ...) do {                                                                                    \
-	checks++;                                                                                                    \
-	if (!(cond)) {                                                                                               \
-		failures++;                                                                                          \
-		fprintf(stderr, "%s:%d: FAIL %s: ", __FILE__, __LINE__, #cond);                                       \
-		fprintf(stderr, __VA_ARGS__);                                                                        \
-		fputc('\n', stderr);                                                                                 \
-	}                                                                                                            \
-} while (0)
 
 #define ENV_HEAD "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Header><o:Security " \
 	"xmlns:o=\"x\"><Code>HEADER-IS-SKIPPED</Code></o:Security></s:Header><s:Body>"
@@ -52,34 +41,34 @@ test_ticks(void)
 	size_t i;
 
 	for (i = 0; i < sizeof same / sizeof same[0]; i++) {
-		CHECK(ticks_parse(same[i], strlen(same[i]), &a, &zone) && zone, "%s", same[i]);
-		CHECK(strcmp(ticks_format(a, out), same[i]) == 0, "%s -> %s", same[i], out);
+		CHECK_MSG(ticks_parse(same[i], strlen(same[i]), &a, &zone) && zone, "%s", same[i]);
+		CHECK_MSG(strcmp(ticks_format(a, out), same[i]) == 0, "%s -> %s", same[i], out);
 	}
-	CHECK(ticks_parse("2019-03-04T05:06:07.500Z", 24, &a, &zone), "trailing zeros");
-	CHECK(strcmp(ticks_format(a, out), "2019-03-04T05:06:07.5Z") == 0, "%s", out);
-	CHECK(ticks_parse("2026-01-05T11:00:00+11:00", 25, &a, &zone) && zone, "offset");
-	CHECK(strcmp(ticks_format(a, out), "2026-01-05T00:00:00Z") == 0, "%s", out);
-	CHECK(ticks_parse(" 2026-01-05T11:00:00.25-02:30\n", 30, &a, &zone), "spaces and a negative offset");
-	CHECK(strcmp(ticks_format(a, out), "2026-01-05T13:30:00.25Z") == 0, "%s", out);
-	CHECK(ticks_parse("2026-01-05T11:00:00", 19, &a, &zone) && !zone, "no zone");
+	CHECK_MSG(ticks_parse("2019-03-04T05:06:07.500Z", 24, &a, &zone), "trailing zeros");
+	CHECK_MSG(strcmp(ticks_format(a, out), "2019-03-04T05:06:07.5Z") == 0, "%s", out);
+	CHECK_MSG(ticks_parse("2026-01-05T11:00:00+11:00", 25, &a, &zone) && zone, "offset");
+	CHECK_MSG(strcmp(ticks_format(a, out), "2026-01-05T00:00:00Z") == 0, "%s", out);
+	CHECK_MSG(ticks_parse(" 2026-01-05T11:00:00.25-02:30\n", 30, &a, &zone), "spaces and a negative offset");
+	CHECK_MSG(strcmp(ticks_format(a, out), "2026-01-05T13:30:00.25Z") == 0, "%s", out);
+	CHECK_MSG(ticks_parse("2026-01-05T11:00:00", 19, &a, &zone) && !zone, "no zone");
 	/* A DateTimeOffset: with Z it is that instant; without, local time at OffsetMinutes. */
-	CHECK(ticks_from_dto("2026-01-05T11:00:00", 19, "660", 3, &a), "dto");
-	CHECK(strcmp(ticks_format(a, out), "2026-01-05T00:00:00Z") == 0, "%s", out);
-	CHECK(ticks_from_dto("2026-01-05T11:00:00Z", 20, "660", 3, &a), "dto utc");
-	CHECK(strcmp(ticks_format(a, out), "2026-01-05T11:00:00Z") == 0, "%s", out);
-	CHECK(!ticks_from_dto("2026-01-05T11:00:00Z", 20, "9999", 4, &a), "offset out of range");
-	CHECK(!ticks_from_dto("2026-01-05T11:00:00Z", 20, "", 0, &a), "no offset");
+	CHECK_MSG(ticks_from_dto("2026-01-05T11:00:00", 19, "660", 3, &a), "dto");
+	CHECK_MSG(strcmp(ticks_format(a, out), "2026-01-05T00:00:00Z") == 0, "%s", out);
+	CHECK_MSG(ticks_from_dto("2026-01-05T11:00:00Z", 20, "660", 3, &a), "dto utc");
+	CHECK_MSG(strcmp(ticks_format(a, out), "2026-01-05T11:00:00Z") == 0, "%s", out);
+	CHECK_MSG(!ticks_from_dto("2026-01-05T11:00:00Z", 20, "9999", 4, &a), "offset out of range");
+	CHECK_MSG(!ticks_from_dto("2026-01-05T11:00:00Z", 20, "", 0, &a), "no offset");
 	/* Fractions do not sort as text; ticks do. */
-	CHECK(ticks_parse("2019-03-04T05:06:07.5Z", 22, &a, &zone) && ticks_parse("2019-03-04T05:06:07Z", 20, &b, &zone)
+	CHECK_MSG(ticks_parse("2019-03-04T05:06:07.5Z", 22, &a, &zone) && ticks_parse("2019-03-04T05:06:07Z", 20, &b, &zone)
 	    && a > b, "07.5Z after 07Z");
-	CHECK(!ticks_parse("2019-02-30T00:00:00Z", 20, &a, &zone), "no 30 February");
-	CHECK(!ticks_parse("2019-03-04 05:06:07Z", 20, &a, &zone), "a space for T");
-	CHECK(!ticks_parse("2019-03-04T05:06:07.Z", 21, &a, &zone), "an empty fraction");
-	CHECK(!ticks_parse("2019-03-04T05:06:07+1100", 24, &a, &zone), "an offset without colon");
-	CHECK(!ticks_parse("garbage", 7, &a, &zone), "garbage");
-	CHECK(ticks_parse("1900-01-01T00:00:00Z", 20, &a, &zone) && a < 0 &&
+	CHECK_MSG(!ticks_parse("2019-02-30T00:00:00Z", 20, &a, &zone), "no 30 February");
+	CHECK_MSG(!ticks_parse("2019-03-04 05:06:07Z", 20, &a, &zone), "a space for T");
+	CHECK_MSG(!ticks_parse("2019-03-04T05:06:07.Z", 21, &a, &zone), "an empty fraction");
+	CHECK_MSG(!ticks_parse("2019-03-04T05:06:07+1100", 24, &a, &zone), "an offset without colon");
+	CHECK_MSG(!ticks_parse("garbage", 7, &a, &zone), "garbage");
+	CHECK_MSG(ticks_parse("1900-01-01T00:00:00Z", 20, &a, &zone) && a < 0 &&
 	    strcmp(ticks_format(a, out), "1900-01-01T00:00:00Z") == 0, "before 1970: %s", out);
-	CHECK(strcmp(ticks_format_sec(ticks_from_time(0) + 5, out), "1970-01-01T00:00:00Z") == 0, "%s", out);
+	CHECK_MSG(strcmp(ticks_format_sec(ticks_from_time(0) + 5, out), "1970-01-01T00:00:00Z") == 0, "%s", out);
 }
 
 static struct tga_settings
@@ -148,39 +137,39 @@ test_envelopes(void)
 
 	buf_init(&b);
 	soap_get_details(&b, &s, "p&w<d>\"'", SVC_TRAINING, "BSB&40920");
-	CHECK(in_order(b.data, order_tc), "GetDetails envelope");
-	CHECK(strstr(b.data, "IncludeLegacyData") == NULL, "omitted unless configured");
+	CHECK_MSG(in_order(b.data, order_tc), "GetDetails envelope");
+	CHECK_MSG(strstr(b.data, "IncludeLegacyData") == NULL, "omitted unless configured");
 	buf_reset(&b);
 	soap_get_details(&b, &s, "x", SVC_ORGANISATION, "0275");
-	CHECK(in_order(b.data, order_org), "organisation GetDetails");
+	CHECK_MSG(in_order(b.data, order_org), "organisation GetDetails");
 	buf_reset(&b);
 	s.legacy = 0;
 	ticks_parse("2026-01-04T00:00:00.5Z", 22, &from, &zone);
 	ticks_parse("2026-01-05T00:00:00Z", 20, &to, &zone);
 	soap_search_modified(&b, &s, "x", SVC_TRAINING, from, to, 3, 500);
-	CHECK(in_order(b.data, order_search), "SearchByModifiedDate in XSD order");
+	CHECK_MSG(in_order(b.data, order_search), "SearchByModifiedDate in XSD order");
 	buf_reset(&b);
 	soap_search_modified(&b, &s, "x", SVC_ORGANISATION, from, to, 1, 500);
-	CHECK(strstr(b.data, "TrainingComponentTypes") == NULL && strstr(b.data, "IncludeLegacyData") == NULL,
+	CHECK_MSG(strstr(b.data, "TrainingComponentTypes") == NULL && strstr(b.data, "IncludeLegacyData") == NULL,
 	    "organisation search has neither");
 	buf_reset(&b);
 	s.ws_timestamp = false;
 	soap_server_time(&b, &s, "x");
-	CHECK(strstr(b.data, "Timestamp") == NULL && strstr(b.data, "<GetServerTime xmlns=\"http://training.gov.au/"
+	CHECK_MSG(strstr(b.data, "Timestamp") == NULL && strstr(b.data, "<GetServerTime xmlns=\"http://training.gov.au/"
 	    "services/13/\"></GetServerTime>") != NULL, "%s", b.data);
 	buf_free(&b);
 
 	url = soap_url(&s, SVC_ORGANISATION);
-	CHECK(strcmp(url, "https://ws.example/Deewr.Tga.Webservices/OrganisationServiceV13.svc/Organisation") == 0, "%s",
+	CHECK_MSG(strcmp(url, "https://ws.example/Deewr.Tga.Webservices/OrganisationServiceV13.svc/Organisation") == 0, "%s",
 	    url);
 	free(url);
 	s.version = 1;
 	url = soap_url(&s, SVC_TRAINING);
-	CHECK(strcmp(url, "https://ws.example/Deewr.Tga.Webservices/TrainingComponentService.svc/Training") == 0, "%s",
+	CHECK_MSG(strcmp(url, "https://ws.example/Deewr.Tga.Webservices/TrainingComponentService.svc/Training") == 0, "%s",
 	    url);
 	free(url);
 	h = soap_action_header(&s, SVC_TRAINING, "GetDetails");
-	CHECK(strcmp(h, "SOAPAction: \"http://training.gov.au/services/13/ITrainingComponentService/GetDetails\"") == 0,
+	CHECK_MSG(strcmp(h, "SOAPAction: \"http://training.gov.au/services/13/ITrainingComponentService/GetDetails\"") == 0,
 	    "%s", h);
 	free(h);
 
@@ -189,10 +178,10 @@ test_envelopes(void)
 		static const char cut[] = "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body>"
 		    "<s:Fault><faultcode>a:X</faultcode><faultstring>A";
 
-		CHECK(!soap_should_retry(500, "text/xml", cut, sizeof cut - 1, NULL), "a fault is an answer");
+		CHECK_MSG(!soap_should_retry(500, "text/xml", cut, sizeof cut - 1, NULL), "a fault is an answer");
 	}
-	CHECK(soap_should_retry(500, "text/html", "<html>500 - Internal server error.</html>", 41, NULL), "IIS page");
-	CHECK(soap_should_retry(503, "text/xml", "<s:Envelope><faultcode>", 23, NULL), "503 is transient");
+	CHECK_MSG(soap_should_retry(500, "text/html", "<html>500 - Internal server error.</html>", 41, NULL), "IIS page");
+	CHECK_MSG(soap_should_retry(503, "text/xml", "<s:Envelope><faultcode>", 23, NULL), "503 is transient");
 	{
 		/* The service's own failure is retried; a fault about the request is not (issue 12). */
 		static const struct {
@@ -216,7 +205,7 @@ test_envelopes(void)
 			xasprintf(&doc, "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><s:Fault>"
 			    "%s<faultstring xml:lang=\"en-US\">text</faultstring></s:Fault></s:Body></s:Envelope>",
 			    faults[i].code);
-			CHECK(soap_should_retry(500, "text/xml", doc, strlen(doc), NULL) == faults[i].retry, "%s",
+			CHECK_MSG(soap_should_retry(500, "text/xml", doc, strlen(doc), NULL) == faults[i].retry, "%s",
 			    faults[i].code);
 			free(doc);
 		}
@@ -270,47 +259,47 @@ test_search(void)
 	memset(&pg, 0, sizeof pg);
 	ps_init(&c, PS_MODIFIED, SVC_TRAINING, 3);
 	c.page = &pg;
-	CHECK(parse_mem(&ps_handler, &c, page, NULL, err, sizeof err) == 0, "%s", err);
-	CHECK(ps_check(&c, err, sizeof err) == 0, "%s", err);
-	CHECK(pg.count == 1234 && pg.n == 2 && pg.returned == 3, "count %lld n %zu returned %d", (long long)pg.count,
+	CHECK_MSG(parse_mem(&ps_handler, &c, page, NULL, err, sizeof err) == 0, "%s", err);
+	CHECK_MSG(ps_check(&c, err, sizeof err) == 0, "%s", err);
+	CHECK_MSG(pg.count == 1234 && pg.n == 2 && pg.returned == 3, "count %lld n %zu returned %d", (long long)pg.count,
 	    pg.n, pg.returned);
-	CHECK(pg.n >= 1 && strcmp(pg.items[0].code, "BSB40920") == 0 && pg.items[0].is_current == 1 &&
+	CHECK_MSG(pg.n >= 1 && strcmp(pg.items[0].code, "BSB40920") == 0 && pg.items[0].is_current == 1 &&
 	    strcmp(pg.items[0].usage, "Current") == 0, "first item");
-	CHECK(pg.n >= 1 && strcmp(pg.items[0].updated, "2026-01-05T00:00:00.12Z") == 0, "local time at the offset: %s",
+	CHECK_MSG(pg.n >= 1 && strcmp(pg.items[0].updated, "2026-01-05T00:00:00.12Z") == 0, "local time at the offset: %s",
 	    pg.items[0].updated);
-	CHECK(pg.n >= 2 && strcmp(pg.items[1].code, "BSBOPS404") == 0 && pg.items[1].is_current == 0 &&
+	CHECK_MSG(pg.n >= 2 && strcmp(pg.items[1].code, "BSBOPS404") == 0 && pg.items[1].is_current == 0 &&
 	    strcmp(pg.items[1].usage, "Superseded") == 0, "trimmed code, the other spelling");
-	CHECK(pg.rejects.n == 1 && strstr(pg.rejects.msg[0], "TrainingComponentSummary #2 of the page has no Code "
+	CHECK_MSG(pg.rejects.n == 1 && strstr(pg.rejects.msg[0], "TrainingComponentSummary #2 of the page has no Code "
 	    "(Title 'No code', UpdatedDate 2026-01-05T00:00:00Z)") != NULL, "%s", pg.rejects.n ? pg.rejects.msg[0] : "");
 	src_page_clear(&pg);
 
 	ps_init(&c, PS_MODIFIED, SVC_TRAINING, 2);
 	c.page = &pg;
-	CHECK(parse_mem(&ps_handler, &c, page, NULL, err, sizeof err) == -1 && strstr(err, "more results than the page "
+	CHECK_MSG(parse_mem(&ps_handler, &c, page, NULL, err, sizeof err) == -1 && strstr(err, "more results than the page "
 	    "size") != NULL, "page overflow: %s", err);
 	src_page_clear(&pg);
 
 	memset(&tb, 0, sizeof tb);
 	ps_init(&c, PS_DELETED, SVC_ORGANISATION, 10);
 	c.tombs = &tb;
-	CHECK(parse_mem(&ps_handler, &c, tombs, NULL, err, sizeof err) == 0 && ps_check(&c, err, sizeof err) == 0,
+	CHECK_MSG(parse_mem(&ps_handler, &c, tombs, NULL, err, sizeof err) == 0 && ps_check(&c, err, sizeof err) == 0,
 	    "%s", err);
-	CHECK(tb.n == 1 && tb.returned == 2 && strcmp(tb.items[0].code, "12345") == 0 &&
+	CHECK_MSG(tb.n == 1 && tb.returned == 2 && strcmp(tb.items[0].code, "12345") == 0 &&
 	    strcmp(tb.items[0].operation, "PhysicalDelete") == 0 && strcmp(tb.items[0].updated,
 	    "2026-01-05T00:00:00Z") == 0 && tb.rejects.n == 1, "tombstones");
 	src_tombs_clear(&tb);
 
 	ps_init(&c, PS_TIME, SVC_TRAINING, 1);
 	c.time_out = &now;
-	CHECK(parse_mem(&ps_handler, &c, stime, NULL, err, sizeof err) == 0 && ps_check(&c, err, sizeof err) == 0,
+	CHECK_MSG(parse_mem(&ps_handler, &c, stime, NULL, err, sizeof err) == 0 && ps_check(&c, err, sizeof err) == 0,
 	    "%s", err);
-	CHECK(strcmp(ticks_format(now, t), "2026-01-05T00:00:00.5Z") == 0, "%s", t);
+	CHECK_MSG(strcmp(ticks_format(now, t), "2026-01-05T00:00:00.5Z") == 0, "%s", t);
 
 	/* The wrong result element is not an answer. */
 	ps_init(&c, PS_MODIFIED, SVC_TRAINING, 3);
 	memset(&pg, 0, sizeof pg);
 	c.page = &pg;
-	CHECK(parse_mem(&ps_handler, &c, stime, NULL, err, sizeof err) == 0 && ps_check(&c, err, sizeof err) == -1 &&
+	CHECK_MSG(parse_mem(&ps_handler, &c, stime, NULL, err, sizeof err) == 0 && ps_check(&c, err, sizeof err) == -1 &&
 	    strstr(err, "no SearchByModifiedDateResult") != NULL, "%s", err);
 	src_page_clear(&pg);
 }
@@ -401,62 +390,62 @@ test_details(void)
 	int types[64], n;
 
 	if ((sg = stage_new("/tmp", &cause)) == NULL) {
-		CHECK(0, "stage: %s", cause);
+		CHECK_MSG(0, "stage: %s", cause);
 		return;
 	}
 	rec_init(&head);
 
 	pd_init(&pd, SVC_TRAINING, ~0u, sg, "BSB40920");
 	stage_entity_begin(sg);
-	CHECK(parse_mem(&pd_tc_handler, &pd, tc, NULL, err, sizeof err) == 0 && pd_check(&pd, err, sizeof err) == 0,
+	CHECK_MSG(parse_mem(&pd_tc_handler, &pd, tc, NULL, err, sizeof err) == 0 && pd_check(&pd, err, sizeof err) == 0,
 	    "%s", err);
-	CHECK(stage_entity_end(sg, "BSB40920", 0, &pd.head, &cause) == 0, "end");
+	CHECK_MSG(stage_entity_end(sg, "BSB40920", 0, &pd.head, &cause) == 0, "end");
 	pd_free(&pd);
 	n = read_entity(sg, &sg->ents[0], &head, types, 64);
-	CHECK(n == 7, "records %d", n);
+	CHECK_MSG(n == 7, "records %d", n);
 	if (n == 7) {
 		/* Classification, Mapping, grid, grid, Release (grid rows come inside it), usage, usage. */
-		CHECK(types[0] == REC_TC_CLASS && types[1] == REC_TC_MAPPING && types[2] == REC_TC_GRID &&
+		CHECK_MSG(types[0] == REC_TC_CLASS && types[1] == REC_TC_MAPPING && types[2] == REC_TC_GRID &&
 		    types[3] == REC_TC_GRID && types[4] == REC_TC_RELEASE && types[5] == REC_TC_USAGE &&
 		    types[6] == REC_TC_USAGE, "record order");
 	}
-	CHECK(head.type == REC_TC_HEAD && strcmp(rec_str(&head, TC_CODE), "BSB40920") == 0 &&
+	CHECK_MSG(head.type == REC_TC_HEAD && strcmp(rec_str(&head, TC_CODE), "BSB40920") == 0 &&
 	    strcmp(rec_str(&head, TC_UPDATED), "2026-01-05T00:00:00.1Z") == 0 &&
 	    strcmp(rec_str(&head, TC_USAGE_CURRENT), "Current") == 0 && strcmp(rec_str(&head, TC_PARENT_CODE), "BSB") == 0
 	    && rec_str(&head, TC_PARENT_TITLE) == NULL && strcmp(rec_str(&head, TC_LEGACY), "0") == 0, "head");
 
 	pd_init(&pd, SVC_TRAINING, ~0u, sg, "X");
 	stage_entity_begin(sg);
-	CHECK(parse_mem(&pd_tc_handler, &pd, nil, NULL, err, sizeof err) == 0 && pd.nil, "nil result");
+	CHECK_MSG(parse_mem(&pd_tc_handler, &pd, nil, NULL, err, sizeof err) == 0 && pd.nil, "nil result");
 	pd_free(&pd);
 	stage_entity_abort(sg, NULL);
 
 	pd_init(&pd, SVC_ORGANISATION, ~0u, sg, "0275");
 	stage_entity_begin(sg);
-	CHECK(parse_mem(&pd_org_handler, &pd, org_a, NULL, err, sizeof err) == 0, "%s", err);
-	CHECK(pd.rejects == 1 && pd.scope_count == 2, "rejects %d rows %lld", pd.rejects, (long long)pd.scope_count);
-	CHECK(strcmp(rec_str(&pd.head, ORG_LEGAL_NAME), "New Pty Ltd") == 0 && strcmp(rec_str(&pd.head, ORG_ABN),
+	CHECK_MSG(parse_mem(&pd_org_handler, &pd, org_a, NULL, err, sizeof err) == 0, "%s", err);
+	CHECK_MSG(pd.rejects == 1 && pd.scope_count == 2, "rejects %d rows %lld", pd.rejects, (long long)pd.scope_count);
+	CHECK_MSG(strcmp(rec_str(&pd.head, ORG_LEGAL_NAME), "New Pty Ltd") == 0 && strcmp(rec_str(&pd.head, ORG_ABN),
 	    "222") == 0 && strcmp(rec_str(&pd.head, ORG_ACN), "999") == 0, "the legal person in office");
-	CHECK(rec_str(&pd.head, ORG_KIND) != NULL && strcmp(rec_str(&pd.head, ORG_KIND), "Rto3") == 0, "kind Rto3");
+	CHECK_MSG(rec_str(&pd.head, ORG_KIND) != NULL && strcmp(rec_str(&pd.head, ORG_KIND), "Rto3") == 0, "kind Rto3");
 	snprintf(hash_a, sizeof hash_a, "%s", rec_str(&pd.head, ORG_SCOPE_HASH));
-	CHECK(stage_entity_end(sg, "0275", -1, &pd.head, &cause) == 0, "end");
+	CHECK_MSG(stage_entity_end(sg, "0275", -1, &pd.head, &cause) == 0, "end");
 	pd_free(&pd);
 	n = read_entity(sg, &sg->ents[1], &head, types, 64);
-	CHECK(n == 4 && types[0] == REC_ORG_LOCATION && types[1] == REC_ORG_SCOPE && types[2] == REC_ORG_SCOPE &&
+	CHECK_MSG(n == 4 && types[0] == REC_ORG_LOCATION && types[1] == REC_ORG_SCOPE && types[2] == REC_ORG_SCOPE &&
 	    types[3] == REC_REJECT, "organisation records (%d)", n);
 
 	pd_init(&pd, SVC_ORGANISATION, ~0u, sg, "0275");
 	stage_entity_begin(sg);
-	CHECK(parse_mem(&pd_org_handler, &pd, org_b, NULL, err, sizeof err) == 0, "%s", err);
+	CHECK_MSG(parse_mem(&pd_org_handler, &pd, org_b, NULL, err, sizeof err) == 0, "%s", err);
 	snprintf(hash_b, sizeof hash_b, "%s", rec_str(&pd.head, ORG_SCOPE_HASH));
-	CHECK(strcmp(hash_a, hash_b) == 0, "order-independent scope hash %s %s", hash_a, hash_b);
+	CHECK_MSG(strcmp(hash_a, hash_b) == 0, "order-independent scope hash %s %s", hash_a, hash_b);
 	pd_free(&pd);
 	stage_entity_abort(sg, NULL);
 
 	pd_init(&pd, SVC_ORGANISATION, ~0u, sg, "9999");
 	stage_entity_begin(sg);
-	CHECK(parse_mem(&pd_org_handler, &pd, org_other, NULL, err, sizeof err) == 0, "%s", err);
-	CHECK(rec_str(&pd.head, ORG_KIND) != NULL && strcmp(rec_str(&pd.head, ORG_KIND), "Organisation2") == 0 &&
+	CHECK_MSG(parse_mem(&pd_org_handler, &pd, org_other, NULL, err, sizeof err) == 0, "%s", err);
+	CHECK_MSG(rec_str(&pd.head, ORG_KIND) != NULL && strcmp(rec_str(&pd.head, ORG_KIND), "Organisation2") == 0 &&
 	    rec_str(&pd.head, ORG_STATUS) == NULL && pd.scope_count == 0, "an organisation that is not an RTO");
 	pd_free(&pd);
 	stage_entity_abort(sg, NULL);
@@ -484,18 +473,18 @@ test_faults(void)
 	char err[512], *cause = NULL;
 
 	if ((sg = stage_new("/tmp", &cause)) == NULL) {
-		CHECK(0, "stage: %s", cause);
+		CHECK_MSG(0, "stage: %s", cause);
 		return;
 	}
 	pd_init(&pd, SVC_TRAINING, ~0u, sg, "X");
-	CHECK(parse_mem(&pd_tc_handler, &pd, creds, &f, err, sizeof err) == 0 && f.present, "%s", err);
-	CHECK(soap_fault_class(&f) == FAULT_CREDENTIALS && strcmp(f.code, "a:InvalidSecurity") == 0 &&
+	CHECK_MSG(parse_mem(&pd_tc_handler, &pd, creds, &f, err, sizeof err) == 0 && f.present, "%s", err);
+	CHECK_MSG(soap_fault_class(&f) == FAULT_CREDENTIALS && strcmp(f.code, "a:InvalidSecurity") == 0 &&
 	    strcmp(f.string, "An error occurred when verifying security for the message.") == 0, "%s / %s", f.code,
 	    f.string);
 	pd_free(&pd);
 	pd_init(&pd, SVC_TRAINING, ~0u, sg, "X");
-	CHECK(parse_mem(&pd_tc_handler, &pd, client, &f, err, sizeof err) == 0 && f.present, "%s", err);
-	CHECK(soap_fault_class(&f) == FAULT_CLIENT && strcmp(f.detail, "CodeRequired: Code is required.; Second: Also.")
+	CHECK_MSG(parse_mem(&pd_tc_handler, &pd, client, &f, err, sizeof err) == 0 && f.present, "%s", err);
+	CHECK_MSG(soap_fault_class(&f) == FAULT_CLIENT && strcmp(f.detail, "CodeRequired: Code is required.; Second: Also.")
 	    == 0, "%s", f.detail);
 	pd_free(&pd);
 	stage_free(sg);
@@ -554,7 +543,7 @@ test_hostile(void)
 		memset(&pg, 0, sizeof pg);
 		ps_init(&c, PS_MODIFIED, SVC_TRAINING, 10);
 		c.page = &pg;
-		CHECK(parse_mem(&ps_handler, &c, cases[i].doc, NULL, err, sizeof err) == -1 &&
+		CHECK_MSG(parse_mem(&ps_handler, &c, cases[i].doc, NULL, err, sizeof err) == -1 &&
 		    strstr(err, cases[i].expect) != NULL, "%s: '%s'", cases[i].what, err);
 		src_page_clear(&pg);
 		free(cases[i].doc);
@@ -572,6 +561,5 @@ main(void)
 	test_faults();
 	test_hostile();
 	xmlCleanupParser();
-	printf("%d checks, %d failures\n", checks, failures);
-	return failures == 0 ? 0 : 1;
+	CHECK_DONE();
 }

@@ -1,4 +1,5 @@
-/* A minimal assertion kit for the C unit tests: failures print file:line and the expression, and count. */
+/* A minimal assertion kit for the C unit tests (tests/unit/test_*.c and the daemons' self-tests): failures print
+ * file:line and the expression, and count. */
 #ifndef RTOPACKS_CHECK_H
 #define RTOPACKS_CHECK_H
 
@@ -13,6 +14,19 @@ static int check_failures, check_count;
 		if (!(expr)) {                                                                                     \
 			check_failures++;                                                                          \
 			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #expr);                  \
+		}                                                                                                  \
+	} while (0)
+
+/* CHECK_MSG(expr, fmt, ...): as CHECK, followed by a printf-style note (the case, the value seen), for checks in a
+ * loop over cases (the daemons' self-tests use it). */
+#define CHECK_MSG(expr, ...)                                                                                       \
+	do {                                                                                                       \
+		check_count++;                                                                                     \
+		if (!(expr)) {                                                                                     \
+			check_failures++;                                                                          \
+			fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #expr);                  \
+			fprintf(stderr, __VA_ARGS__);                                                              \
+			fputc('\n', stderr);                                                                       \
 		}                                                                                                  \
 	} while (0)
 
