@@ -9,11 +9,8 @@ values as NULL (counted), blank rows skipped, the first of a repeated key kept.
 import json
 import os
 import re
-import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from harness import (REPO, Daemon, Server, Workdir, base_config, dump_db, query,  # noqa: E402,F401
+from harness import (REPO, Daemon, Server, Workdir, base_config, dump_db, query,  # noqa: F401
                      write_config)
 
 FAKE_CKAN = os.path.join(REPO, "tests", "fakes", "fake_ckan.py")

@@ -7,13 +7,11 @@ short), a truncated body, an HTML maintenance page, and a record with unparseabl
 """
 
 import os
-import sys
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cricoslib import Env, expected, last_run, query, start_fake, stop_fake, step_detail, summary  # noqa: E402
-from harness import SmtpSink, cursor, syncctl, wait_for  # noqa: E402
+from cricoslib import Env, expected, last_run, query, start_fake, stop_fake, step_detail, summary
+from harness import SmtpSink, cursor, syncctl, wait_for
 
 COURSES = "48cacf69-2082-415e-9595-f17d0c3a4af0"
 ZIP = "b5a6bd4d-6a2f-4d36-9fb1-b2a8c9d0e1f2"      # CRICOS Datasets.zip: a file, not a DataStore table

@@ -8,13 +8,11 @@ no data requests beyond init; SIGKILL mid-courses and restart resumes at its off
 
 import os
 import signal
-import sys
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cricoslib import (TABLES, Env, db_rows, diff, expected, last_run, query, start_fake, stop_fake,  # noqa: E402
+from cricoslib import (TABLES, Env, db_rows, diff, expected, last_run, query, start_fake, stop_fake,
                        step_detail, summary)
-from harness import SmtpSink, ctl, cursor, runs, settled_mails, wait_for  # noqa: E402
+from harness import SmtpSink, ctl, cursor, runs, settled_mails, wait_for
 
 
 def mail_key(m):

@@ -9,12 +9,10 @@ appears, the next daily re-check syncs it and the watch stands down.
 
 import json
 import os
-import sys
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cricoslib import Env, query, start_fake, stop_fake, summary  # noqa: E402
-from harness import SmtpSink, ctl, settle, wait_for  # noqa: E402
+from cricoslib import Env, query, start_fake, stop_fake, summary
+from harness import SmtpSink, ctl, settle, wait_for
 
 LATE = "[cricos-sync] edition late \u2014 no new CRICOS data since 2026-05-04"
 

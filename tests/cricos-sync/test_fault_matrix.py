@@ -16,13 +16,12 @@ import sys
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import cricoslib  # noqa: E402
-from harness import (Daemon, SmtpSink, Workdir, base_config, cursor, refused_port, query, runs,  # noqa: E402
+import cricoslib
+from harness import (Daemon, SmtpSink, Workdir, base_config, cursor, refused_port, query, runs,
                      write_config)
-from endstate import checkpoint_agrees, normalised, ops_state  # noqa: E402
-from faultmatrix import print_table  # noqa: E402
-from matrixkit import StorageCases, run_cases  # noqa: E402
+from endstate import checkpoint_agrees, normalised, ops_state
+from faultmatrix import print_table
+from matrixkit import StorageCases, run_cases
 
 SYNC = "cricos_sync"
 COURSES = "48cacf69-2082-415e-9595-f17d0c3a4af0"

@@ -9,12 +9,10 @@ Every completed case must end with exactly the fake's content (nothing skipped, 
 
 import math
 import os
-import sys
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cricoslib import Env, last_run, start_fake, stop_fake, step_detail  # noqa: E402
-from harness import SmtpSink  # noqa: E402
+from cricoslib import Env, last_run, start_fake, stop_fake, step_detail
+from harness import SmtpSink
 
 COURSES = "48cacf69-2082-415e-9595-f17d0c3a4af0"
 

@@ -21,7 +21,7 @@ What is not compared, and why (everything else is, row by row):
     subject, status and body (minus the lines naming runs and times).  sync_steps are per run: not compared.
 
 TORTURE_KILLS sets the number of kills (default 6; scripts/reliability runs 50 mixed, then 200 aimed between the
-two databases' commits with TORTURE_AIM=split: see tests/lib/torture.py), TORTURE_SEED the seed (printed).
+two databases' commits with TORTURE_AIM=split: see tests/kit/torture.py), TORTURE_SEED the seed (printed).
 """
 
 import os
@@ -29,11 +29,10 @@ import sys
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import cricoslib  # noqa: E402
-from harness import SmtpSink, cursor, query  # noqa: E402
-from endstate import MARK, json_marked, normalised, ops_state, short  # noqa: E402
-from torture import torture  # noqa: E402
+import cricoslib
+from harness import SmtpSink, cursor, query
+from endstate import MARK, json_marked, normalised, ops_state, short
+from torture import torture
 
 KEYS = {"page_size": 20}
 CYCLE_COLUMNS = ("added_cycle", "changed_cycle", "seen_cycle", "removed_cycle", "first_seen_at", "updated_at",

@@ -34,8 +34,7 @@ import re
 import sys
 from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import nrt_codes  # noqa: E402
+import nrt_codes
 
 PACKAGE_ID = "e5ae7059-bfa8-4fa4-a5c0-c13cf3520193"
 PACKAGE_NAME = "cricos"

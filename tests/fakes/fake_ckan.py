@@ -31,8 +31,7 @@ import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, parse_qs, quote, unquote, urlencode, urlsplit, urlunsplit
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import cricos_editions as ce  # noqa: E402
+import cricos_editions as ce
 
 ROOT = "/data"  # data.gov.au mounts CKAN under /data; CKAN builds _links relative to it
 ROWS_MAX = 32000

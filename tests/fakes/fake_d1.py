@@ -40,9 +40,7 @@ import threading
 import time
 import urllib.parse
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import http_wire  # noqa: E402
+import http_wire
 
 DEFAULT_ACCOUNT = "023e105f4ecef8ad9ca31a8372d0c353"          # the example account id of Cloudflare's API docs
 DEFAULT_TOKEN = "fakeD1token-0123456789abcdefghijABCDEFGHIJ"  # 40 characters, the shape of a real API token

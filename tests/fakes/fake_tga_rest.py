@@ -65,10 +65,9 @@ import uuid
 import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import http_wire  # noqa: E402
-import tga_register as reg  # noqa: E402
-from tga_register import format_instant, TICKS_PER_SECOND  # noqa: E402
+import http_wire
+import tga_register as reg
+from tga_register import format_instant, TICKS_PER_SECOND
 
 # The rendering format; part of the disk cache key so a change never serves stale bytes.
 FORMAT = "tga-rest-render-4"

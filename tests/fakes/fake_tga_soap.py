@@ -62,10 +62,9 @@ import urllib.parse
 import xml.etree.ElementTree as ET
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import http_wire  # noqa: E402
-import tga_register as reg  # noqa: E402
-from tga_register import format_instant, sydney_offset_minutes, TICKS_PER_SECOND  # noqa: E402
+import http_wire
+import tga_register as reg
+from tga_register import format_instant, sydney_offset_minutes, TICKS_PER_SECOND
 
 SAMPLES = os.path.normpath(os.path.join(HERE, "..", "..", "..", "shared", "samples", "tga", "ishgroup-oncourse-2011",
                                         "production"))

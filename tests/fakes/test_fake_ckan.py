@@ -22,9 +22,8 @@ from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-import cricos_editions as ce  # noqa: E402
-import nrt_codes  # noqa: E402
+import cricos_editions as ce
+import nrt_codes
 
 SAMPLE_ENVELOPE = ce.samples_dir().parent / "ckan-api" / "datagovau-datastore_search-response-shape.json"
 RID = {t: ce.RESOURCES[t]["id"] for t in ce.TABLES}

@@ -109,8 +109,7 @@ except Exception:  # no tz database: fall back to the post-2008 rule below
     _SYDNEY = None
 
 import os
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import nrt_codes  # noqa: E402
+import nrt_codes
 
 FULL_SCOPE_ROWS = 6_200_000
 TICKS_PER_SECOND = 10_000_000

@@ -7,15 +7,13 @@ import os
 import socket
 import stat
 import subprocess
-import sys
 import time
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import (CtlConn, Daemon, Server, SmtpSink, Workdir, base_config, ctl, cursor, query, runs,  # noqa: E402
+from harness import (CtlConn, Daemon, Server, SmtpSink, Workdir, base_config, ctl, cursor, query, runs,
                      wait_for, write_config, REPO, BIN)
 
-ITEMS_SERVER = os.path.join(REPO, "tests", "lib", "items_server.py")
+ITEMS_SERVER = os.path.join(REPO, "tests", "kit", "items_server.py")
 NOBODY = 65534
 
 

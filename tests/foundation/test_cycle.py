@@ -1,21 +1,19 @@
 #!/usr/bin/python3
 """The cycle engine: crash and resume at every step boundary and inside steps, stale runs, retries, failure.
 
-Every test runs the engine's test daemon (tests/testd) against the items test server (tests/lib/items_server.py)
+Every test runs the engine's test daemon (tests/testd) against the items test server (tests/kit/items_server.py)
 and a real SMTP server (aiosmtpd).
 """
 
 import os
 import signal
-import sys
 import time
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import (Daemon, Server, SmtpSink, Workdir, base_config, cursor, dump_db, query, runs, settled_mails,  # noqa: E402
+from harness import (Daemon, Server, SmtpSink, Workdir, base_config, cursor, dump_db, query, runs, settled_mails,
                      wait_for, write_config, ctl, REPO)
 
-ITEMS_SERVER = os.path.join(REPO, "tests", "lib", "items_server.py")
+ITEMS_SERVER = os.path.join(REPO, "tests", "kit", "items_server.py")
 # Columns that name a run, a cycle or a time differ between any two runs by design.
 VOLATILE = ("run_id", "created_cycle", "changed_cycle", "updated_at", "seq")
 
@@ -229,7 +227,7 @@ class CycleTest(unittest.TestCase):
 
     def test_split_commit_with_ops_ahead(self):
         """ops.db is the main database and commits first, so a kill between the two files' commits leaves ops.db
-        one commit ahead (made for real: split_commit, tests/lib/splitcommit.py).  The lost commit is undone: the
+        one commit ahead (made for real: split_commit, tests/kit/splitcommit.py).  The lost commit is undone: the
         cursor goes back to the checkpoint, and the step rows lose the lost commit's counts too (found by
         cricos-sync's torture: its completion mail counted `link` twice).  The lost commit is a resumed run's first
         of a phase, or its first in the middle of one."""

@@ -4,13 +4,11 @@ secrets from files or systemd credentials (never argv, never logged), and the jo
 
 import os
 import subprocess
-import sys
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import Daemon, Server, SmtpSink, Workdir, base_config, query, write_config, REPO, BIN  # noqa: E402
+from harness import Daemon, Server, SmtpSink, Workdir, base_config, query, write_config, REPO, BIN
 
-ITEMS_SERVER = os.path.join(REPO, "tests", "lib", "items_server.py")
+ITEMS_SERVER = os.path.join(REPO, "tests", "kit", "items_server.py")
 TESTD = os.path.join(BIN, "test-sync")
 
 

@@ -13,13 +13,12 @@ import threading
 import time
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import (Daemon, Server, SmtpSink, Workdir, base_config, dump_db, refused_port, query,  # noqa: E402
+from harness import (Daemon, Server, SmtpSink, Workdir, base_config, dump_db, refused_port, query,
                      wait_for, write_config, REPO)
-from faultmatrix import print_table, run_case  # noqa: E402
-from torture import diff_states  # noqa: E402
+from faultmatrix import print_table, run_case
+from torture import diff_states
 
-ITEMS_SERVER = os.path.join(REPO, "tests", "lib", "items_server.py")
+ITEMS_SERVER = os.path.join(REPO, "tests", "kit", "items_server.py")
 VOLATILE = ("run_id", "created_cycle", "changed_cycle")
 
 

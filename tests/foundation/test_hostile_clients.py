@@ -15,10 +15,9 @@ import threading
 import time
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import Daemon, Server, Workdir, base_config, ctl, write_config, REPO  # noqa: E402
+from harness import Daemon, Server, Workdir, base_config, ctl, write_config, REPO
 
-ITEMS_SERVER = os.path.join(REPO, "tests", "lib", "items_server.py")
+ITEMS_SERVER = os.path.join(REPO, "tests", "kit", "items_server.py")
 
 
 def patient_ctl(sock, cmd, timeout=5):

@@ -6,14 +6,12 @@ outcome.  Also: a hung upstream fails a daemon's step by timeout instead of hang
 import json
 import os
 import subprocess
-import sys
 import time
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import (Daemon, Server, Workdir, base_config, runs, query, write_config, REPO, BIN)  # noqa: E402
+from harness import (Daemon, Server, Workdir, base_config, runs, query, write_config, REPO, BIN)
 
-ITEMS_SERVER = os.path.join(REPO, "tests", "lib", "items_server.py")
+ITEMS_SERVER = os.path.join(REPO, "tests", "kit", "items_server.py")
 CASES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "http_cases.json")
 
 

@@ -5,14 +5,12 @@ never fails or loses the sync, and the queued mail goes out once the server is b
 import email.utils
 import os
 import re
-import sys
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import (Daemon, Server, SmtpSink, Workdir, base_config, reserve_port, query, runs,  # noqa: E402
+from harness import (Daemon, Server, SmtpSink, Workdir, base_config, reserve_port, query, runs,
                      wait_for, write_config, REPO)
 
-ITEMS_SERVER = os.path.join(REPO, "tests", "lib", "items_server.py")
+ITEMS_SERVER = os.path.join(REPO, "tests", "kit", "items_server.py")
 
 
 class MailTest(unittest.TestCase):

@@ -7,15 +7,13 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import (BIN, Daemon, Server, SmtpSink, Workdir, base_config, ctl, runs, syncctl,  # noqa: E402
+from harness import (BIN, Daemon, Server, SmtpSink, Workdir, base_config, ctl, runs, syncctl,
                      wait_for, write_config, REPO)
 
-ITEMS_SERVER = os.path.join(REPO, "tests", "lib", "items_server.py")
+ITEMS_SERVER = os.path.join(REPO, "tests", "kit", "items_server.py")
 
 
 class SyncctlTest(unittest.TestCase):

@@ -12,11 +12,10 @@ import sys
 import time
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import Daemon, Server, SmtpSink, Workdir, base_config, dump_db, query, write_config, REPO  # noqa: E402
-from torture import torture  # noqa: E402
+from harness import Daemon, Server, SmtpSink, Workdir, base_config, dump_db, query, write_config, REPO
+from torture import torture
 
-ITEMS_SERVER = os.path.join(REPO, "tests", "lib", "items_server.py")
+ITEMS_SERVER = os.path.join(REPO, "tests", "kit", "items_server.py")
 VOLATILE = ("run_id", "created_cycle", "changed_cycle")
 
 

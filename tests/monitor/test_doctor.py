@@ -12,11 +12,9 @@ import json
 import os
 import shutil
 import sqlite3
-import sys
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import Daemon, Workdir, base_config, syncctl, write_config, refused_port, REPO  # noqa: E402
+from harness import Daemon, Workdir, base_config, syncctl, write_config, refused_port, REPO
 
 NOW = "2026-12-09T00:00:00Z"        # Wednesday 10:00 AEST
 OK, ATTENTION, PROBLEM, FAILED, USAGE = 0, 8, 9, 1, 2

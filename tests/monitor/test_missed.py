@@ -9,18 +9,14 @@ The metrics file is checked as Prometheus text after every run.
 """
 
 import os
-import sys
 import time
 import unittest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-sys.path.insert(0, HERE)
-from harness import (Daemon, Server, SmtpSink, Workdir, base_config, ctl, query, settle, syncctl,  # noqa: E402
+from harness import (Daemon, Server, SmtpSink, Workdir, base_config, ctl, query, settle, syncctl,
                      wait_for, write_config, REPO)
-import promtext  # noqa: E402
+import promtext
 
-ITEMS_SERVER = os.path.join(REPO, "tests", "lib", "items_server.py")
+ITEMS_SERVER = os.path.join(REPO, "tests", "kit", "items_server.py")
 DASH = "\u2014"
 
 

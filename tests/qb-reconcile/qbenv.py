@@ -7,11 +7,9 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 import urllib.request
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import (BIN, REPO, Daemon, Server, Workdir, base_config, query, slow_factor,  # noqa: E402,F401
+from harness import (BIN, REPO, Daemon, Server, Workdir, base_config, query, slow_factor,  # noqa: F401
                      syncctl, wait_for, write_config)
 
 FAKE = os.path.join(REPO, "tests", "fakes", "fake_qbo.py")

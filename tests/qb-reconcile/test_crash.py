@@ -5,11 +5,9 @@ and a kill while the create is in flight; after the restart the ledger has each 
 import os
 import signal
 import subprocess
-import sys
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qbenv import QBEnv, result, slow_factor, wait_for  # noqa: E402
+from qbenv import QBEnv, result, slow_factor, wait_for
 
 
 class CrashTest(unittest.TestCase):

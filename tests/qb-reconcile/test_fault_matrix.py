@@ -28,12 +28,11 @@ import sys
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qbenv import QBEnv, result  # noqa: E402
-from harness import SmtpSink, refused_port, query, runs, wait_for  # noqa: E402
-from endstate import normalised  # noqa: E402
-from faultmatrix import print_table  # noqa: E402
-from matrixkit import SKIPPED, SmallDisk, hold_write_lock, met_the_lock, run_cases, when_phase  # noqa: E402
+from qbenv import QBEnv, result
+from harness import SmtpSink, refused_port, query, runs, wait_for
+from endstate import normalised
+from faultmatrix import print_table
+from matrixkit import SKIPPED, SmallDisk, hold_write_lock, met_the_lock, run_cases, when_phase
 
 SYNC = "qb_reconcile"
 N = 3

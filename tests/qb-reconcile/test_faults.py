@@ -7,12 +7,10 @@ import email
 import email.policy
 import json
 import os
-import sys
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qbenv import QBEnv, exit_code, result  # noqa: E402
+from qbenv import QBEnv, exit_code, result
 
 
 class FaultTest(unittest.TestCase):

@@ -6,12 +6,10 @@ QuickBooks times, money to cents; and hostile input (truncated, huge, binary) th
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import BIN, SHARED  # noqa: E402
+from harness import BIN, SHARED
 
 TOOL = os.path.join(BIN, "qbr-parse")
 SAMPLES = os.path.join(SHARED, "samples", "qbo")

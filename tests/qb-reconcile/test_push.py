@@ -4,13 +4,10 @@ deletion, changed amount), the attention mail, `syncctl qb status` and `syncctl 
 
 import json
 import os
-import sys
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qbenv import QBEnv, RESULT_KEYS, result  # noqa: E402
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import SmtpSink, query  # noqa: E402
+from qbenv import QBEnv, RESULT_KEYS, result
+from harness import SmtpSink, query
 
 
 class PushTest(unittest.TestCase):

@@ -4,11 +4,9 @@ CDC; a CDC answer at the object cap is continued from the newest time it held (a
 when it cannot progress); --full reads everything again and finds invoices missing in QuickBooks."""
 
 import os
-import sys
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qbenv import QBEnv, result  # noqa: E402
+from qbenv import QBEnv, result
 
 
 class ReconcileTest(unittest.TestCase):

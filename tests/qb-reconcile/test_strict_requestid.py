@@ -12,13 +12,11 @@ exactly once:
 
 import json
 import os
-import sys
 import unittest
 import urllib.error
 import urllib.request
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qbenv import QBEnv, result  # noqa: E402
+from qbenv import QBEnv, result
 
 RETENTION = 600     # seconds of the fake's clock
 

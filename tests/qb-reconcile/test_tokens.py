@@ -9,14 +9,11 @@ import json
 import os
 import signal
 import stat
-import sys
 import unittest
 import urllib.parse
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qbenv import QBEnv, result, sha12, no_redirect_get, wait_for, query, slow_factor  # noqa: E402
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import SmtpSink, ctl  # noqa: E402
+from qbenv import QBEnv, result, sha12, no_redirect_get, wait_for, query, slow_factor
+from harness import SmtpSink, ctl
 
 RECONNECT_SUBJECT = "[qb-reconcile] QuickBooks needs reconnecting"
 

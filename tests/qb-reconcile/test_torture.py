@@ -40,11 +40,10 @@ import sys
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qbenv import QBEnv, result  # noqa: E402
-from harness import SmtpSink, query  # noqa: E402
-from endstate import MARK, mail_body, normalised, ops_state, short  # noqa: E402
-from torture import torture  # noqa: E402
+from qbenv import QBEnv, result
+from harness import SmtpSink, query
+from endstate import MARK, mail_body, normalised, ops_state, short
+from torture import torture
 
 KEYS = {"digest": True, "push_batch": 4}
 TIMES = ("created_at", "updated_at", "qb_last_attempt_at", "qb_synced_at", "qb_updated_at", "paid_at",

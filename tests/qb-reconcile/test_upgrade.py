@@ -9,11 +9,9 @@ lead renumbers migrations at merge), so the daemon applies it and any after it."
 import glob
 import os
 import sqlite3
-import sys
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qbenv import REPO, QBEnv, result  # noqa: E402
+from qbenv import REPO, QBEnv, result
 
 MIGRATION = "run-degraded"
 

@@ -10,12 +10,9 @@ pass.  (The tests run as root: "another user" is nobody, uid 65534.)
 
 import os
 import subprocess
-import sys
 import unittest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from harness import BIN, Workdir, base_config, write_config  # noqa: E402
+from harness import BIN, Workdir, base_config, write_config
 
 NOBODY = 65534
 

@@ -12,11 +12,9 @@ file, and blocked on a FIFO.
 
 import os
 import stat
-import sys
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import Daemon, Workdir, base_config, ctl, wait_for, write_config  # noqa: E402
+from harness import Daemon, Workdir, base_config, ctl, wait_for, write_config
 
 NOBODY = 65534
 EXIT_CANNOT_START = 5

@@ -11,14 +11,11 @@ On the code before the fix the Release build had no stack protector, no _FORTIFY
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import REPO  # noqa: E402
-import hardening  # noqa: E402
+from harness import REPO
+import hardening
 
 PROGRAM = r"""
 #include <stdio.h>

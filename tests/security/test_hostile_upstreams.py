@@ -29,15 +29,11 @@ import sys
 import time
 import unittest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-sys.path.insert(0, os.path.join(HERE, "..", "tga-sync"))
-sys.path.insert(0, os.path.join(HERE, "..", "qb-reconcile"))
-from harness import (BIN, REPO, Daemon, Server, Workdir, base_config, dump_db, query, slow_factor,  # noqa: E402
+from harness import (BIN, REPO, Daemon, Server, Workdir, base_config, dump_db, query, slow_factor,
                      syncctl, write_config)
-from hostile import Body, Bomb, Hostile, Rewrite, Stream  # noqa: E402
-import tgalib  # noqa: E402
-import qbenv  # noqa: E402
+from hostile import Body, Bomb, Hostile, Rewrite, Stream
+import tgalib
+import qbenv
 
 TIME = "/usr/bin/time"
 PEAK_MB = 64

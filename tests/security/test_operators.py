@@ -32,11 +32,10 @@ import sys
 import threading
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import (BIN, REPO, Daemon, Server, Workdir, ctl, runs, wait_for,  # noqa: E402
+from harness import (BIN, REPO, Daemon, Server, Workdir, ctl, runs, wait_for,
                      write_config)
 
-ITEMS_SERVER = os.path.join(REPO, "tests", "lib", "items_server.py")
+ITEMS_SERVER = os.path.join(REPO, "tests", "kit", "items_server.py")
 SYNCCTL = os.path.join(BIN, "syncctl")
 SCTL_FAILED, SCTL_DENIED = 1, 7
 

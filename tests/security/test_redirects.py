@@ -11,14 +11,10 @@ followed, and logged.  Also: a redirect to file://, to http:// on another port, 
 import json
 import os
 import subprocess
-import sys
 import unittest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-sys.path.insert(0, HERE)
-from harness import BIN, Daemon, Workdir, base_config, query, runs, write_config  # noqa: E402
-from url_upstreams import Recorder, Redirector, make_cert  # noqa: E402
+from harness import BIN, Daemon, Workdir, base_config, query, runs, write_config
+from url_upstreams import Recorder, Redirector, make_cert
 
 SECRET = "RedirPw-S3cr3t-7d41e0"
 BEARER = "Authorization: Bearer tok-S3cr3t-bearer-0042"
@@ -197,7 +193,6 @@ class RedirectDaemonTest(unittest.TestCase):
 
     def test_qb_token_refresh_and_api_calls_never_reach_another_host(self):
         # The token request carries Basic client_id:secret and the refresh token; API calls carry the Bearer token.
-        sys.path.insert(0, os.path.join(HERE, "..", "qb-reconcile"))
         from qbenv import QBEnv
         certs = Workdir("redir-qb-cert")
         self.addCleanup(certs.cleanup)

@@ -36,9 +36,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from harness import (REPO, Daemon, Server, Workdir, base_config, free_port, query, syncctl,  # noqa: E402
+from harness import (REPO, Daemon, Server, Workdir, base_config, free_port, query, syncctl,
                      write_config)
 
 FAKES = os.path.join(REPO, "tests", "fakes")
@@ -161,7 +159,7 @@ class SecretsTest(unittest.TestCase):
         cls.qbo = Server(os.path.join(FAKES, "fake_qbo.py"), "--client-secret-file", secret_path, "--currency", "AUD",
                          "--rotate", "always", "--redirect-uri", QB_REDIRECT, wd=wd, name="fake_qbo")
         cls.cleanups.append(cls.qbo.stop)
-        cls.items = Server(os.path.join(REPO, "tests", "lib", "items_server.py"), "--items", "12", wd=wd,
+        cls.items = Server(os.path.join(REPO, "tests", "kit", "items_server.py"), "--items", "12", wd=wd,
                            name="items")
         cls.cleanups.append(cls.items.stop)
         cls.smtp_ok = AuthSmtp(accept=True)

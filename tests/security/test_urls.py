@@ -15,14 +15,10 @@ client secret, a bad cricos timezone_offset, and an SMTP password file that is m
 
 import os
 import subprocess
-import sys
 import unittest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-sys.path.insert(0, HERE)
-from harness import BIN, Daemon, Workdir, base_config, write_config  # noqa: E402
-from url_upstreams import Recorder  # noqa: E402
+from harness import BIN, Daemon, Workdir, base_config, write_config
+from url_upstreams import Recorder
 
 SECRET = "UrlPolicyPw-S3cr3t-51c0"
 QB_CLIENT_ID = "ABfakeQBOclient0000000000000000000000000000000000"

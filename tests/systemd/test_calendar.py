@@ -16,12 +16,10 @@ import json
 import os
 import re
 import subprocess
-import sys
 import unittest
 import zoneinfo
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import BIN, REPO  # noqa: E402
+from harness import BIN, REPO
 
 SCHEDULES = os.path.join(REPO, "schedules")
 PROBE = os.path.join(BIN, "calendar-probe")

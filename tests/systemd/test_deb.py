@@ -15,14 +15,11 @@ import re
 import shutil
 import stat
 import subprocess
-import sys
 import tempfile
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "security"))
-from harness import REPO  # noqa: E402
-import hardening  # noqa: E402
+from harness import REPO
+import hardening
 
 PKG = "rtopacks-sync"
 DAEMONS = ("tga-sync", "cricos-sync", "qb-reconcile")

@@ -8,11 +8,9 @@ On the code before the fix it exited 9 with three "no such table: sync_runs" pro
 
 import json
 import os
-import sys
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import Workdir, syncctl, write_config, REPO  # noqa: E402
+from harness import Workdir, syncctl, write_config, REPO
 
 ATTENTION = 8
 DAEMONS = ("tga-sync", "cricos-sync", "qb-reconcile")

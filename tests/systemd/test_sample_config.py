@@ -10,15 +10,12 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-sys.path.insert(0, HERE)
-from harness import BIN, REPO  # noqa: E402
-import sample_config  # noqa: E402
+from harness import BIN, REPO
+import sample_config
 
 SAMPLE = os.path.join(REPO, "etc", "sync.conf.sample")
 DAEMONS = [d for d in sample_config.DAEMONS if os.path.exists(os.path.join(BIN, d))]

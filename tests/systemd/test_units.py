@@ -15,8 +15,7 @@ import sys
 import tempfile
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import BIN, REPO  # noqa: E402
+from harness import BIN, REPO
 
 BUILD = os.path.dirname(BIN)
 UNITS_DIR = os.path.join(BUILD, "systemd")

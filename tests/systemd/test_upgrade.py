@@ -17,17 +17,15 @@ import os
 import shutil
 import stat
 import subprocess
-import sys
 import tempfile
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import (BIN, REPO, Daemon, Server, Workdir, base_config, ctl, cursor, query, runs,  # noqa: E402
+from harness import (BIN, REPO, Daemon, Server, Workdir, base_config, ctl, cursor, query, runs,
                      wait_for, write_config)
 
 BUILD = os.path.dirname(BIN)
 POSTINST = os.path.join(BUILD, "debian", "postinst")
-ITEMS_SERVER = os.path.join(REPO, "tests", "lib", "items_server.py")
+ITEMS_SERVER = os.path.join(REPO, "tests", "kit", "items_server.py")
 SERVICES = ["cricos-sync.service", "qb-reconcile.service", "tga-sync.service"]
 
 

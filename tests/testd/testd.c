@@ -1,6 +1,6 @@
 /*
  * test-sync: a small daemon built on the cycle engine, for the engine's own tests.  It syncs "items" from a local
- * JSON test server (tests/lib/items_server.py) into rtopacks.db, page by page, the way a real job syncs an upstream:
+ * JSON test server (tests/kit/items_server.py) into rtopacks.db, page by page, the way a real job syncs an upstream:
  *
  *   init          GET /meta: how many pages; remember it in the cycle state            (ops.db only)
  *   fetch_items   GET /items?page=N: upsert a page per step, cursor "page=N"            (rtopacks.db)

@@ -10,10 +10,9 @@ import signal
 import sys
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import tgalib  # noqa: E402
-from endstate import without  # noqa: E402
-from harness import SmtpSink, Workdir, cursor, runs, settled_mails, wait_for  # noqa: E402
+import tgalib
+from endstate import without
+from harness import SmtpSink, Workdir, cursor, runs, settled_mails, wait_for
 
 # Small pages, so that both phases span several steps at the small scale.
 KEYS = {"page_size": 20}

@@ -15,13 +15,12 @@ import sys
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import tgalib  # noqa: E402
-from harness import (Daemon, SmtpSink, Workdir, base_config, cursor, refused_port, query, runs,  # noqa: E402
+import tgalib
+from harness import (Daemon, SmtpSink, Workdir, base_config, cursor, refused_port, query, runs,
                      write_config)
-from endstate import checkpoint_agrees, normalised, ops_state, without  # noqa: E402
-from faultmatrix import print_table  # noqa: E402
-from matrixkit import StorageCases, run_cases  # noqa: E402
+from endstate import checkpoint_agrees, normalised, ops_state, without
+from faultmatrix import print_table
+from matrixkit import StorageCases, run_cases
 
 SYNC = "tga_sync"
 

@@ -9,13 +9,11 @@ import glob
 import os
 import re
 import shutil
-import sys
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import tgalib  # noqa: E402
-from harness import SmtpSink, Workdir, dump_db, query, runs  # noqa: E402
+import tgalib
+from harness import SmtpSink, Workdir, dump_db, query, runs
 
 WRONG = "wrong-password-7Qx!"
 

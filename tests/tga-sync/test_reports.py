@@ -7,12 +7,10 @@ completion mail switched off (notify = no) is not an error on the notify step.
 
 import json
 import os
-import sys
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import tgalib  # noqa: E402
-from harness import SmtpSink, Workdir, query, runs  # noqa: E402
+import tgalib
+from harness import SmtpSink, Workdir, query, runs
 
 # A plan end with a fraction of a second: a mark rounded to whole seconds would differ from it.
 END = "2026-01-05T00:00:00.25Z"

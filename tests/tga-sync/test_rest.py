@@ -20,12 +20,10 @@ SOAP services, both fakes serving the same register (small scale, same seed, sam
 import json
 import os
 import sqlite3
-import sys
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import tgalib  # noqa: E402
-from harness import SmtpSink, Workdir, query, runs  # noqa: E402
+import tgalib
+from harness import SmtpSink, Workdir, query, runs
 
 NOW = "2026-01-05T00:00:00Z"
 LATER = "2026-02-10T00:00:00Z"

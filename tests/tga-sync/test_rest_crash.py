@@ -12,10 +12,9 @@ import sys
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import tgalib  # noqa: E402
-from endstate import without  # noqa: E402
-from harness import SmtpSink, Workdir, cursor, runs, wait_for  # noqa: E402
+import tgalib
+from endstate import without
+from harness import SmtpSink, Workdir, cursor, runs, wait_for
 
 # Small pages, so that both phases span several steps at the small scale.
 KEYS = {"rest_page_size": 20}

@@ -15,13 +15,11 @@ Each cycle ends with the register in rtopacks.db (tgalib.compare_rest).
 
 import os
 import signal
-import sys
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import tgalib  # noqa: E402
-from harness import Daemon, Workdir, base_config, cursor, query, runs, write_config  # noqa: E402
+import tgalib
+from harness import Daemon, Workdir, base_config, cursor, query, runs, write_config
 
 
 def read(path):

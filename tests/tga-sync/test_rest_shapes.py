@@ -13,14 +13,12 @@ exit 0 with rows missing fails the test (outcome()).
 """
 
 import os
-import sys
 import threading
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import tgalib  # noqa: E402
-from harness import SmtpSink, Workdir, query, runs  # noqa: E402
+import tgalib
+from harness import SmtpSink, Workdir, query, runs
 
 
 class RestShapesTest(unittest.TestCase):

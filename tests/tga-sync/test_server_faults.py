@@ -13,9 +13,8 @@ import sys
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import tgalib  # noqa: E402
-from harness import Workdir, query, runs  # noqa: E402
+import tgalib
+from harness import Workdir, query, runs
 
 # The daemon's default retries (4 per request, 3 per step), with waits short enough for a test.
 FAST = {"retries": 4, "backoff": "10ms", "backoff_max": "50ms", "step_retries": 3, "step_backoff": "20ms",

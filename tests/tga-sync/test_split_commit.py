@@ -4,7 +4,7 @@
 Every cursor commit of tga-sync writes ops.db and rtopacks.db; ops.db commits first.  For the commits that matter
 (the run's start, the first corpus commit of the first cycle and of a later cycle, a commit in the middle of
 sync_training, the last corpus commit, write_snapshot, the mail's commit and the last commit) the daemon is killed
-on both sides of the commit and exactly between the two files (tests/lib/splitcommit.py), restarted as systemd
+on both sides of the commit and exactly between the two files (tests/kit/splitcommit.py), restarted as systemd
 would, and must end with the state of uninterrupted cycles: every table by content (the torture's end state), one
 complete run per cycle, the killed run stale and named by the next run's resumed_from, one completion mail.
 """
@@ -13,11 +13,10 @@ import os
 import sys
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import tgalib  # noqa: E402
-import test_torture  # noqa: E402
-from harness import SmtpSink, Workdir  # noqa: E402
-from splitcommit import check_case, commit_counts  # noqa: E402
+import tgalib
+import test_torture
+from harness import SmtpSink, Workdir
+from splitcommit import check_case, commit_counts
 
 
 class SplitCommitBase:

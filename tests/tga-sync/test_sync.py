@@ -9,12 +9,10 @@ with nothing changed makes only search requests.
 
 import json
 import os
-import sys
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import tgalib  # noqa: E402
-from harness import SmtpSink, Workdir, query, runs, syncctl  # noqa: E402
+import tgalib
+from harness import SmtpSink, Workdir, query, runs, syncctl
 
 KIND_TYPE = {"training_package": "TrainingPackage", "qualification": "Qualification", "unit": "Unit",
              "skill_set": "SkillSet", "accredited_course": "AccreditedCourse"}

@@ -21,7 +21,7 @@ What is not compared, and why (everything else is, row by row):
     subject, status and body (minus the lines naming runs and times).  sync_steps are per run: not compared.
 
 TORTURE_KILLS sets the number of kills (default 6; scripts/reliability runs 50 mixed, then 200 aimed between the
-two databases' commits with TORTURE_AIM=split: see tests/lib/torture.py), TORTURE_SEED the seed (printed).
+two databases' commits with TORTURE_AIM=split: see tests/kit/torture.py), TORTURE_SEED the seed (printed).
 """
 
 import os
@@ -30,11 +30,10 @@ import sys
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import tgalib  # noqa: E402
-from harness import SmtpSink, Workdir, cursor, query  # noqa: E402
-from endstate import MARK, json_marked, normalised, ops_state, short, without  # noqa: E402
-from torture import torture  # noqa: E402
+import tgalib
+from harness import SmtpSink, Workdir, cursor, query
+from endstate import MARK, json_marked, normalised, ops_state, short, without
+from torture import torture
 
 KEYS = {"page_size": 20, "min_interval": "4ms"}
 # The job state's high-water marks (the fake's running clock) and the last cycle's id (our clock).

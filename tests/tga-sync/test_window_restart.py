@@ -8,12 +8,10 @@ counts window_restarts), complete, and after one more cycle hold exactly the fak
 import json
 import os
 import subprocess
-import sys
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import tgalib  # noqa: E402
-from harness import Workdir, query, runs, wait_for  # noqa: E402
+import tgalib
+from harness import Workdir, query, runs, wait_for
 
 
 class WindowRestartTest(unittest.TestCase):

@@ -6,15 +6,12 @@ import json
 import os
 import random
 import sqlite3
-import sys
 import time
 import urllib.request
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from harness import (Daemon, Server, Workdir, base_config, ctl, cursor, runs, wait_for, write_config,  # noqa: E402
+from harness import (Daemon, Server, Workdir, base_config, ctl, cursor, runs, wait_for, write_config,
                      REPO)
-from endstate import without  # noqa: E402
+from endstate import without
 
 FAKE = os.path.join(REPO, "tests", "fakes", "fake_tga_soap.py")
 PASSWORD = "Asdf098"

@@ -15,12 +15,10 @@ import argparse
 import json
 import os
 import signal
-import sys
 import threading
 from urllib.parse import parse_qs, urlparse
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import fakeserver  # noqa: E402
+import fakeserver
 
 STATE = {"items": [], "bad": False, "stats": {}}
 LOCK = threading.Lock()

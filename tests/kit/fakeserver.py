@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class Faults:
     """Armed faults.  ops, if given, are the op names the server knows: arming another one is refused (ValueError),
     so that a test cannot arm a fault that never fires.  listing() reports each fault's remaining count and how often
-    it fired, so that a test can check that its fault was used (tests/lib/faultmatrix.py does)."""
+    it fired, so that a test can check that its fault was used (tests/kit/faultmatrix.py does)."""
 
     def __init__(self, ops=None):
         self.lock = threading.Lock()

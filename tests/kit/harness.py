@@ -2,7 +2,7 @@
 
 What it gives a test:
   * Workdir: a private temporary directory with state/ and run/ (short paths: AF_UNIX names are limited).
-  * Server: starts a fake upstream (tests/fakes/*.py or tests/lib/*_server.py) on a random loopback port.
+  * Server: starts a fake upstream (tests/fakes/*.py or tests/kit/*_server.py) on a random loopback port.
   * SmtpSink: a real SMTP server (aiosmtpd) on loopback (port 0, reported) that keeps what it receives.
   * refused_port(): a port nothing listens on, reserved for the test's lifetime ("connection refused" cases).
   * Daemon: writes nothing itself; starts a daemon binary with -f -c CONFIG, stops it (TERM) or kills it (KILL).
