@@ -10,8 +10,8 @@ import json
 import os
 import re
 
-from harness import (REPO, Daemon, Server, Workdir, base_config, dump_db, query,  # noqa: F401
-                     write_config)
+import env as kitenv
+from harness import REPO, Server, Workdir, query
 
 FAKE_CKAN = os.path.join(REPO, "tests", "fakes", "fake_ckan.py")
 SYNC_TYPE = "cricos_sync"
@@ -220,12 +220,7 @@ def db_rows(corpus, t, present=True):
 
 
 def summary(ops, run_id=None):
-    sql = "SELECT summary FROM sync_runs WHERE sync_type = 'cricos_sync' AND summary IS NOT NULL"
-    if run_id:
-        rows = query(ops, sql + " AND run_id = ?", (run_id,))
-    else:
-        rows = query(ops, sql + " ORDER BY started_at DESC, run_id DESC LIMIT 1")
-    return json.loads(rows[0][0]) if rows else None
+    return kitenv.run_summary(ops, SYNC_TYPE, run_id)[0]
 
 
 def step_detail(ops, run_id, step):
@@ -257,25 +252,22 @@ VOLATILE = ("added_cycle", "changed_cycle", "seen_cycle", "removed_cycle", "firs
             "deleted_at", "cycle_id", "synced_at", "run_id", "updated_at", "seq")
 
 
-class Env:
+class Env(kitenv.Env):
     """A workdir, a cricos-sync config pointing at a fake CKAN server, and the daemon."""
 
+    binary = "cricos-sync"
+    sync_type = SYNC_TYPE
+
     def __init__(self, fake, smtp=None, name="cricos", env=None, http=None, **keys):
-        self.wd = Workdir(name)
+        super().__init__(name, smtp)
+        self.fake = fake
         section = {"base_url": fake.url + "/data", "page_size": 100, "step_retries": 1, "step_backoff": "100ms",
                    "step_backoff_max": "200ms", "housekeeping_interval": "200ms"}
         section.update(keys)
-        extra = {"cricos-sync": section}
-        if http:
-            extra["http"] = http
-        self.config = write_config(self.wd.file("sync.conf"), base_config(self.wd, smtp.port if smtp else None,
-                                                                          extra))
-        self.ops = os.path.join(self.wd.state, "ops.db")
-        self.corpus = os.path.join(self.wd.state, "rtopacks.db")
-        self.daemon = Daemon("cricos-sync", self.config, self.wd, env=env)
+        self.configure(section, extra={"http": http} if http else None, env=env)
 
     def corpus_dump(self):
-        return dump_db(self.corpus, exclude_tables=("sync_checkpoint",), exclude_columns=VOLATILE)
+        return super().corpus_dump(exclude_tables=("sync_checkpoint",), exclude_columns=VOLATILE)
 
     def assert_matches(self, tc, dump, msg=""):
         """The corpus holds exactly the fake's current content, cleaned."""

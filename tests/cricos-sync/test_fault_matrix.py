@@ -11,14 +11,13 @@ and a page of courses are committed when it fails and the recovery shows they we
 (low_speed_time 1 s, total_timeout 2 s, one HTTP retry, one step retry), so hangs and drips end in seconds.
 """
 
-import os
 import sys
 import time
 import unittest
 
 import cricoslib
-from harness import (Daemon, SmtpSink, Workdir, base_config, cursor, refused_port, query, runs,
-                     write_config)
+import env as kitenv
+from harness import SmtpSink, cursor, refused_port, query, runs
 from endstate import checkpoint_agrees, normalised, ops_state
 from faultmatrix import print_table
 from matrixkit import StorageCases, run_cases
@@ -31,33 +30,25 @@ CYCLE_COLUMNS = ("added_cycle", "changed_cycle", "seen_cycle", "removed_cycle", 
                  "deleted_at", "synced_at")
 
 
-class Env:
+class Env(kitenv.Env):
     """A fresh workdir and config for cricos-sync against the fake (first edition), with short timeouts."""
 
+    binary = "cricos-sync"
+    sync_type = SYNC
+
     def __init__(self, fake, smtp_port, state_dir=None, **keys):
-        self.wd = Workdir("cricosfm")
+        super().__init__("cricosfm", smtp_port, state_dir)
         self.fake = fake
-        self.smtp_port = smtp_port
-        if state_dir:
-            self.wd.state = state_dir
-        self.ops = os.path.join(self.wd.state, "ops.db")
-        self.corpus = os.path.join(self.wd.state, "rtopacks.db")
         self.keys = {"page_size": PAGE, "retries": 1, "backoff": "100ms", "backoff_max": "300ms",
                      "connect_timeout": "1s", "low_speed_time": "1s", "total_timeout": "2s", "step_retries": 1,
                      "step_backoff": "300ms", "step_backoff_max": "300ms", "housekeeping_interval": "200ms"}
         self.keys.update(keys)
         self.write(fake.url)
-        self.daemon = Daemon("cricos-sync", self.config, self.wd)
         self.reference = None
 
     def write(self, url, smtp_port=None):
-        self.config = write_config(self.wd.file("sync.conf"), base_config(self.wd, smtp_port or self.smtp_port, {
-            "cricos-sync": dict(self.keys, base_url=url + "/data"), "paths": {"busy_timeout": "500ms"}}))
-
-    def warm(self):
-        """Create both databases (a start and a stop, no cycle), so a fault can be armed on existing files."""
-        self.daemon.start()
-        assert self.daemon.stop() == 0, self.daemon.read_log()[-2000:]
+        self.configure(dict(self.keys, base_url=url + "/data"), extra={"paths": {"busy_timeout": "500ms"}},
+                       smtp_port=smtp_port)
 
     def state(self):
         """rtopacks.db by content (cycle stamps and times marked; the editions table is one row per cycle that

@@ -13,8 +13,8 @@ import threading
 import time
 import unittest
 
-from harness import (Daemon, Server, SmtpSink, Workdir, base_config, dump_db, refused_port, query,
-                     wait_for, write_config, REPO)
+import env as kitenv
+from harness import Server, SmtpSink, Workdir, dump_db, refused_port, query, wait_for, REPO
 from faultmatrix import print_table, run_case
 from torture import diff_states
 
@@ -22,24 +22,20 @@ ITEMS_SERVER = os.path.join(REPO, "tests", "kit", "items_server.py")
 VOLATILE = ("run_id", "created_cycle", "changed_cycle")
 
 
-class Env:
+class Env(kitenv.Env):
+    binary = "test-sync"
+    sync_type = "test_sync"
+
     def __init__(self, items, smtp_port, state_dir=None):
-        self.wd = Workdir("fm")
+        super().__init__("fm", smtp_port, state_dir)
         self.items = items
-        self.smtp_port = smtp_port
-        if state_dir:
-            self.wd.state = state_dir
-        self.ops = os.path.join(self.wd.state, "ops.db")
-        self.corpus = os.path.join(self.wd.state, "rtopacks.db")
         self.write(items.url)
-        self.daemon = Daemon("test-sync", self.config, self.wd)
         self.reference = None
 
     def write(self, url, smtp_port=None):
-        self.config = write_config(self.wd.file("sync.conf"), base_config(self.wd, smtp_port or self.smtp_port, {
-            "test-sync": {"url": url, "page_size": 10, "low_speed_time": "1s", "total_timeout": "2s",
-                          "retries": 1, "backoff": "100ms", "step_retries": 2, "step_backoff": "300ms"},
-            "paths": {"busy_timeout": "500ms"}}))
+        self.configure({"url": url, "page_size": 10, "low_speed_time": "1s", "total_timeout": "2s", "retries": 1,
+                        "backoff": "100ms", "step_retries": 2, "step_backoff": "300ms"},
+                       extra={"paths": {"busy_timeout": "500ms"}}, smtp_port=smtp_port)
 
     def state(self):
         return dump_db(self.corpus, exclude_tables=("sync_checkpoint",), exclude_columns=VOLATILE)

@@ -9,8 +9,8 @@ import sqlite3
 import subprocess
 import urllib.request
 
-from harness import (BIN, REPO, Daemon, Server, Workdir, base_config, query, slow_factor,  # noqa: F401
-                     syncctl, wait_for, write_config)
+import env as kitenv
+from harness import BIN, REPO, Server, query, slow_factor, wait_for  # noqa: F401 (re-exported to the tests)
 
 FAKE = os.path.join(REPO, "tests", "fakes", "fake_qbo.py")
 CLIENT_ID = "ABfakeQBOclient0000000000000000000000000000000000"
@@ -23,16 +23,20 @@ def sha12(s):
     return hashlib.sha256(s.encode()).hexdigest()[:12]
 
 
-class QBEnv:
+class QBEnv(kitenv.Env):
+    """A workdir, its fake QuickBooks (its own unless one is handed in), a seeded token store, a config for
+    qb-reconcile and the daemon, with ops.db made (one start and stop, no cycle)."""
+
+    binary = "qb-reconcile"
+    sync_type = "qb_reconcile"
+
     def __init__(self, name="qb", smtp=None, fake_args=(), seed_tokens=True, token_file=None, fake=None,
                  **qb_keys):
-        self.wd = Workdir(name)
-        with open(self.wd.file("client-secret"), "w") as f:
-            f.write(CLIENT_SECRET + "\n")
-        os.chmod(self.wd.file("client-secret"), 0o600)
+        super().__init__(name, smtp)
+        secret = self.secret_file("client-secret", CLIENT_SECRET + "\n")
         self.own_fake = fake is None
         self.fake = fake or Server(FAKE, "--token-state-file", self.wd.file("fake-tokens.json"), "--currency", "AUD",
-                                   "--client-secret-file", self.wd.file("client-secret"), *fake_args, wd=self.wd)
+                                   "--client-secret-file", secret, *fake_args, wd=self.wd)
         self.token_file = token_file or os.path.join(self.wd.state, "qb-reconcile", "qb-tokens.json")
         os.makedirs(os.path.dirname(self.token_file), mode=0o700, exist_ok=True)
         self.secrets = {CLIENT_SECRET}
@@ -42,7 +46,7 @@ class QBEnv:
         if os.path.exists(self.wd.file("fake-tokens.json")):
             self.note_tokens(self.wd.file("fake-tokens.json"))
         keys = {
-            "client_id": CLIENT_ID, "client_secret_file": self.wd.file("client-secret"),
+            "client_id": CLIENT_ID, "client_secret_file": secret,
             "redirect_uri": "https://rtopacks.test/qb/callback", "api_base_url": self.fake.url,
             "token_url": self.fake.url + "/oauth2/v1/tokens/bearer",
             "authorize_url": self.fake.url + "/connect/oauth2", "currency": "AUD", "throttle_wait": "1s",
@@ -50,11 +54,7 @@ class QBEnv:
             "requests_per_minute": 500, "invalid_grant_recheck": "300ms",
         }
         keys.update(qb_keys)
-        self.config = write_config(self.wd.file("sync.conf"), base_config(self.wd, smtp.port if smtp else None,
-                                                                          {"qb-reconcile": keys}))
-        self.ops = os.path.join(self.wd.state, "ops.db")
-        self.daemon = Daemon("qb-reconcile", self.config, self.wd)
-        self.outputs = []
+        self.configure(keys)
         # ops.db with its schema: one start and stop (no cycle runs).
         self.daemon.start()
         self.daemon.stop()
@@ -75,9 +75,8 @@ class QBEnv:
         return p.returncode, (json.loads(lines[-1]) if lines else None)
 
     def ctl(self, *args, timeout=120):
-        r = syncctl(self.config, *args, timeout=timeout)
-        self.outputs.append(r.stdout + r.stderr)
-        return r
+        """syncctl with this config (its output is kept for the secret checks)."""
+        return self.syncctl(*args, timeout=timeout)
 
     def note_tokens(self, path=None):
         """Remember every token value we ever saw: none may appear anywhere outside the store."""
@@ -167,7 +166,7 @@ class QBEnv:
     def cleanup(self):
         if self.own_fake:
             self.fake.stop()
-        self.wd.cleanup()
+        super().cleanup()
 
 
 def exit_code(res):

@@ -10,14 +10,13 @@ sync_training phase), so that the recovery shows the committed pages were kept. 
 (low_speed_time 1 s, total_timeout 2 s, one HTTP retry, one step retry), so hangs and drips end in seconds.
 """
 
-import os
 import sys
 import time
 import unittest
 
+import env as kitenv
 import tgalib
-from harness import (Daemon, SmtpSink, Workdir, base_config, cursor, refused_port, query, runs,
-                     write_config)
+from harness import SmtpSink, Workdir, cursor, refused_port, query, runs
 from endstate import checkpoint_agrees, normalised, ops_state, without
 from faultmatrix import print_table
 from matrixkit import StorageCases, run_cases
@@ -25,39 +24,27 @@ from matrixkit import StorageCases, run_cases
 SYNC = "tga_sync"
 
 
-class Env:
+class Env(kitenv.Env):
     """A fresh workdir and config for tga-sync against the fake (first cycle), with short timeouts."""
 
+    binary = "tga-sync"
+    sync_type = "tga_sync"
+
     def __init__(self, fake, smtp_port, state_dir=None, **keys):
-        self.wd = Workdir("tgafm")
+        super().__init__("tgafm", smtp_port, state_dir)
         self.fake = fake
-        self.smtp_port = smtp_port
-        if state_dir:
-            self.wd.state = state_dir
-        self.ops = os.path.join(self.wd.state, "ops.db")
-        self.corpus = os.path.join(self.wd.state, "rtopacks.db")
-        pw = self.wd.file("tga-password")
-        with open(pw, "w") as f:
-            f.write(tgalib.PASSWORD)
-        os.chmod(pw, 0o600)
+        pw = self.secret_file("tga-password", tgalib.PASSWORD)
         self.keys = {"username": "WebService.Read", "password_file": pw, "epoch": tgalib.EPOCH, "page_size": 50,
                      "overlap": "1h", "retries": 1, "backoff": "100ms", "backoff_max": "300ms",
                      "connect_timeout": "1s", "low_speed_time": "1s", "total_timeout": "2s", "parse_retries": 1,
                      "step_retries": 1, "step_backoff": "300ms", "step_backoff_max": "300ms"}
         self.keys.update(keys)
         self.write(fake.url)
-        self.daemon = Daemon("tga-sync", self.config, self.wd)
         self.reference = None
 
     def write(self, url, smtp_port=None):
-        keys = dict(self.keys, base_url=url + "/Deewr.Tga.Webservices")
-        self.config = write_config(self.wd.file("sync.conf"), base_config(self.wd, smtp_port or self.smtp_port, {
-            "tga-sync": keys, "paths": {"busy_timeout": "500ms"}}))
-
-    def warm(self):
-        """Create both databases (a start and a stop, no cycle), so a fault can be armed on existing files."""
-        self.daemon.start()
-        assert self.daemon.stop() == 0, self.daemon.read_log()[-2000:]
+        self.configure(dict(self.keys, base_url=url + "/Deewr.Tga.Webservices"),
+                       extra={"paths": {"busy_timeout": "500ms"}}, smtp_port=smtp_port)
 
     def state(self):
         return end_state(self)

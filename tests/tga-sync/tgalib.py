@@ -9,8 +9,8 @@ import sqlite3
 import time
 import urllib.request
 
-from harness import (Daemon, Server, Workdir, base_config, ctl, cursor, runs, wait_for, write_config,
-                     REPO)
+import env as kitenv
+from harness import Server, ctl, cursor, runs, wait_for, REPO
 from endstate import without
 
 FAKE = os.path.join(REPO, "tests", "fakes", "fake_tga_soap.py")
@@ -30,31 +30,25 @@ def start_fake(wd, *args, now=None):
     return Server(FAKE, "--scale", "small", *extra, wd=wd, name="fake_tga_%d" % id(extra))
 
 
-class Env:
+class Env(kitenv.Env):
     """A workdir, a config for tga-sync against a fake TGA server, and the daemon."""
 
+    binary = "tga-sync"
+    sync_type = "tga_sync"
+
     def __init__(self, fake, smtp=None, name="tga", password=PASSWORD, **keys):
-        self.wd = Workdir(name)
+        super().__init__(name, smtp)
         self.fake = fake
-        pw = self.wd.file("tga-password")
-        with open(pw, "w") as f:
-            f.write(password)
-        os.chmod(pw, 0o600)
-        tga = {"base_url": fake.url + "/Deewr.Tga.Webservices", "username": "WebService.Read",
-               "password_file": pw, "epoch": EPOCH, "page_size": 50, "step_backoff": "50ms",
-               "step_backoff_max": "200ms", "step_retries": 1, "overlap": "1h"}
+        tga = self.source_keys(fake, password)
         tga.update(keys)
-        cfg = base_config(self.wd, smtp.port if smtp else None, {"tga-sync": tga})
-        self.config = write_config(self.wd.file("sync.conf"), cfg)
-        self.ops = os.path.join(self.wd.state, "ops.db")
-        self.corpus = os.path.join(self.wd.state, "rtopacks.db")
-        self.daemon = Daemon("tga-sync", self.config, self.wd)
+        self.configure(tga)
 
-    def run_once(self, *args, **kw):
-        return self.daemon.run_once(*args, **kw)
-
-    def cleanup(self):
-        self.wd.cleanup()
+    def source_keys(self, fake, password):
+        """The source's part of the [tga-sync] section: SOAP with a TGA account."""
+        pw = self.secret_file("tga-password", password)
+        return {"base_url": fake.url + "/Deewr.Tga.Webservices", "username": "WebService.Read",
+                "password_file": pw, "epoch": EPOCH, "page_size": 50, "step_backoff": "50ms",
+                "step_backoff_max": "200ms", "step_retries": 1, "overlap": "1h"}
 
 
 def fake_dump(fake):
@@ -240,16 +234,8 @@ def _other_tables(corpus):
 
 
 def summary(ops, run_id=None):
-    con = _con(ops)
-    try:
-        if run_id is None:
-            row = con.execute("SELECT summary, changes FROM sync_runs WHERE sync_type = 'tga_sync' AND summary IS NOT"
-                              " NULL ORDER BY started_at DESC, run_id DESC LIMIT 1").fetchone()
-        else:
-            row = con.execute("SELECT summary, changes FROM sync_runs WHERE run_id = ?", (run_id,)).fetchone()
-        return (json.loads(row[0]), row[1]) if row and row[0] else (None, None)
-    finally:
-        con.close()
+    """(summary JSON, changes) of a run, or of the latest tga_sync run that has a summary."""
+    return kitenv.run_summary(ops, "tga_sync", run_id)
 
 
 # --- the REST source (issue 8): the public REST API's fake, serving the same register --------------------------------
@@ -269,16 +255,12 @@ class RestEnv(Env):
     no username, no password file."""
 
     def __init__(self, fake, smtp=None, name="tgarest", **keys):
-        self.wd = Workdir(name)
-        self.fake = fake
-        tga = {"source": "rest", "rest_base_url": fake.url + "/api", "epoch": EPOCH, "rest_page_size": 50,
-               "rest_scope_page_size": 100, "step_backoff": "50ms", "step_backoff_max": "200ms", "step_retries": 1}
-        tga.update(keys)
-        cfg = base_config(self.wd, smtp.port if smtp else None, {"tga-sync": tga})
-        self.config = write_config(self.wd.file("sync.conf"), cfg)
-        self.ops = os.path.join(self.wd.state, "ops.db")
-        self.corpus = os.path.join(self.wd.state, "rtopacks.db")
-        self.daemon = Daemon("tga-sync", self.config, self.wd)
+        super().__init__(fake, smtp, name=name, **keys)
+
+    def source_keys(self, fake, password):
+        return {"source": "rest", "rest_base_url": fake.url + "/api", "epoch": EPOCH, "rest_page_size": 50,
+                "rest_scope_page_size": 100, "step_backoff": "50ms", "step_backoff_max": "200ms",
+                "step_retries": 1}
 
 
 # Comparing a SOAP-filled rtopacks.db with a REST-filled one, table by table.  Everything is compared except what
