@@ -21,7 +21,7 @@ What is not compared, and why (everything else is, row by row):
     subject, status and body (minus the lines naming runs and times).  sync_steps are per run: not compared.
 
 TORTURE_KILLS sets the number of kills (default 6; scripts/reliability runs 50 mixed, then 200 aimed between the
-two databases' commits with TORTURE_AIM=split: see tests/kit/torture.py), TORTURE_SEED the seed (printed).
+two databases' commits with TORTURE_AIM=split: see tests/kit/crash.py), TORTURE_SEED the seed (printed).
 """
 
 import os
@@ -30,9 +30,9 @@ import time
 import unittest
 
 import cricoslib
-from harness import SmtpSink, cursor, query
+from harness import cursor, query
 from endstate import MARK, json_marked, normalised, ops_state, short
-from torture import torture
+from crash import MailSubject, engine_points, torture
 
 KEYS = {"page_size": 20}
 CYCLE_COLUMNS = ("added_cycle", "changed_cycle", "seen_cycle", "removed_cycle", "first_seen_at", "updated_at",
@@ -41,28 +41,11 @@ CYCLE_COLUMNS = ("added_cycle", "changed_cycle", "seen_cycle", "removed_cycle", 
 JOB_TIMES = ("edition_synced_at", "edition_synced_cycle")
 
 
-class Env(cricoslib.Env):
-    def __init__(self, fake):
-        # A mail sink per env: run ids are per second, so two envs can have the same cycle id.
-        self.smtp = SmtpSink()
-        super().__init__(fake, self.smtp, name="cricostort", **KEYS)
-
-
-class Subject:
-    fresh_env_per_cycle = True
+class Subject(MailSubject):
     sync_type = "cricos_sync"
 
-    def __init__(self, fake):
-        self.fake = fake
-        self.crash_points = []
-        self.split_commits = 0
-
-    def new_env(self):
-        return Env(self.fake)
-
-    def discard(self, env):
-        env.smtp.stop()
-        env.wd.cleanup()
+    def make_env(self, smtp):
+        return cricoslib.Env(self.fake, smtp, name="cricostort", **KEYS)
 
     def state(self, env):
         s = normalised(env.corpus,
@@ -85,7 +68,7 @@ class Subject:
         # own after a page's rows are written, before its commit (one per page of each table).
         # Every cursor commit writes both databases (the run's start included): split_commit:N aims between them.
         self.split_commits = commits
-        self.crash_points = [("step_begin", commits), ("before_commit", commits), ("after_commit", commits)]
+        self.crash_points = engine_points(commits)
         for t in cricoslib.TABLES:
             self.crash_points.append(("cricos_page_%s" % t, (pages["sync_" + t] + KEYS["page_size"] - 1)
                                       // KEYS["page_size"]))
@@ -94,11 +77,6 @@ class Subject:
             seconds, commits, len(state), sum(len(v[1]) for v in state.values())))
         self.discard(env)
         return state, seconds
-
-    def duplicates(self, env):
-        time.sleep(0.2)
-        keys = [str(m["msg"]["X-RTOpacks-Mail-Key"]) for m in env.smtp.received()]
-        return len(keys) - len(set(keys))
 
 
 class TortureTest(unittest.TestCase):

@@ -227,7 +227,7 @@ class CycleTest(unittest.TestCase):
 
     def test_split_commit_with_ops_ahead(self):
         """ops.db is the main database and commits first, so a kill between the two files' commits leaves ops.db
-        one commit ahead (made for real: split_commit, tests/kit/splitcommit.py).  The lost commit is undone: the
+        one commit ahead (made for real: split_commit, tests/kit/crash.py).  The lost commit is undone: the
         cursor goes back to the checkpoint, and the step rows lose the lost commit's counts too (found by
         cricos-sync's torture: its completion mail counted `link` twice).  The lost commit is a resumed run's first
         of a phase, or its first in the middle of one."""

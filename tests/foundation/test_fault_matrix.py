@@ -16,7 +16,7 @@ import unittest
 import env as kitenv
 from harness import Server, SmtpSink, Workdir, dump_db, refused_port, query, wait_for, REPO
 from faultmatrix import print_table, run_case
-from torture import diff_states
+from crash import diff_states
 
 ITEMS_SERVER = os.path.join(REPO, "tests", "kit", "items_server.py")
 VOLATILE = ("run_id", "created_cycle", "changed_cycle")

@@ -13,7 +13,7 @@ import time
 import unittest
 
 from harness import Daemon, Server, SmtpSink, Workdir, base_config, dump_db, query, write_config, REPO
-from torture import torture
+from crash import torture
 
 ITEMS_SERVER = os.path.join(REPO, "tests", "kit", "items_server.py")
 VOLATILE = ("run_id", "created_cycle", "changed_cycle")

@@ -12,7 +12,7 @@ import time
 from harness import SmtpSink, Workdir, cursor, refused_port, query, runs, wait_for
 from faultmatrix import run_case
 from endstate import brief
-from torture import diff_states
+from crash import diff_states
 
 SKIPPED = "skipped"
 

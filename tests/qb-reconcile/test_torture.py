@@ -43,7 +43,7 @@ import unittest
 from qbenv import QBEnv, result
 from harness import SmtpSink, query
 from endstate import MARK, mail_body, normalised, ops_state, short
-from torture import torture
+from crash import torture
 
 KEYS = {"digest": True, "push_batch": 4}
 TIMES = ("created_at", "updated_at", "qb_last_attempt_at", "qb_synced_at", "qb_updated_at", "paid_at",

@@ -6,13 +6,13 @@ change summary and one completion mail, as an uninterrupted cycle.
 
 import os
 import re
-import signal
 import sys
 import unittest
 
 import tgalib
+from crash import assert_resumed, crash_at
 from endstate import without
-from harness import SmtpSink, Workdir, cursor, runs, settled_mails, wait_for
+from harness import SmtpSink, Workdir, cursor
 
 # Small pages, so that both phases span several steps at the small scale.
 KEYS = {"page_size": 20}
@@ -45,28 +45,13 @@ class CrashTest(unittest.TestCase):
     def check_resumed(self, env, first_phase, smtp):
         self.assertEqual(tgalib.corpus_dump(env), self.reference)
         self.assertEqual(without(tgalib.summary(env.ops)[0], "window"), self.ref_summary)
-        r = runs(env.ops, "tga_sync")
-        self.assertEqual([x["status"] for x in r], ["stale", "complete"], r)
-        self.assertEqual(r[1]["trigger"], "resume")
-        self.assertEqual(r[1]["resumed_from"], r[0]["run_id"])
-        self.assertEqual(r[1]["cycle_id"], r[0]["run_id"])
-        self.assertEqual(cursor(env.ops, "tga_sync")["cycle_phase"], "done")
-        # The resumed run started where the first stopped: no init of its own, the interrupted phase first.
-        steps = [s[0] for s in tgalib._con(env.ops).execute(
-            "SELECT step FROM sync_steps WHERE run_id = ? ORDER BY started_at, rowid", (r[1]["run_id"],))]
-        self.assertEqual(steps[0], first_phase, steps)
-        self.assertNotIn("init", steps)
-        # Exactly one completion mail for the cycle, however the kill fell.
-        key = "tga_sync/complete/%s" % r[0]["run_id"]
-        self.assertEqual(len(settled_mails(smtp, key, env.ops)), 1)
+        assert_resumed(self, env, first_phase, smtp)
 
     def crash_and_resume(self, point, n, phase):
         # A sink of its own: run ids are per second, and envs started in the same second share them.
         smtp = SmtpSink()
         env = tgalib.Env(self.fake, smtp, name="tgacrash", **KEYS)
-        rc = env.run_once(env={"RTOPACKS_CRASH_AT": "%s:%d" % (point, n)})
-        self.assertEqual(rc, -signal.SIGKILL, "crash point %s:%d was not reached:\n%s" % (
-            point, n, env.daemon.read_log()[-3000:]))
+        crash_at(self, env, point, n)
         cur = cursor(env.ops, "tga_sync")
         self.assertEqual(cur["cycle_phase"], phase, cur)
         if n > 1 and point.endswith("_written"):

@@ -7,14 +7,13 @@ change summary and one completion mail as an uninterrupted cycle.
 
 import os
 import re
-import signal
 import sys
-import time
 import unittest
 
 import tgalib
+from crash import assert_resumed, crash_at
 from endstate import without
-from harness import SmtpSink, Workdir, cursor, runs, wait_for
+from harness import SmtpSink, Workdir, cursor
 
 # Small pages, so that both phases span several steps at the small scale.
 KEYS = {"rest_page_size": 20}
@@ -49,28 +48,13 @@ class RestCrashTest(unittest.TestCase):
     def check_resumed(self, env, first_phase, smtp):
         self.assertEqual(tgalib.corpus_dump(env), self.reference)
         self.assertEqual(without(tgalib.summary(env.ops)[0], "window"), self.ref_summary)
-        r = runs(env.ops, "tga_sync")
-        self.assertEqual([x["status"] for x in r], ["stale", "complete"], r)
-        self.assertEqual(r[1]["trigger"], "resume")
-        self.assertEqual(r[1]["cycle_id"], r[0]["run_id"])
-        self.assertEqual(cursor(env.ops, "tga_sync")["cycle_phase"], "done")
-        steps = [s[0] for s in tgalib._con(env.ops).execute(
-            "SELECT step FROM sync_steps WHERE run_id = ? ORDER BY started_at, rowid", (r[1]["run_id"],))]
-        self.assertEqual(steps[0], first_phase, steps)
-        self.assertNotIn("init", steps)
-        key = "tga_sync/complete/%s" % r[0]["run_id"]
-        wait_for(lambda: [m for m in smtp.received() if m["msg"]["X-RTOpacks-Mail-Key"] == key],
-                 what="the completion mail")
-        time.sleep(0.2)
-        self.assertEqual(len([m for m in smtp.received() if m["msg"]["X-RTOpacks-Mail-Key"] == key]), 1)
+        assert_resumed(self, env, first_phase, smtp, resumed_from=False)
 
     def crash_and_resume(self, point, n, phase, committed):
         """Kill at crash point `point`:n; `committed` pages of `phase` are in the database then."""
         smtp = SmtpSink()
         env = tgalib.RestEnv(self.fake, smtp, name="tgarestcrash", **KEYS)
-        rc = env.run_once(env={"RTOPACKS_CRASH_AT": "%s:%d" % (point, n)})
-        self.assertEqual(rc, -signal.SIGKILL, "crash point %s:%d was not reached:\n%s" % (
-            point, n, env.daemon.read_log()[-3000:]))
+        crash_at(self, env, point, n)
         cur = cursor(env.ops, "tga_sync")
         self.assertEqual(cur["cycle_phase"], phase, cur)
         if committed > 0:

@@ -4,7 +4,7 @@
 Every cursor commit of tga-sync writes ops.db and rtopacks.db; ops.db commits first.  For the commits that matter
 (the run's start, the first corpus commit of the first cycle and of a later cycle, a commit in the middle of
 sync_training, the last corpus commit, write_snapshot, the mail's commit and the last commit) the daemon is killed
-on both sides of the commit and exactly between the two files (tests/kit/splitcommit.py), restarted as systemd
+on both sides of the commit and exactly between the two files (tests/kit/crash.py), restarted as systemd
 would, and must end with the state of uninterrupted cycles: every table by content (the torture's end state), one
 complete run per cycle, the killed run stale and named by the next run's resumed_from, one completion mail.
 """
@@ -16,7 +16,7 @@ import unittest
 import tgalib
 import test_torture
 from harness import SmtpSink, Workdir
-from splitcommit import check_case, commit_counts
+from crash import check_case, commit_counts
 
 
 class SplitCommitBase:

@@ -21,7 +21,7 @@ What is not compared, and why (everything else is, row by row):
     subject, status and body (minus the lines naming runs and times).  sync_steps are per run: not compared.
 
 TORTURE_KILLS sets the number of kills (default 6; scripts/reliability runs 50 mixed, then 200 aimed between the
-two databases' commits with TORTURE_AIM=split: see tests/kit/torture.py), TORTURE_SEED the seed (printed).
+two databases' commits with TORTURE_AIM=split: see tests/kit/crash.py), TORTURE_SEED the seed (printed).
 """
 
 import os
@@ -31,37 +31,20 @@ import time
 import unittest
 
 import tgalib
-from harness import SmtpSink, Workdir, cursor, query
+from harness import Workdir, cursor, query
 from endstate import MARK, json_marked, normalised, ops_state, short, without
-from torture import torture
+from crash import MailSubject, engine_points, torture
 
 KEYS = {"page_size": 20, "min_interval": "4ms"}
 # The job state's high-water marks (the fake's running clock) and the last cycle's id (our clock).
 JOB_CLOCK = ("hwm", "del_hwm", "last_cycle")
 
 
-class Env(tgalib.Env):
-    def __init__(self, fake):
-        # A mail sink per env: run ids are per second, so two envs can have the same cycle id.
-        self.smtp = SmtpSink()
-        super().__init__(fake, self.smtp, name="tgatort", **KEYS)
-
-
-class Subject:
-    fresh_env_per_cycle = True
+class Subject(MailSubject):
     sync_type = "tga_sync"
 
-    def __init__(self, fake):
-        self.fake = fake
-        self.crash_points = []
-        self.split_commits = 0
-
-    def new_env(self):
-        return Env(self.fake)
-
-    def discard(self, env):
-        env.smtp.stop()
-        env.cleanup()
+    def make_env(self, smtp):
+        return tgalib.Env(self.fake, smtp, name="tgatort", **KEYS)
 
     def state(self, env):
         s = normalised(env.corpus, exclude_tables=("tga_runs",),
@@ -89,19 +72,13 @@ class Subject:
         # own inside the write of each page (after the rows, before the commit).
         # Every cursor commit writes both databases (the run's start included): split_commit:N aims between them.
         self.split_commits = commits
-        self.crash_points = [("step_begin", commits), ("before_commit", commits), ("after_commit", commits),
-                             ("tga_training_written", pages["sync_training"]),
-                             ("tga_orgs_written", pages["sync_orgs"])]
+        self.crash_points = engine_points(commits) + [("tga_training_written", pages["sync_training"]),
+                                                      ("tga_orgs_written", pages["sync_orgs"])]
         assert tgalib.compare(env.corpus, tgalib.fake_dump(self.fake)) == {}, "the reference is not the register"
         state = self.state(env)
         sys.stderr.write("reference cycle: %.1fs, %d commits, pages %s\n" % (seconds, commits, pages))
         self.discard(env)
         return state, seconds
-
-    def duplicates(self, env):
-        time.sleep(0.2)
-        keys = [str(m["msg"]["X-RTOpacks-Mail-Key"]) for m in env.smtp.received()]
-        return len(keys) - len(set(keys))
 
 
 class TortureTest(unittest.TestCase):
@@ -136,11 +113,11 @@ class SummaryAfterResumeTest(unittest.TestCase):
         fake = tgalib.start_fake(fwd)
         self.addCleanup(fwd.cleanup)
         self.addCleanup(fake.stop)
-        ref = Env(fake)
+        ref = Subject(fake).new_env()
         self.addCleanup(Subject.discard, None, ref)
         self.assertEqual(ref.run_once(), 0)
         commits = query(ref.ops, "SELECT seq FROM tga_sync_cursor")[0][0]
-        env = Env(fake)
+        env = Subject(fake).new_env()
         self.addCleanup(Subject.discard, None, env)
         # The commit before the last queues the completion mail (cursor "queued:<id>"); kill right after it.
         self.assertEqual(env.run_once(env={"RTOPACKS_CRASH_AT": "after_commit:%d" % (commits - 2)}), -9)

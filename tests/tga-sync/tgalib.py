@@ -4,13 +4,12 @@ rtopacks.db with the fake's register (GET /_fake/dump) by content, table by tabl
 
 import json
 import os
-import random
 import sqlite3
-import time
 import urllib.request
 
+import crash
 import env as kitenv
-from harness import Server, ctl, cursor, runs, wait_for, REPO
+from harness import Server, REPO
 from endstate import without
 
 FAKE = os.path.join(REPO, "tests", "fakes", "fake_tga_soap.py")
@@ -371,31 +370,7 @@ def step_details(ops, run_id=None):
 
 
 def kill_at_random_moments(tc, make_env, seed, rounds, window, at_least):
-    """SIGKILL a daemon (as a service, triggered) at a random moment inside a sync phase, `rounds` times, each on a
-    fresh env (make_env()); a daemon that starts with an unfinished cycle resumes it by itself, and ends with
-    tc.reference and tc.ref_summary.  window: (earliest, latest) seconds into the sync phases; at least `at_least`
-    kills must land inside a cycle."""
-    rnd = random.Random(seed)
-    interrupted = 0
-    for i in range(rounds):
-        env = make_env()
-        d = env.daemon.start()
-        tc.assertTrue(ctl(d.socket_path(), "trigger")["ok"])
-        wait_for(lambda: cursor(env.ops, "tga_sync")["cycle_phase"] in ("sync_training", "sync_orgs"),
-                 timeout=30, interval=0.01, what="a sync phase")
-        time.sleep(rnd.uniform(*window))
-        d.kill()
-        phase = cursor(env.ops, "tga_sync")["cycle_phase"]
-        if phase == "done":
-            env.cleanup()
-            continue
-        interrupted += 1
-        d.start()
-        wait_for(lambda: cursor(env.ops, "tga_sync")["cycle_phase"] == "done", timeout=60,
-                 what="the resumed cycle (seed %d, kill %d)" % (seed, i))
-        wait_for(lambda: runs(env.ops, "tga_sync")[-1]["status"] == "complete", what="the run row")
-        tc.assertEqual(d.stop(), 0)
-        tc.assertEqual(corpus_dump(env), tc.reference, "seed %d, kill %d in %s" % (seed, i, phase))
-        tc.assertEqual(without(summary(env.ops)[0], "window"), tc.ref_summary)
-        env.cleanup()
-    tc.assertGreaterEqual(interrupted, at_least, "the kills fell outside the cycles (seed %d)" % seed)
+    """crash.kill_at_random_moments for tga-sync: kills inside sync_training or sync_orgs; each resumed cycle ends
+    with tc.reference (corpus_dump) and tc.ref_summary (the summary without its window)."""
+    crash.kill_at_random_moments(tc, make_env, seed, rounds, window, at_least, phases=("sync_training", "sync_orgs"),
+                                 state=corpus_dump, summary=lambda env: without(summary(env.ops)[0], "window"))

@@ -1,4 +1,14 @@
-"""Crash torture: kill a daemon with SIGKILL at random points of a cycle, restart it each time, and check that the
+"""The crash kit: everything the daemons' crash tests share, so that a daemon's torture, split-commit and
+crash-and-resume tests are its cases, not a harness of their own.
+
+  * crash_at() / assert_resumed(): one kill at a named crash point (RTOPACKS_CRASH_AT), then the checks that a
+    restart resumed the cycle (a stale run, a resuming run, the phase it started with, one completion mail).
+  * kill_at_random_moments(): SIGKILL a triggered service at random moments of its sync phases, restart it, and
+    compare with a reference (the daemons' test_crash "random moments" cases).
+  * torture() with a Subject (MailSubject gives the usual parts): random kills over whole cycles, below.
+  * check_case(): the split-commit cases (issue 11), below.
+
+torture(): kill a daemon with SIGKILL at random points of a cycle, restart it each time, and check that the
 end state is what an uninterrupted cycle gives (nothing lost, nothing twice).
 
 A daemon's torture test gives a `Subject`:
@@ -7,7 +17,10 @@ A daemon's torture test gives a `Subject`:
   * reference()    -> the end state of an uninterrupted cycle (e.g. dump_db(...)) and how long that cycle took;
   * state(env)     -> the end state of a tortured env, comparable with the reference;
   * duplicates(env)-> how many things happened twice (completion mails per cycle, invoices per DocNumber...);
-  * crash_points   -> names of crashpoint()s the daemon passes (RTOPACKS_CRASH_AT), with how often each is hit.
+  * crash_points   -> names of crashpoint()s the daemon passes (RTOPACKS_CRASH_AT), with how often each is hit
+                      (engine_points(commits) are the engine's own).
+MailSubject is such a Subject for a daemon whose envs each have a mail sink of their own: the daemon's test gives
+make_env(smtp), state(env) and reference().
 Optional:
   * fresh_env_per_cycle = True -> when a cycle ends before a kill falls, that env's end state and duplicates are
                       checked at once and the next kills go to a fresh env (a first cycle again), instead of to a
@@ -30,13 +43,14 @@ A crash-point run that neither dies nor ends within per_run_timeout is a hang: a
 
 import os
 import random
+import re
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
 
-from harness import cursor, query, slow_factor, wait_for
+from harness import SmtpSink, ctl, cursor, query, runs, settled_mails, slow_factor, wait_for
 
 
 class TortureResult:
@@ -213,3 +227,179 @@ def torture(subject, kills, seed, per_run_timeout=300):
         res.duplicate_logs.append(d.log_path)
     res.seconds = time.monotonic() - t_start
     return res, env
+
+
+# --- split commits -------------------------------------------------------------------------------------------------
+# Crash points on both sides of the two databases' commits (issue 11), shared by the daemons' test_split_commit.py.
+#
+# A cursor commit of tga-sync or cricos-sync writes ops.db and the attached rtopacks.db; in WAL mode ops.db commits
+# first.  The engine offers three crash points per commit, named by the commit's label (the phase, or "trigger" for
+# the run's start) and counted per label:
+#   before_commit@<label>:N   nothing of the Nth commit is written
+#   split_commit@<label>:N    ops.db has committed, rtopacks.db has not (common/splitcrash.h: the real mechanism)
+#   after_commit@<label>:N    both have.
+# A case runs the daemon's cycle(s) with one such point set (the process dies with SIGKILL), then restarts the daemon
+# as systemd would (as a service: it resumes an unfinished cycle by itself and delivers queued mail), waits for the
+# cycle to be done, and asserts that the end state equals an uninterrupted run of the same cycles: every table by
+# content (the daemon's torture state), one complete run per cycle, the killed run stale with the next run's
+# resumed_from naming it (unless the kill fell after the run's last commit), the completion mail exactly once per
+# cycle.
+
+
+def commit_counts(log):
+    """Cursor commits per label in a daemon's -v log ("debug: cursor commit <label>")."""
+    counts = {}
+    for label in re.findall(r"debug: cursor commit (\S+)", log):
+        counts[label] = counts.get(label, 0) + 1
+    return counts
+
+
+def _idle(ops, sync_type):
+    c = cursor(ops, sync_type)
+    busy = query(ops, "SELECT (SELECT count(*) FROM sync_runs WHERE sync_type = ?1 AND status = 'running')"
+                      " + (SELECT count(*) FROM mail_outbox WHERE sync_type = ?1 AND status = 'pending')",
+                 (sync_type,))[0][0]
+    return c is not None and c["cycle_phase"] == "done" and busy == 0
+
+
+def restart_as_systemd(env, sync_type, timeout=120):
+    """Start the daemon as a service, wait until its cycle is done and no mail is pending, stop it: its exit code."""
+    d = env.daemon
+    d.start()
+    try:
+        wait_for(lambda: _idle(env.ops, sync_type), timeout=timeout * slow_factor(),
+                 what="the restarted %s to finish the cycle and send its mail" % sync_type)
+    finally:
+        rc = d.stop()
+    return rc
+
+
+def check_case(tc, env, smtp, sync_type, point, ref_state, state_fn, cycles, run_cycle):
+    """Run `cycles` cycles with run_cycle(env, i, crash_env) (the last one with the crash point), restart, check."""
+    for i in range(cycles - 1):
+        tc.assertEqual(run_cycle(env, i, None), 0, env.daemon.read_log()[-3000:])
+    rc = run_cycle(env, cycles - 1, {"RTOPACKS_CRASH_AT": point})
+    tc.assertEqual(rc, -signal.SIGKILL, "crash point %s was not reached (exit %s):\n%s"
+                   % (point, rc, env.daemon.read_log()[-3000:]))
+    died = [r[0] for r in query(env.ops, "SELECT run_id FROM sync_runs WHERE sync_type = ? AND status = 'running'",
+                                (sync_type,))]
+    rc = restart_as_systemd(env, sync_type)
+    tc.assertEqual(rc, 0, env.daemon.read_log()[-3000:])
+    tc.assertEqual(diff_states(ref_state, state_fn(env)), [], "after %s (log %s)" % (point, env.daemon.log_path))
+
+    rows = query(env.ops, "SELECT run_id, cycle_id, status, resumed_from FROM sync_runs WHERE sync_type = ?"
+                          " ORDER BY started_at, run_id", (sync_type,))
+    cycle_ids = sorted({r[1] for r in rows})
+    tc.assertEqual(len(cycle_ids), cycles, rows)
+    for cid in cycle_ids:
+        statuses = sorted(r[2] for r in rows if r[1] == cid)
+        tc.assertEqual(statuses.count("complete") + statuses.count("partial"), 1, (cid, rows))
+        tc.assertEqual(set(statuses) - {"complete", "partial", "stale"}, set(), (cid, rows))
+    # The run the kill fell in: stale, and the run that resumed the cycle names it (unless it had committed the end).
+    tc.assertLessEqual(len(died), 1, rows)
+    for run_id in died:
+        status = [r[2] for r in rows if r[0] == run_id][0]
+        tc.assertEqual(status, "stale", rows)
+        tc.assertEqual([r[0] for r in rows if r[3] == run_id], [rows[-1][0]], rows)
+    # The completion mail, exactly once per cycle (the outbox has nothing pending: _idle).
+    keys = [str(m["msg"]["X-RTOpacks-Mail-Key"]) for m in smtp.received()]
+    for cid in cycle_ids:
+        tc.assertEqual(keys.count("%s/complete/%s" % (sync_type, cid)), 1, (cid, keys))
+
+
+# --- the usual parts of a Subject, crash points, one kill and its resume ---------------------------------------------
+
+def engine_points(commits):
+    """The engine's own crash points and how often one cycle of `commits` cursor commits passes each."""
+    return [("step_begin", commits), ("before_commit", commits), ("after_commit", commits)]
+
+
+class MailSubject:
+    """A torture() Subject whose envs each have a mail sink of their own (run ids are per second, so two envs can
+    have the same cycle id) and start a first cycle (fresh_env_per_cycle); duplicates are completion mails sent
+    twice.  A daemon's subclass sets sync_type and gives make_env(smtp), state(env) and reference()."""
+
+    fresh_env_per_cycle = True
+    sync_type = None
+
+    def __init__(self, fake):
+        self.fake = fake
+        self.crash_points = []
+        self.split_commits = 0
+
+    def make_env(self, smtp):
+        raise NotImplementedError
+
+    def new_env(self):
+        return self.make_env(SmtpSink())
+
+    def discard(self, env):
+        env.smtp.stop()
+        env.cleanup()
+
+    def duplicates(self, env):
+        time.sleep(0.2)
+        keys = [str(m["msg"]["X-RTOpacks-Mail-Key"]) for m in env.smtp.received()]
+        return len(keys) - len(set(keys))
+
+
+def crash_at(tc, env, point, n=None, **kw):
+    """One cycle with --once that must die at crash point `point` (its nth pass, when n is given): asserts the
+    SIGKILL (kw go to the env's run_once)."""
+    at = point if n is None else "%s:%d" % (point, n)
+    rc = env.run_once(env={"RTOPACKS_CRASH_AT": at}, **kw)
+    tc.assertEqual(rc, -signal.SIGKILL, "crash point %s was not reached:\n%s" % (at, env.daemon.read_log()[-3000:]))
+
+
+def assert_resumed(tc, env, first_phase, smtp, resumed_from=True):
+    """After a kill and one restart (--once): the killed run is stale, the next one resumed its cycle (trigger
+    resume, the same cycle id; resumed_from naming it unless resumed_from=False) starting with `first_phase` and
+    without an init of its own, the cycle is done, and its completion mail came exactly once."""
+    st = env.sync_type
+    r = runs(env.ops, st)
+    tc.assertEqual([x["status"] for x in r], ["stale", "complete"], r)
+    tc.assertEqual(r[1]["trigger"], "resume")
+    if resumed_from:
+        tc.assertEqual(r[1]["resumed_from"], r[0]["run_id"])
+    tc.assertEqual(r[1]["cycle_id"], r[0]["run_id"])
+    tc.assertEqual(cursor(env.ops, st)["cycle_phase"], "done")
+    # The resumed run started where the first stopped: no init of its own, the interrupted phase first.
+    steps = [s[0] for s in query(env.ops, "SELECT step FROM sync_steps WHERE run_id = ? ORDER BY started_at, rowid",
+                                 (r[1]["run_id"],))]
+    tc.assertEqual(steps[0], first_phase, steps)
+    tc.assertNotIn("init", steps)
+    # Exactly one completion mail for the cycle, however the kill fell.
+    key = "%s/complete/%s" % (st, r[0]["run_id"])
+    tc.assertEqual(len(settled_mails(smtp, key, env.ops)), 1)
+
+
+def kill_at_random_moments(tc, make_env, seed, rounds, window, at_least, phases, state, summary):
+    """SIGKILL a daemon (as a service, triggered) at a random moment inside one of its `phases`, `rounds` times, each
+    on a fresh env (make_env()); a daemon that starts with an unfinished cycle resumes it by itself, and ends with
+    tc.reference (state(env)) and tc.ref_summary (summary(env)).  window: (earliest, latest) seconds into the
+    phases; at least `at_least` kills must land inside a cycle."""
+    rnd = random.Random(seed)
+    interrupted = 0
+    for i in range(rounds):
+        env = make_env()
+        st = env.sync_type
+        d = env.daemon.start()
+        tc.assertTrue(ctl(d.socket_path(), "trigger")["ok"])
+        wait_for(lambda: cursor(env.ops, st)["cycle_phase"] in phases, timeout=30, interval=0.01,
+                 what="a sync phase")
+        time.sleep(rnd.uniform(*window))
+        d.kill()
+        phase = cursor(env.ops, st)["cycle_phase"]
+        if phase == "done":
+            env.cleanup()
+            continue
+        interrupted += 1
+        d.start()
+        wait_for(lambda: cursor(env.ops, st)["cycle_phase"] == "done", timeout=60,
+                 what="the resumed cycle (seed %d, kill %d)" % (seed, i))
+        wait_for(lambda: runs(env.ops, st)[-1]["status"] == "complete", what="the run row")
+        tc.assertEqual(d.stop(), 0)
+        tc.assertEqual(state(env), tc.reference, "seed %d, kill %d in %s" % (seed, i, phase))
+        tc.assertEqual(summary(env), tc.ref_summary)
+        env.cleanup()
+    tc.assertGreaterEqual(interrupted, at_least, "the kills fell outside the cycles (seed %d)" % seed)
