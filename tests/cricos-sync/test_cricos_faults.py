@@ -6,12 +6,12 @@ page, a 25 s slow page that succeeds (the one slow test), a hung request that ti
 short), a truncated body, an HTML maintenance page, and a record with unparseable money.
 """
 
-import os
 import time
 import unittest
 
+from env import share_upstreams
 from cricoslib import Env, expected, last_run, query, start_fake, stop_fake, step_detail, summary
-from harness import SmtpSink, cursor, syncctl, wait_for
+from harness import cursor, syncctl, wait_for
 
 COURSES = "48cacf69-2082-415e-9595-f17d0c3a4af0"
 ZIP = "b5a6bd4d-6a2f-4d36-9fb1-b2a8c9d0e1f2"      # CRICOS Datasets.zip: a file, not a DataStore table
@@ -21,14 +21,8 @@ INSTITUTIONS = "7f6941f3-5327-4db7-b556-5f16d77f63c1"
 class CricosFaultTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.smtp = SmtpSink()
-        cls.fake = start_fake()
+        share_upstreams(cls, start_fake, stop_fake)
         cls.dump = cls.fake.get("/_fake/dump")
-
-    @classmethod
-    def tearDownClass(cls):
-        stop_fake(cls.fake)
-        cls.smtp.stop()
 
     def setUp(self):
         self.fake.post("/_fake/fault/clear")

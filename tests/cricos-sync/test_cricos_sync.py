@@ -6,13 +6,13 @@ additions, changes and removals gives exactly those in the run's summary and the
 no data requests beyond init; SIGKILL mid-courses and restart resumes at its offset and ends identical.
 """
 
-import os
 import signal
 import unittest
 
+from env import share_upstreams
 from cricoslib import (TABLES, Env, db_rows, diff, expected, last_run, query, start_fake, stop_fake,
                        step_detail, summary)
-from harness import SmtpSink, ctl, cursor, runs, settled_mails, wait_for
+from harness import ctl, cursor, runs, settled_mails, wait_for
 
 
 def mail_key(m):
@@ -26,13 +26,7 @@ def body(m):
 class CricosSyncTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.smtp = SmtpSink()
-        cls.fake = start_fake()
-
-    @classmethod
-    def tearDownClass(cls):
-        stop_fake(cls.fake)
-        cls.smtp.stop()
+        share_upstreams(cls, start_fake, stop_fake)
 
     def setUp(self):
         f = self.fake

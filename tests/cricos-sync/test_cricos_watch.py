@@ -11,8 +11,9 @@ import json
 import os
 import unittest
 
+from env import share_upstreams
 from cricoslib import Env, query, start_fake, stop_fake, summary
-from harness import SmtpSink, ctl, settle, wait_for
+from harness import ctl, settle, wait_for
 
 LATE = "[cricos-sync] edition late \u2014 no new CRICOS data since 2026-05-04"
 
@@ -20,13 +21,7 @@ LATE = "[cricos-sync] edition late \u2014 no new CRICOS data since 2026-05-04"
 class EditionWatchTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.smtp = SmtpSink()
-        cls.fake = start_fake()
-
-    @classmethod
-    def tearDownClass(cls):
-        stop_fake(cls.fake)
-        cls.smtp.stop()
+        share_upstreams(cls, start_fake, stop_fake)
 
     def set_clock(self, iso):
         with open(self.clock + ".tmp", "w") as f:

@@ -12,7 +12,6 @@ and a page of courses are committed when it fails and the recovery shows they we
 """
 
 import sys
-import time
 import unittest
 
 import cricoslib
@@ -20,7 +19,7 @@ import env as kitenv
 from harness import SmtpSink, cursor, refused_port, query, runs
 from endstate import checkpoint_agrees, normalised, ops_state
 from faultmatrix import print_table
-from matrixkit import StorageCases, run_cases
+from matrixkit import StorageCases
 
 SYNC = "cricos_sync"
 COURSES = "48cacf69-2082-415e-9595-f17d0c3a4af0"
@@ -74,37 +73,18 @@ def fault(kind, count=-1, courses=False, **kw):
     return arm
 
 
-def clear(env):
-    env.fake.post("/_fake/fault/clear")
-
-
 class FaultMatrixTest(StorageCases, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.fake = cricoslib.start_fake()
         cls.smtp = SmtpSink()
-        ref = Env(cls.fake, cls.smtp.port)
-        t0 = time.monotonic()
-        assert ref.daemon.run_once() == 0, ref.daemon.read_log()[-3000:]
-        cls.rows = [("(uninterrupted cycle)", "complete", time.monotonic() - t0, "")]
-        cls.reference = ref.state()
-        ref.wd.cleanup()
+        cls.reference_cycle(Env(cls.fake, cls.smtp.port))
 
     @classmethod
     def tearDownClass(cls):
         print(print_table(cls.rows, "fault matrix: cricos-sync (data.gov.au CKAN, mail, storage)"), file=sys.stderr)
         cricoslib.stop_fake(cls.fake)
         cls.smtp.stop()
-
-    def setUp(self):
-        clear(self)
-
-    def run_cases(self, cases, env_factory=None):
-        for case in cases:
-            case.setdefault("disarm", clear)
-            case.setdefault("cleanup", clear)
-        run_cases(self, cases, env_factory or (lambda case: self.new_env(self.smtp.port, **case.get("keys", {}))),
-                  SYNC, self.rows, self.reference)
 
     def assert_attempted(self, env, case):
         """The run failed where the fault was, with what came before it committed."""

@@ -8,11 +8,10 @@
 Every completed case must end with exactly the fake's content (nothing skipped, nothing extra)."""
 
 import math
-import os
 import unittest
 
+from env import share_upstreams
 from cricoslib import Env, last_run, start_fake, stop_fake, step_detail
-from harness import SmtpSink
 
 COURSES = "48cacf69-2082-415e-9595-f17d0c3a4af0"
 
@@ -20,16 +19,10 @@ COURSES = "48cacf69-2082-415e-9595-f17d0c3a4af0"
 class CricosPagingTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.smtp = SmtpSink()
-        cls.fake = start_fake()
+        share_upstreams(cls, start_fake, stop_fake)
         cls.dump = cls.fake.get("/_fake/dump")
         cls.courses = cls.dump["resources"]["courses"]["total"]
         assert cls.courses > 300, "the test needs several pages of courses (%d)" % cls.courses
-
-    @classmethod
-    def tearDownClass(cls):
-        stop_fake(cls.fake)
-        cls.smtp.stop()
 
     def setUp(self):
         self.fake.post("/_fake/fault/clear")

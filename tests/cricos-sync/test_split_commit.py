@@ -9,7 +9,6 @@ would, and must end with the state of uninterrupted cycles: every table by conte
 complete run per cycle, the killed run stale and named by the next run's resumed_from, one completion mail.
 """
 
-import os
 import sys
 import unittest
 

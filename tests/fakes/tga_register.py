@@ -108,7 +108,6 @@ try:
 except Exception:  # no tz database: fall back to the post-2008 rule below
     _SYDNEY = None
 
-import os
 import nrt_codes
 
 FULL_SCOPE_ROWS = 6_200_000

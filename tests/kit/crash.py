@@ -5,7 +5,8 @@ crash-and-resume tests are its cases, not a harness of their own.
     restart resumed the cycle (a stale run, a resuming run, the phase it started with, one completion mail).
   * kill_at_random_moments(): SIGKILL a triggered service at random moments of its sync phases, restart it, and
     compare with a reference (the daemons' test_crash "random moments" cases).
-  * torture() with a Subject (MailSubject gives the usual parts): random kills over whole cycles, below.
+  * torture() with a Subject (MailSubject gives the usual parts): random kills over whole cycles, below;
+    run_torture() runs it as a test does (TORTURE_KILLS, TORTURE_SEED) and asserts the outcome.
   * check_case(): the split-commit cases (issue 11), below.
 
 torture(): kill a daemon with SIGKILL at random points of a cycle, restart it each time, and check that the
@@ -50,6 +51,7 @@ import subprocess
 import sys
 import time
 
+from endstate import short
 from harness import SmtpSink, ctl, cursor, query, runs, settled_mails, slow_factor, wait_for
 
 
@@ -226,6 +228,21 @@ def torture(subject, kills, seed, per_run_timeout=300):
     if dup:
         res.duplicate_logs.append(d.log_path)
     res.seconds = time.monotonic() - t_start
+    return res, env
+
+
+def run_torture(tc, subject, name, default_kills=6):
+    """torture() as a daemon's test runs it: TORTURE_KILLS kills (default_kills), seed TORTURE_SEED (the time), the
+    result's line printed, and asserted: no end state differs, nothing happened twice, every kill landed in a
+    cycle.  Returns (the result, the last env: its cycle ended)."""
+    kills = int(os.environ.get("TORTURE_KILLS", str(default_kills)))
+    seed = int(os.environ.get("TORTURE_SEED", str(int(time.time()))))
+    res, env = torture(subject, kills, seed)
+    print("\n" + res.line("%s (seed %d)" % (name, seed)), file=sys.stderr)
+    sys.stderr.write("(%d cycles ended between kills and were checked on their own)\n" % res.cycles_completed_early)
+    tc.assertEqual(short(res.mismatches), [], "seed %d" % seed)
+    tc.assertEqual(res.duplicates, 0, "seed %d" % seed)
+    tc.assertEqual(res.kills, kills, "seed %d" % seed)
     return res, env
 
 

@@ -18,8 +18,8 @@ Run one test file by hand (tests/kit/runtest.py sets the import path; ctest runs
 import json
 import os
 
-from harness import (Daemon, Server, Workdir, base_config, cursor, dump_db, query, runs, syncctl, wait_for,
-                     write_config)
+from harness import (Daemon, Server, SmtpSink, Workdir, base_config, cursor, dump_db, query, runs, syncctl,
+                     wait_for, write_config)
 
 
 def start_fake(script, *args, wd=None, name=None):
@@ -27,6 +27,18 @@ def start_fake(script, *args, wd=None, name=None):
     if not os.path.isabs(script):
         script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fakes", script)
     return Server(script, *args, wd=wd, name=name)
+
+
+def share_upstreams(cls, start, stop=None):
+    """In a setUpClass: a mail sink (cls.smtp) and a fake (cls.fake = start()) shared by the class's tests, stopped
+    after them (the fake first, with stop(fake) if given), also when the rest of setUpClass fails."""
+    cls.smtp = SmtpSink()
+    cls.addClassCleanup(cls.smtp.stop)
+    cls.fake = start()
+    if stop:
+        cls.addClassCleanup(stop, cls.fake)
+    else:
+        cls.addClassCleanup(cls.fake.stop)
 
 
 class Env:

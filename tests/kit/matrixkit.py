@@ -131,13 +131,37 @@ class StorageCases:
         commit already writes its checkpoint there (docs/ARCHITECTURE.md, "The two databases");
       * assert_attempted(env, case): the run failed in case["phase"] (slow_phase by default), with what came
         before it kept; assert_disk_full_failed(env, case) (assert_attempted by default);
-      * assert_mails_sent(env): the outbox after the SMTP-down case's recovery; smtp_down_keys: config keys."""
+      * assert_mails_sent(env): the outbox after the SMTP-down case's recovery; smtp_down_keys: config keys.
+    It gives the class reference_cycle() (for setUpClass), a setUp that clears the fake's faults, and
+    run_cases(cases, env_factory=None) (faults cleared after each case unless it says otherwise)."""
 
     smtp_down_keys = {}
 
     @staticmethod
     def clear_faults(env):
         env.fake.post("/_fake/fault/clear")
+
+    @classmethod
+    def reference_cycle(cls, ref, check=None):
+        """One uninterrupted cycle on env `ref` (the table's first row: its time), check(ref) if given, its end
+        state as cls.reference; ref's workdir is removed."""
+        t0 = time.monotonic()
+        assert ref.daemon.run_once() == 0, ref.daemon.read_log()[-3000:]
+        cls.rows = [("(uninterrupted cycle)", "complete", time.monotonic() - t0, "")]
+        if check:
+            check(ref)
+        cls.reference = ref.state()
+        ref.wd.cleanup()
+
+    def setUp(self):
+        self.clear_faults(self)
+
+    def run_cases(self, cases, env_factory=None):
+        for case in cases:
+            case.setdefault("disarm", self.clear_faults)
+            case.setdefault("cleanup", self.clear_faults)
+        run_cases(self, cases, env_factory or (lambda case: self.new_env(self.smtp.port, **case.get("keys", {}))),
+                  self.sync_type, self.rows, self.reference)
 
     def assert_disk_full_failed(self, env, case):
         self.assert_attempted(env, case)

@@ -2,7 +2,6 @@
 """qb-reconcile exactly-once: a SIGKILL after QuickBooks created the invoices but before our commit, a lost answer,
 and a kill while the create is in flight; after the restart the ledger has each DocNumber once."""
 
-import os
 import signal
 import subprocess
 import unittest

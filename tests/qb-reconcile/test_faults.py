@@ -6,7 +6,6 @@ attempts and `syncctl qb retry`."""
 import email
 import email.policy
 import json
-import os
 import time
 import unittest
 

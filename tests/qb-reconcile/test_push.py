@@ -3,7 +3,6 @@
 deletion, changed amount), the attention mail, `syncctl qb status` and `syncctl runs --json`."""
 
 import json
-import os
 import unittest
 
 from qbenv import QBEnv, RESULT_KEYS, result

@@ -3,7 +3,6 @@
 CDC; a CDC answer at the object cap is continued from the newest time it held (and falls back to paged queries
 when it cannot progress); --full reads everything again and finds invoices missing in QuickBooks."""
 
-import os
 import unittest
 
 from qbenv import QBEnv, result

@@ -11,7 +11,6 @@ exactly once:
     the DocNumber lookup before a create finds it."""
 
 import json
-import os
 import unittest
 import urllib.error
 import urllib.request

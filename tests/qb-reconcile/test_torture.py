@@ -34,7 +34,6 @@ TORTURE_KILLS sets the number of kills (default 6; scripts/reliability runs 50),
 """
 
 import json
-import os
 import re
 import sys
 import time
@@ -42,8 +41,8 @@ import unittest
 
 from qbenv import QBEnv, result
 from harness import SmtpSink, query
-from endstate import MARK, mail_body, normalised, ops_state, short
-from crash import torture
+from endstate import MARK, mail_body, normalised, ops_state
+from crash import run_torture
 
 KEYS = {"digest": True, "push_batch": 4}
 TIMES = ("created_at", "updated_at", "qb_last_attempt_at", "qb_synced_at", "qb_updated_at", "paid_at",
@@ -176,18 +175,9 @@ class Subject:
 
 class TortureTest(unittest.TestCase):
     def test_random_kills(self):
-        kills = int(os.environ.get("TORTURE_KILLS", "6"))
-        seed = int(os.environ.get("TORTURE_SEED", str(int(time.time()))))
         subject = Subject()
         self.addCleanup(subject.stop_all)
-        res, env = torture(subject, kills, seed)
-        print("\n" + res.line("qb-reconcile (seed %d)" % seed), file=sys.stderr)
-        sys.stderr.write("(%d cycles ended between kills and were checked on their own)\n" %
-                         res.cycles_completed_early)
-        self.assertEqual(short(res.mismatches), [],
-                         "seed %d" % seed)
-        self.assertEqual(res.duplicates, 0, "seed %d" % seed)
-        self.assertEqual(res.kills, kills, "seed %d" % seed)
+        res, env = run_torture(self, subject, "qb-reconcile")
         self.assertEqual(env.ledger()["duplicates"], {})
         self.assertEqual(env.leaked(), [])
         subject.discard(env)

@@ -28,7 +28,6 @@ import socket
 import sqlite3
 import stat
 import subprocess
-import sys
 import threading
 import unittest
 

@@ -11,7 +11,6 @@ sync_training phase), so that the recovery shows the committed pages were kept. 
 """
 
 import sys
-import time
 import unittest
 
 import env as kitenv
@@ -19,7 +18,7 @@ import tgalib
 from harness import SmtpSink, Workdir, cursor, refused_port, query, runs
 from endstate import checkpoint_agrees, normalised, ops_state, without
 from faultmatrix import print_table
-from matrixkit import StorageCases, run_cases
+from matrixkit import StorageCases
 
 SYNC = "tga_sync"
 
@@ -72,23 +71,16 @@ def fault(op, kind, count=-1, service=None, **kw):
     return arm
 
 
-def clear(env):
-    env.fake.post("/_fake/fault/clear")
-
-
 class FaultMatrixTest(StorageCases, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.fwd = Workdir("tgafmfake")
         cls.fake = tgalib.start_fake(cls.fwd)
         cls.smtp = SmtpSink()
-        ref = Env(cls.fake, cls.smtp.port)
-        t0 = time.monotonic()
-        assert ref.daemon.run_once() == 0, ref.daemon.read_log()[-3000:]
-        cls.rows = [("(uninterrupted cycle)", "complete", time.monotonic() - t0, "")]
-        assert tgalib.compare(ref.corpus, tgalib.fake_dump(cls.fake)) == {}
-        cls.reference = ref.state()
-        ref.wd.cleanup()
+
+        def the_register(ref):
+            assert tgalib.compare(ref.corpus, tgalib.fake_dump(cls.fake)) == {}
+        cls.reference_cycle(Env(cls.fake, cls.smtp.port), the_register)
 
     @classmethod
     def tearDownClass(cls):
@@ -96,16 +88,6 @@ class FaultMatrixTest(StorageCases, unittest.TestCase):
         cls.fake.stop()
         cls.smtp.stop()
         cls.fwd.cleanup()
-
-    def setUp(self):
-        clear(self)
-
-    def run_cases(self, cases, env_factory=None):
-        for case in cases:
-            case.setdefault("disarm", clear)
-            case.setdefault("cleanup", clear)
-        run_cases(self, cases, env_factory or (lambda case: self.new_env(self.smtp.port, **case.get("keys", {}))),
-                  SYNC, self.rows, self.reference)
 
     def assert_attempted(self, env, case):
         """The run failed where the fault was: the training phase is in, the cursor at sync_orgs."""

@@ -6,7 +6,6 @@ completion mail switched off (notify = no) is not an error on the notify step.
 """
 
 import json
-import os
 import unittest
 
 import tgalib

@@ -12,7 +12,6 @@ ends partial (exit 3) / failed (exit 1) with the shortfall named on its step row
 exit 0 with rows missing fails the test (outcome()).
 """
 
-import os
 import threading
 import time
 import unittest

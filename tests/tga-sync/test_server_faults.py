@@ -8,7 +8,6 @@ run at once, after one request.  And when a request does fail for good, the step
 empty windows the step had already walked: they are committed as progress first.
 """
 
-import os
 import sys
 import time
 import unittest

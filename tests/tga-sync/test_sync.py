@@ -8,7 +8,6 @@ with nothing changed makes only search requests.
 """
 
 import json
-import os
 import unittest
 
 import tgalib

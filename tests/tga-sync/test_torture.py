@@ -24,7 +24,6 @@ TORTURE_KILLS sets the number of kills (default 6; scripts/reliability runs 50 m
 two databases' commits with TORTURE_AIM=split: see tests/kit/crash.py), TORTURE_SEED the seed (printed).
 """
 
-import os
 import re
 import sys
 import time
@@ -32,8 +31,8 @@ import unittest
 
 import tgalib
 from harness import Workdir, cursor, query
-from endstate import MARK, json_marked, normalised, ops_state, short, without
-from crash import MailSubject, engine_points, torture
+from endstate import MARK, json_marked, normalised, ops_state, without
+from crash import MailSubject, engine_points, run_torture
 
 KEYS = {"page_size": 20, "min_interval": "4ms"}
 # The job state's high-water marks (the fake's running clock) and the last cycle's id (our clock).
@@ -87,16 +86,8 @@ class TortureTest(unittest.TestCase):
         fake = tgalib.start_fake(fwd)
         self.addCleanup(fwd.cleanup)
         self.addCleanup(fake.stop)
-        kills = int(os.environ.get("TORTURE_KILLS", "6"))
-        seed = int(os.environ.get("TORTURE_SEED", str(int(time.time()))))
         subject = Subject(fake)
-        res, env = torture(subject, kills, seed)
-        print("\n" + res.line("tga-sync (seed %d)" % seed), file=sys.stderr)
-        sys.stderr.write("(%d cycles ended between kills and were checked on their own)\n" %
-                         res.cycles_completed_early)
-        self.assertEqual(short(res.mismatches), [], "seed %d" % seed)
-        self.assertEqual(res.duplicates, 0, "seed %d" % seed)
-        self.assertEqual(res.kills, kills, "seed %d" % seed)
+        res, env = run_torture(self, subject, "tga-sync")
         # The last env ended its cycle, with its data still the fake's register.
         self.assertEqual(cursor(env.ops, "tga_sync")["cycle_phase"], "done")
         self.assertEqual(tgalib.compare(env.corpus, tgalib.fake_dump(fake)), {})

@@ -6,7 +6,6 @@ page 2 (its modified date moves past the window's end): the daemon must say so, 
 counts window_restarts), complete, and after one more cycle hold exactly the fake's register."""
 
 import json
-import os
 import subprocess
 import unittest
 
