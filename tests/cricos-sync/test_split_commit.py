@@ -9,34 +9,23 @@ would, and must end with the state of uninterrupted cycles: every table by conte
 complete run per cycle, the killed run stale and named by the next run's resumed_from, one completion mail.
 """
 
-import sys
 import unittest
 
 import cricoslib
 import test_torture
-from harness import SmtpSink
-from crash import check_case, commit_counts
+from crash import SplitCommitCases
 
 KEYS = {"page_size": 50}
 
 
-class SplitCommitTest(unittest.TestCase):
+class SplitCommitTest(SplitCommitCases, unittest.TestCase):
+    sync_type = "cricos_sync"
+
     @classmethod
     def setUpClass(cls):
         cls.fake = cricoslib.start_fake()
         cls.state_fn = test_torture.Subject(cls.fake).state
-        cls.refs = {}
-        for cycles in (1, 2):
-            smtp = SmtpSink()
-            env = cls.make_env(smtp)
-            for i in range(cycles):
-                assert cls.run_cycle(env, i, None, "-v") == 0, env.daemon.read_log()[-3000:]
-            if cycles == 1:
-                cls.counts = commit_counts(env.daemon.read_log())
-            cls.refs[cycles] = cls.state_fn(env)
-            smtp.stop()
-            env.wd.cleanup()
-        sys.stderr.write("commits of one cycle: %s\n" % cls.counts)
+        cls.references()
 
     @classmethod
     def tearDownClass(cls):
@@ -51,16 +40,6 @@ class SplitCommitTest(unittest.TestCase):
         # Cycle i syncs edition i + 1 (the fake serves the edition it is told to).
         cls.fake.post("/_fake/mutate", {"action": "edition", "edition": i + 1})
         return env.daemon.run_once(*args, env=crash)
-
-    def case(self, point, cycles=1):
-        smtp = SmtpSink()
-        env = self.make_env(smtp)
-        try:
-            check_case(self, env, smtp, "cricos_sync", point, self.refs[cycles], self.state_fn, cycles,
-                       self.run_cycle)
-        finally:
-            smtp.stop()
-        env.wd.cleanup()
 
     def test_first_cycle(self):
         c = self.counts

@@ -324,6 +324,46 @@ def check_case(tc, env, smtp, sync_type, point, ref_state, state_fn, cycles, run
         tc.assertEqual(keys.count("%s/complete/%s" % (sync_type, cid)), 1, (cid, keys))
 
 
+class SplitCommitCases:
+    """The split-commit cases' set-up, mixed into a daemon's unittest.TestCase.  The class gives sync_type,
+    make_env(smtp) (a classmethod: an env on the class's fake with that mail sink) and, in its setUpClass, state_fn
+    (the torture's end state) before it calls references(); run_cycle(env, i, crash_env, *args) runs cycle i
+    (default: env.run_once).  case(point, cycles) is one case on a fresh env and mail sink."""
+
+    sync_type = None
+
+    @classmethod
+    def run_cycle(cls, env, i, crash, *args):
+        return env.run_once(*args, env=crash)
+
+    @classmethod
+    def references(cls):
+        """The end states of one and of two uninterrupted cycles (cls.refs[1], [2]) and the commits per label of
+        one cycle (cls.counts)."""
+        cls.refs = {}
+        for cycles in (1, 2):
+            smtp = SmtpSink()
+            env = cls.make_env(smtp)
+            for i in range(cycles):
+                assert cls.run_cycle(env, i, None, "-v") == 0, env.daemon.read_log()[-3000:]
+            if cycles == 1:
+                cls.counts = commit_counts(env.daemon.read_log())
+            cls.refs[cycles] = cls.state_fn(env)
+            smtp.stop()
+            env.cleanup()
+        sys.stderr.write("commits of one cycle: %s\n" % cls.counts)
+
+    def case(self, point, cycles=1):
+        smtp = SmtpSink()
+        env = self.make_env(smtp)
+        try:
+            check_case(self, env, smtp, self.sync_type, point, self.refs[cycles], self.state_fn, cycles,
+                       self.run_cycle)
+        finally:
+            smtp.stop()
+        env.cleanup()
+
+
 # --- the usual parts of a Subject, crash points, one kill and its resume ---------------------------------------------
 
 def engine_points(commits):

@@ -12,7 +12,7 @@ import unittest
 import tgalib
 from crash import assert_resumed, crash_at
 from endstate import without
-from harness import SmtpSink, Workdir, cursor
+from harness import SmtpSink, cursor
 
 # Small pages, so that both phases span several steps at the small scale.
 KEYS = {"page_size": 20}
@@ -21,9 +21,7 @@ KEYS = {"page_size": 20}
 class CrashTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.fwd = Workdir("tgacrashfake")
-        cls.fake = tgalib.start_fake(cls.fwd)
-        cls.smtp = SmtpSink()
+        tgalib.share_fake(cls, "tgacrashfake")
         ref = tgalib.Env(cls.fake, cls.smtp, name="tgaref", **KEYS)
         assert ref.daemon.run_once("-v") == 0, ref.daemon.read_log()[-4000:]
         cls.reference = tgalib.corpus_dump(ref)
@@ -37,10 +35,7 @@ class CrashTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.fake.stop()
-        cls.smtp.stop()
         cls.ref.cleanup()
-        cls.fwd.cleanup()
 
     def check_resumed(self, env, first_phase, smtp):
         self.assertEqual(tgalib.corpus_dump(env), self.reference)

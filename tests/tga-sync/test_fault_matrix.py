@@ -15,7 +15,7 @@ import unittest
 
 import env as kitenv
 import tgalib
-from harness import SmtpSink, Workdir, cursor, refused_port, query, runs
+from harness import cursor, refused_port, query, runs
 from endstate import checkpoint_agrees, normalised, ops_state, without
 from faultmatrix import print_table
 from matrixkit import StorageCases
@@ -74,9 +74,7 @@ def fault(op, kind, count=-1, service=None, **kw):
 class FaultMatrixTest(StorageCases, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.fwd = Workdir("tgafmfake")
-        cls.fake = tgalib.start_fake(cls.fwd)
-        cls.smtp = SmtpSink()
+        tgalib.share_fake(cls, "tgafmfake")
 
         def the_register(ref):
             assert tgalib.compare(ref.corpus, tgalib.fake_dump(cls.fake)) == {}
@@ -85,9 +83,6 @@ class FaultMatrixTest(StorageCases, unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         print(print_table(cls.rows, "fault matrix: tga-sync (TGA SOAP web services, mail, storage)"), file=sys.stderr)
-        cls.fake.stop()
-        cls.smtp.stop()
-        cls.fwd.cleanup()
 
     def assert_attempted(self, env, case):
         """The run failed where the fault was: the training phase is in, the cursor at sync_orgs."""

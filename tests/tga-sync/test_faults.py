@@ -13,7 +13,7 @@ import time
 import unittest
 
 import tgalib
-from harness import SmtpSink, Workdir, dump_db, query, runs
+from harness import SmtpSink, dump_db, query, runs
 
 WRONG = "wrong-password-7Qx!"
 
@@ -21,9 +21,7 @@ WRONG = "wrong-password-7Qx!"
 class FaultTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.fwd = Workdir("tgafaultfake")
-        cls.fake = tgalib.start_fake(cls.fwd)
-        cls.smtp = SmtpSink()
+        tgalib.share_fake(cls, "tgafaultfake")
         base = tgalib.Env(cls.fake, cls.smtp, name="tgabase")
         assert base.run_once() == 0, base.daemon.read_log()[-4000:]
         cls.base = base
@@ -33,10 +31,7 @@ class FaultTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.fake.stop()
-        cls.smtp.stop()
         cls.base.cleanup()
-        cls.fwd.cleanup()
 
     def setUp(self):
         self.fake.post("/_fake/fault/clear")

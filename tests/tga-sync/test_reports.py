@@ -9,7 +9,7 @@ import json
 import unittest
 
 import tgalib
-from harness import SmtpSink, Workdir, query, runs
+from harness import query, runs
 
 # A plan end with a fraction of a second: a mark rounded to whole seconds would differ from it.
 END = "2026-01-05T00:00:00.25Z"
@@ -18,16 +18,13 @@ END = "2026-01-05T00:00:00.25Z"
 class ReportTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.fwd = Workdir("tgarepfake")
-        cls.fake = tgalib.start_fake(cls.fwd, "--frozen-clock", now=END)
+        tgalib.share_fake(cls, "tgarepfake", "--frozen-clock", now=END, smtp=False)
         cls.env = tgalib.Env(cls.fake, None, name="tgarep", overlap="0s", notify=False)
         assert cls.env.run_once() == 0, cls.env.daemon.read_log()[-4000:]
 
     @classmethod
     def tearDownClass(cls):
-        cls.fake.stop()
         cls.env.cleanup()
-        cls.fwd.cleanup()
 
     def job_state(self):
         return json.loads(query(self.env.ops, "SELECT job_state FROM tga_sync_cursor")[0][0])
@@ -71,17 +68,12 @@ class OrganisationKindTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.fwd = Workdir("tgaorgfake")
-        cls.fake = tgalib.start_fake(cls.fwd)
-        cls.smtp = SmtpSink()
+        tgalib.share_fake(cls, "tgaorgfake")
         cls.env = tgalib.Env(cls.fake, cls.smtp, name="tgaorg")
 
     @classmethod
     def tearDownClass(cls):
-        cls.fake.stop()
-        cls.smtp.stop()
         cls.env.cleanup()
-        cls.fwd.cleanup()
 
     def mail_body(self, n):
         msg = self.smtp.wait(n)[n - 1]["msg"]

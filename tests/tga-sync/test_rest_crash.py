@@ -13,7 +13,7 @@ import unittest
 import tgalib
 from crash import assert_resumed, crash_at
 from endstate import without
-from harness import SmtpSink, Workdir, cursor
+from harness import SmtpSink, cursor
 
 # Small pages, so that both phases span several steps at the small scale.
 KEYS = {"rest_page_size": 20}
@@ -23,9 +23,7 @@ CURSOR_RE = r"^t=[A-Za-z]+ a=[A-Z0-9]* o=\d+ s=\d+ g=\d+ l=[A-Z0-9]*$"
 class RestCrashTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.fwd = Workdir("tgarestcrashfake")
-        cls.fake = tgalib.start_rest_fake(cls.fwd)
-        cls.smtp = SmtpSink()
+        tgalib.share_fake(cls, "tgarestcrashfake", start=tgalib.start_rest_fake)
         ref = tgalib.RestEnv(cls.fake, cls.smtp, name="tgarestref", **KEYS)
         cls.fake.post("/_fake/stats/reset")
         assert ref.daemon.run_once("-v") == 0, ref.daemon.read_log()[-4000:]
@@ -40,10 +38,7 @@ class RestCrashTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.fake.stop()
-        cls.smtp.stop()
         cls.ref.cleanup()
-        cls.fwd.cleanup()
 
     def check_resumed(self, env, first_phase, smtp):
         self.assertEqual(tgalib.corpus_dump(env), self.reference)

@@ -30,15 +30,9 @@ def read(path):
 class RestQuirksTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.fwd = Workdir("tgarestquirks")
-        cls.fake = tgalib.start_rest_fake(cls.fwd)
+        tgalib.share_fake(cls, "tgarestquirks", start=tgalib.start_rest_fake, smtp=False)
         cls.defaults = cls.fake.get("/_fake/config")
         cls.dump = tgalib.fake_dump(cls.fake)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.fake.stop()
-        cls.fwd.cleanup()
 
     def setUp(self):
         self.fake.post("/_fake/fault/clear")

@@ -17,24 +17,16 @@ import time
 import unittest
 
 import tgalib
-from harness import SmtpSink, Workdir, query, runs
+from harness import query, runs
 
 
 class RestShapesTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.fwd = Workdir("tgarestshapes")
-        cls.fake = tgalib.start_rest_fake(cls.fwd)
+        tgalib.share_fake(cls, "tgarestshapes", start=tgalib.start_rest_fake)
         cls.defaults = cls.fake.get("/_fake/config")
         cls.dump = tgalib.fake_dump(cls.fake)
-        cls.smtp = SmtpSink()
         cls.mails = 0
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.fake.stop()
-        cls.smtp.stop()
-        cls.fwd.cleanup()
 
     def setUp(self):
         self.fake.post("/_fake/fault/clear")

@@ -9,18 +9,18 @@ would, and must end with the state of uninterrupted cycles: every table by conte
 complete run per cycle, the killed run stale and named by the next run's resumed_from, one completion mail.
 """
 
-import sys
 import unittest
 
 import tgalib
 import test_torture
-from harness import SmtpSink, Workdir
-from crash import check_case, commit_counts
+from harness import Workdir
+from crash import SplitCommitCases
 
 
-class SplitCommitBase:
+class SplitCommitBase(SplitCommitCases):
     """A fake per class; the reference is one (and two) uninterrupted cycles of its register."""
     NAME = "tgasplit"
+    sync_type = "tga_sync"
 
     @classmethod
     def make_env(cls, smtp):
@@ -31,33 +31,12 @@ class SplitCommitBase:
         cls.fwd = Workdir(cls.NAME + "fake")
         cls.fake = cls.start_fake(cls.fwd)
         cls.state_fn = test_torture.Subject(cls.fake).state
-        cls.refs = {}
-        for cycles in (1, 2):
-            smtp = SmtpSink()
-            env = cls.make_env(smtp)
-            for i in range(cycles):
-                assert env.run_once("-v") == 0, env.daemon.read_log()[-3000:]
-            if cycles == 1:
-                cls.counts = commit_counts(env.daemon.read_log())
-            cls.refs[cycles] = cls.state_fn(env)
-            smtp.stop()
-            env.cleanup()
-        sys.stderr.write("commits of one cycle: %s\n" % cls.counts)
+        cls.references()
 
     @classmethod
     def tearDownClass(cls):
         cls.fake.stop()
         cls.fwd.cleanup()
-
-    def case(self, point, cycles=1):
-        smtp = SmtpSink()
-        env = self.make_env(smtp)
-        try:
-            check_case(self, env, smtp, "tga_sync", point, self.refs[cycles], self.state_fn, cycles,
-                       lambda e, i, crash: e.run_once(env=crash))
-        finally:
-            smtp.stop()
-        env.cleanup()
 
     def points(self):
         c = self.counts

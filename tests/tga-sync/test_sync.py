@@ -11,7 +11,7 @@ import json
 import unittest
 
 import tgalib
-from harness import SmtpSink, Workdir, query, runs, syncctl
+from harness import Workdir, query, runs, syncctl
 
 KIND_TYPE = {"training_package": "TrainingPackage", "qualification": "Qualification", "unit": "Unit",
              "skill_set": "SkillSet", "accredited_course": "AccreditedCourse"}
@@ -61,17 +61,12 @@ def expected_changes(answers):
 class SyncTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.fwd = Workdir("tgafake")
-        cls.fake = tgalib.start_fake(cls.fwd)
-        cls.smtp = SmtpSink()
+        tgalib.share_fake(cls, "tgafake")
         cls.env = tgalib.Env(cls.fake, cls.smtp, name="tgasync", summary_list_max=200)
 
     @classmethod
     def tearDownClass(cls):
-        cls.fake.stop()
-        cls.smtp.stop()
         cls.env.cleanup()
-        cls.fwd.cleanup()
 
     def last_mail(self, n):
         msgs = self.smtp.wait(n)

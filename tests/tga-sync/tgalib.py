@@ -9,7 +9,7 @@ import urllib.request
 
 import crash
 import env as kitenv
-from harness import Server, REPO
+from harness import Server, Workdir, REPO
 from endstate import without
 
 FAKE = os.path.join(REPO, "tests", "fakes", "fake_tga_soap.py")
@@ -27,6 +27,20 @@ def start_fake(wd, *args, now=None):
     if now:
         extra += ["--now", now]
     return Server(FAKE, "--scale", "small", *extra, wd=wd, name="fake_tga_%d" % id(extra))
+
+
+def share_fake(cls, name, *args, start=None, smtp=True, now=None):
+    """In a setUpClass: cls.fwd (a workdir for the fake's files), cls.fake (start_fake, or start: start_rest_fake,
+    with args and now) and cls.smtp (a mail sink, unless smtp=False), for the class's tests; stopped and removed
+    after them, also when the rest of setUpClass fails."""
+    cls.fwd = Workdir(name)
+    cls.addClassCleanup(cls.fwd.cleanup)
+    fake = lambda: (start or start_fake)(cls.fwd, *args, now=now)  # noqa: E731
+    if smtp:
+        kitenv.share_upstreams(cls, fake)
+    else:
+        cls.fake = fake()
+        cls.addClassCleanup(cls.fake.stop)
 
 
 class Env(kitenv.Env):
