@@ -10,26 +10,21 @@ import signal
 import time
 import unittest
 
-from harness import (Daemon, Server, SmtpSink, Workdir, base_config, cursor, dump_db, query, runs, settled_mails,
-                     wait_for, write_config, ctl, REPO)
+from env import TestSyncEnv
+from harness import Server, SmtpSink, cursor, dump_db, query, runs, settled_mails, wait_for, ctl, REPO
 
 ITEMS_SERVER = os.path.join(REPO, "tests", "kit", "items_server.py")
 # Columns that name a run, a cycle or a time differ between any two runs by design.
 VOLATILE = ("run_id", "created_cycle", "changed_cycle", "updated_at", "seq")
 
 
-class Env:
+class Env(TestSyncEnv):
     """A workdir, the test daemon's config and its upstream."""
 
     def __init__(self, items, smtp, **test_sync):
-        self.wd = Workdir("cycle")
-        keys = {"url": items.url, "page_size": 10, "step_backoff": "50ms", "step_backoff_max": "200ms",
-                "step_retries": 2}
+        keys = {"page_size": 10, "step_backoff": "50ms", "step_backoff_max": "200ms", "step_retries": 2}
         keys.update(test_sync)
-        self.config = write_config(self.wd.file("sync.conf"), base_config(self.wd, smtp.port, {"test-sync": keys}))
-        self.ops = os.path.join(self.wd.state, "ops.db")
-        self.corpus = os.path.join(self.wd.state, "rtopacks.db")
-        self.daemon = Daemon("test-sync", self.config, self.wd)
+        super().__init__(items, smtp, name="cycle", **keys)
 
     def corpus_dump(self):
         return dump_db(self.corpus, exclude_tables=("sync_checkpoint",), exclude_columns=VOLATILE)

@@ -11,23 +11,18 @@ import os
 import time
 import unittest
 
-from harness import Daemon, Server, SmtpSink, Workdir, base_config, dump_db, query, write_config, REPO
+from env import TestSyncEnv
+from harness import Server, SmtpSink, dump_db, query, REPO
 from crash import run_torture
 
 ITEMS_SERVER = os.path.join(REPO, "tests", "kit", "items_server.py")
 VOLATILE = ("run_id", "created_cycle", "changed_cycle")
 
 
-class Env:
+class Env(TestSyncEnv):
     def __init__(self, items):
         # A mail sink per env: run ids are per second, so two envs can have the same cycle id.
-        self.smtp = smtp = SmtpSink()
-        self.wd = Workdir("torture")
-        self.config = write_config(self.wd.file("sync.conf"), base_config(self.wd, smtp.port, {
-            "test-sync": {"url": items.url, "page_size": 5, "step_backoff": "50ms"}}))
-        self.daemon = Daemon("test-sync", self.config, self.wd)
-        self.corpus = os.path.join(self.wd.state, "rtopacks.db")
-        self.ops = os.path.join(self.wd.state, "ops.db")
+        super().__init__(items, SmtpSink(), name="torture", page_size=5, step_backoff="50ms")
 
 
 class Subject:

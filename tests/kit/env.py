@@ -132,3 +132,22 @@ def run_summary(ops, sync_type, run_id=None):
     else:
         rows = query(ops, "SELECT summary, changes FROM sync_runs WHERE run_id = ?", (run_id,))
     return (json.loads(rows[0][0]), rows[0][1]) if rows and rows[0][0] else (None, None)
+
+
+ITEMS_SERVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "items_server.py")
+
+
+class TestSyncEnv(Env):
+    """The engine's test daemon (tests/testd: test-sync) against the items server (kit/items_server.py): `keys` are
+    its [test-sync] keys after the url, `extra` other sections, `env` its environment."""
+
+    binary = "test-sync"
+    sync_type = "test_sync"
+
+    def __init__(self, items, smtp=None, name="testd", extra=None, env=None, state_dir=None, **keys):
+        super().__init__(name, smtp, state_dir)
+        self.items = items
+        section = {"url": items.url}
+        section.update(keys)
+        self.configure(section, extra=extra, env=env)
+

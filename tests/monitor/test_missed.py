@@ -12,8 +12,8 @@ import os
 import time
 import unittest
 
-from harness import (Daemon, Server, SmtpSink, Workdir, base_config, ctl, query, settle, syncctl,
-                     wait_for, write_config, REPO)
+import env as kitenv
+from harness import Server, SmtpSink, ctl, query, settle, syncctl, wait_for, REPO
 import promtext
 
 ITEMS_SERVER = os.path.join(REPO, "tests", "kit", "items_server.py")
@@ -25,9 +25,14 @@ def epoch(iso):
     return calendar.timegm(time.strptime(iso, "%Y-%m-%dT%H:%M:%SZ"))
 
 
-class Env:
+class Env(kitenv.Env):
+    """The test daemon with a schedule, a metrics folder and a clock file of its own."""
+
+    binary = "test-sync"
+    sync_type = "test_sync"
+
     def __init__(self, items, smtp, schedule, name="monitor", **test_sync):
-        self.wd = Workdir(name)
+        super().__init__(name, smtp)
         self.sched_dir = self.wd.file("schedules")
         self.metrics_dir = self.wd.file("metrics")
         os.makedirs(self.sched_dir)
@@ -35,17 +40,13 @@ class Env:
         with open(os.path.join(self.sched_dir, "test-sync.schedule"), "w") as f:
             f.write(schedule)
         self.clock = self.wd.file("clock")
+        self.items = items
         keys = {"url": items.url, "page_size": 10, "housekeeping_interval": "100ms", "missed_alert_delay": "0",
                 "step_backoff": "50ms", "step_backoff_max": "200ms", "step_retries": 2}
         keys.update(test_sync)
-        cfg = base_config(self.wd, smtp.port, {"test-sync": keys,
-                                               "paths": {"schedules_dir": self.sched_dir,
-                                                         "metrics_dir": self.metrics_dir}})
-        self.config = write_config(self.wd.file("sync.conf"), cfg)
-        self.ops = os.path.join(self.wd.state, "ops.db")
         self.env = {"RTOPACKS_CLOCK_FILE": self.clock}
-        self.daemon = Daemon("test-sync", self.config, self.wd, env=self.env)
-        self.smtp = smtp
+        self.configure(keys, extra={"paths": {"schedules_dir": self.sched_dir, "metrics_dir": self.metrics_dir}},
+                       env=self.env)
         self.seen_mail = len(smtp.received())
 
     def set_clock(self, iso):
