@@ -129,7 +129,8 @@ report_begin(struct sctl_report *r, struct sctl *s)
 	r->findings = cJSON_CreateArray();
 	if ((sch = schedule_load(dir, name, &missing, &cause)) == NULL) {
 		if (missing)
-			sctl_finding(r, WARN, "schedule", "reinstall the package, or point [paths] schedules_dir at the schedules",
+			sctl_finding(r, WARN, "schedule",
+			    "reinstall the package, or point [paths] schedules_dir at the schedules",
 			    "no schedule file %s/%s.schedule: missed runs cannot be detected", dir, name);
 		else
 			sctl_finding(r, PROBLEM, "schedule", "fix the file (syntax: schedules/README.md)", "%s", cause);

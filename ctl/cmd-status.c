@@ -104,4 +104,5 @@ cmd_status_exec(struct sctl *s, int argc, char **argv)
 }
 
 const struct sctl_cmd sctl_cmd_status = { "status", "[DAEMON] [--json]",
-	"Show what each daemon (or one) is doing: the run in progress, or how the last one ended.", cmd_status_exec, NULL };
+	"Show what each daemon (or one) is doing: the run in progress, or how the last one ended.", cmd_status_exec,
+	NULL };

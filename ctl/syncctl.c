@@ -113,7 +113,8 @@ usage(FILE *fp)
 	    "  7  the daemon refused the request (permission denied)\n"
 	    "  8  doctor: something needs attention soon (warnings only)\n"
 	    "  9  doctor: something needs action now (a missed, overrunning or stuck run, or a daemon's own check)\n"
-	    "  10 trigger --wait: the run completed degraded: something needs the operator (the run's error says what)\n");
+	    "  10 trigger --wait: the run completed degraded: something needs the operator (the run's error says\n"
+	    "     what)\n");
 	for (d = sctl_daemons; d->name != NULL; d++)
 		if (!d->hidden && d->hooks != NULL && d->hooks->help != NULL)
 			fprintf(fp, "\n%s", d->hooks->help);

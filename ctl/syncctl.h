@@ -64,7 +64,7 @@ struct sctl_hooks {
 struct sctl_daemon {
 	const char *name;
 	const char *sync_type;
-	bool hidden;			/* reachable by name, not listed (the engine's test daemon in test builds) */
+	bool hidden;			/* reachable by name, not listed (the engine's test daemon) */
 	const struct sctl_hooks *hooks;	/* NULL: nothing of its own */
 };
 extern const struct sctl_daemon sctl_daemons[];	/* terminated by name NULL */

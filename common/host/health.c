@@ -44,8 +44,8 @@ health_table_exists(struct db *db, const char *table)
 	return r;
 }
 
-static time_t
-col_time(sqlite3_stmt *st, int col)
+time_t
+health_col_time(sqlite3_stmt *st, int col)
 {
 	time_t t;
 
@@ -68,8 +68,8 @@ load_run(struct db *db, const char *sql, const char *sync_type, struct run_info 
 		r->present = true;
 		snprintf(r->run_id, sizeof r->run_id, "%s", db_col_text(st, 0));
 		snprintf(r->status, sizeof r->status, "%s", db_col_text(st, 1));
-		r->started = col_time(st, 2);
-		r->finished = col_time(st, 3);
+		r->started = health_col_time(st, 2);
+		r->finished = health_col_time(st, 3);
 		r->records_in = sqlite3_column_int64(st, 4);
 		r->records_out = sqlite3_column_int64(st, 5);
 		r->changes = sqlite3_column_int64(st, 6);
@@ -114,7 +114,7 @@ load_cursor(struct db *db, const char *sync_type, struct health *h, char **cause
 		h->have_cursor = true;
 		snprintf(h->cycle_phase, sizeof h->cycle_phase, "%s", db_col_text(st, 0));
 		snprintf(h->cursor_run_id, sizeof h->cursor_run_id, "%s", db_col_text(st, 1));
-		h->cursor_updated = col_time(st, 2);
+		h->cursor_updated = health_col_time(st, 2);
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
@@ -132,7 +132,7 @@ lookup_armed(struct db *db, const char *sync_type, const struct schedule *s)
 		db_bind_text(st, 1, sync_type);
 		/* A row for another expression was armed for that one: the current schedule starts with its runs. */
 		if (sqlite3_step(st) == SQLITE_ROW && (s == NULL || strcmp(db_col_text(st, 1), s->on_calendar) == 0))
-			t = col_time(st, 0);
+			t = health_col_time(st, 0);
 		sqlite3_reset(st);
 		if (t != 0)
 			return t;
@@ -140,7 +140,7 @@ lookup_armed(struct db *db, const char *sync_type, const struct schedule *s)
 	if ((st = db_stmt(db, SQL_FIRST_RUN, NULL)) != NULL) {
 		db_bind_text(st, 1, sync_type);
 		if (sqlite3_step(st) == SQLITE_ROW)
-			t = col_time(st, 0);
+			t = health_col_time(st, 0);
 		sqlite3_reset(st);
 	}
 	return t;

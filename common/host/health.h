@@ -57,6 +57,9 @@ int health_check(struct db *, const char *sync_type, const struct schedule *s, t
 const char *health_word(const struct health *);
 
 
+/* An ISO 8601 column as Unix time; 0 for NULL or a value that does not parse. */
+struct sqlite3_stmt;
+time_t health_col_time(struct sqlite3_stmt *, int col);
 /* Does table exist in ops.db (main)? */
 bool health_table_exists(struct db *, const char *table);
 

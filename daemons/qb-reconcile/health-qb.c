@@ -9,19 +9,8 @@
 #include "health-qb.h"
 #include "health.h"
 #include "metrics.h"
-#include "timeutil.h"
 
-static time_t
-col_time(sqlite3_stmt *st, int col)
-{
-	time_t t;
-
-	if (sqlite3_column_type(st, col) == SQLITE_NULL || !iso8601_parse(db_col_text(st, col), &t))
-		return 0;
-	return t;
-}
-
-/* --- the connection ---------------------------------------------------------------------------------------------- */
+/* --- the connection ------------------------------------------------------------------------------------------ */
 
 bool
 health_qb_state_ok(const char *state)
@@ -36,7 +25,10 @@ health_qb_state_ok(const char *state)
 	return false;
 }
 
-/* Is column in table? (qb_connection is another daemon's table: read only the columns that are there.) */
+/*
+ * Is column in table?  syncctl reads the table whatever qb-reconcile version made it: only the columns that are
+ * there.
+ */
 static bool
 has_column(struct db *db, const char *table, const char *col)
 {
@@ -77,16 +69,16 @@ health_qb(struct db *db, struct qb_health *q, char **cause)
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		q->present = true;
 		snprintf(q->state, sizeof q->state, "%s", db_col_text(st, 0));
-		q->refresh_expires = col_time(st, 1);
-		q->refresh_hard_expires = col_time(st, 2);
-		q->last_heartbeat = col_time(st, 3);
+		q->refresh_expires = health_col_time(st, 1);
+		q->refresh_hard_expires = health_col_time(st, 2);
+		q->last_heartbeat = health_col_time(st, 3);
 		/*
 		 * qb-reconcile stores the time of the last heartbeat that worked (0002-billing.sql); a boolean column
 		 * is read as such.  The last heartbeat worked if that time is the last attempt's.
 		 */
 		if (sqlite3_column_type(st, 4) == SQLITE_INTEGER)
 			q->last_heartbeat_ok = sqlite3_column_int(st, 4) != 0;
-		else if ((q->last_heartbeat_ok_at = col_time(st, 4)) != 0)
+		else if ((q->last_heartbeat_ok_at = health_col_time(st, 4)) != 0)
 			q->last_heartbeat_ok = q->last_heartbeat == 0 || q->last_heartbeat_ok_at >= q->last_heartbeat;
 		else if (q->last_heartbeat != 0)
 			q->last_heartbeat_ok = 0;
@@ -118,8 +110,8 @@ qbr_metrics(struct daemon *d, struct buf *out, char **cause)
 		metrics_sample(out, "qb_refresh_token_expiry_timestamp_seconds", daemon, "token", "hard",
 		    (long long)qb.refresh_hard_expires);
 	if (qb.last_heartbeat != 0)
-		metrics_gauge(out, "qb_last_heartbeat_timestamp_seconds", "Last QuickBooks token refresh attempt.", daemon,
-		    (long long)qb.last_heartbeat);
+		metrics_gauge(out, "qb_last_heartbeat_timestamp_seconds", "Last QuickBooks token refresh attempt.",
+		    daemon, (long long)qb.last_heartbeat);
 	if (qb.last_heartbeat_ok >= 0)
 		metrics_gauge(out, "qb_last_heartbeat_ok", "1 if the last QuickBooks token refresh worked.", daemon,
 		    qb.last_heartbeat_ok);

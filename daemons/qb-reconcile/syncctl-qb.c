@@ -431,7 +431,8 @@ qb_doctor(struct sctl_report *r, const struct sctl_daemon *d, struct db *db, tim
 	long long days;
 
 	if (health_qb(db, &q, &cause) == -1) {
-		sctl_finding(r, SCTL_LEVEL_WARN, "quickbooks", "check that ops.db is readable: syncctl qb status", "%s", cause);
+		sctl_finding(r, SCTL_LEVEL_WARN, "quickbooks", "check that ops.db is readable: syncctl qb status", "%s",
+		    cause);
 		free(cause);
 		return;
 	}
@@ -454,7 +455,8 @@ qb_doctor(struct sctl_report *r, const struct sctl_daemon *d, struct db *db, tim
 	if (q.refresh_expires != 0) {
 		days = (long long)((q.refresh_expires - now) / 86400);
 		if (q.refresh_expires <= now)
-			sctl_finding(r, SCTL_LEVEL_PROBLEM, "quickbooks", "reconnect: `syncctl qb connect` (see `syncctl qb status`)",
+			sctl_finding(r, SCTL_LEVEL_PROBLEM, "quickbooks",
+			    "reconnect: `syncctl qb connect` (see `syncctl qb status`)",
 			    "the rolling QuickBooks refresh token expired at %s", iso8601_fmt(q.refresh_expires, buf));
 		else if (q.refresh_expires - now < warn_s)
 			sctl_finding(r, SCTL_LEVEL_WARN, "quickbooks",
@@ -487,7 +489,7 @@ const struct sctl_hooks sctl_hooks_qb_reconcile = {
 	.cmds = qb_cmds,
 	.doctor = qb_doctor,
 	.doctor_help = "QuickBooks token expiry",
-	.help = "qb-reconcile: `syncctl qb retry` exits 1 when the invoice did not sync; doctor exits 9 when QuickBooks is\n"
-	    "disconnected; trigger --wait exits 10 when the QuickBooks connection or heartbeat, or invoices that did not\n"
-	    "sync, need the operator (the run's error says what).\n",
+	.help = "qb-reconcile: `syncctl qb retry` exits 1 when the invoice did not sync; doctor exits 9 when\n"
+	    "QuickBooks is disconnected; trigger --wait exits 10 when the QuickBooks connection or heartbeat, or\n"
+	    "invoices that did not sync, need the operator (the run's error says what).\n",
 };
