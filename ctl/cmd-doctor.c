@@ -2,7 +2,7 @@
  * syncctl doctor [DAEMON...] [--json] [--token-warn DAYS]: everything about the jobs that needs the operator, and
  * what to do about each, from ops.db (read-only, so it works with every daemon down) and the schedule files.
  *
- * Checks, per job (health_check() in common/health.c: the same logic the daemons' monitors use):
+ * Checks, per job (health_check() in common/host/health.c: the same logic the daemons' monitors use):
  *   schedule   the job's schedule file is missing or unreadable (missed-run detection is then impossible)
  *   started    the job has never started (no monitor row, no run; on a fresh install ops.db has no tables yet:
  *              that is this warning too, exit 8)
