@@ -21,8 +21,6 @@
 #endif
 #define SECRET_MAX_BYTES (64 * 1024)
 
-const char *const cfg_daemon_sections[] = { "tga-sync", "cricos-sync", "qb-reconcile", "test-sync", NULL };
-
 static const struct cfg_key paths_keys[] = {
 	{ "state_dir", CFG_PATH, "/var/lib/rtopacks-sync", 0, 0, NULL, 0,
 	    "Directory holding the databases (shared by the daemons, group-writable)." },

@@ -49,7 +49,10 @@ struct config;
 extern const struct cfg_section cfg_paths, cfg_control, cfg_smtp, cfg_http;
 /* Keys every daemon section has (retries, timeouts, ...). */
 extern const struct cfg_key cfg_job_common_keys[];
-/* Names of all daemon sections (so one daemon does not reject another's). */
+/*
+ * Names of all daemon sections (so one daemon does not reject another's): generated at build time from the daemons'
+ * folders (cmake/Daemons.cmake writes generated/daemon-sections.c).
+ */
 extern const char *const cfg_daemon_sections[];
 
 /*

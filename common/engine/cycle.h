@@ -81,6 +81,11 @@ struct job_def {
 	void (*format_summary)(const cJSON *summary, struct buf *out);
 	void (*housekeeping)(struct daemon *);		/* every housekeeping_interval */
 	void (*status)(struct daemon *, cJSON *out);	/* extra fields for `status` */
+	/*
+	 * Append the job's own series to its metrics textfile, after the shared ones (metrics.h has the helpers).
+	 * On error return -1 with *cause having written nothing: the monitor logs it and writes the shared ones.
+	 */
+	int (*metrics)(struct daemon *, struct buf *out, char **cause);
 	const struct ctl_cmd *const *ctl_cmds;		/* extra control commands (NULL-terminated) */
 };
 
