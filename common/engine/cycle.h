@@ -25,6 +25,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "crashpoint.h"
+
 struct buf;
 struct cfg_key;
 struct config;
@@ -171,11 +173,10 @@ void cycle_set_listener(struct cycle *, cycle_listener_fn, void *arg);
 void phase_notify(struct step *);
 
 /*
- * Crash points for tests: RTOPACKS_CRASH_AT="name:N[,name:N...]" kills the process (SIGKILL) at the Nth pass.  The
+ * Crash points for tests (crashpoint(), in base/crashpoint.h, RTOPACKS_CRASH_AT="name:N[,name:N...]").  The
  * engine's: step_begin, before_commit, after_commit (step commits), and per cursor commit, labelled "trigger" or
  * with the phase: before_commit@<label>, split_commit@<label> (ops.db committed, rtopacks.db not: splitcrash.h),
  * after_commit@<label>; split_commit counts every two-database commit.
  */
-void crashpoint(const char *name);
 
 #endif

@@ -61,9 +61,6 @@ void daemon_config_sections(const struct job_def *, struct cfg_section *own, con
 /* The file system of the databases is full: give up the ballast so a failure can still be recorded. */
 bool daemon_release_ballast(struct daemon *);
 
-/* Socket path of a daemon under a config (shared with syncctl). */
-char *daemon_socket_path(const struct config *, const char *daemon);
-
 /*
  * Queue a mail that must reach the operator once per occurrence of (kind, key): e.g. ("missed",
  * "2026-12-05T16:00:00Z").  Returns 1 if queued now, 0 if it was sent before, -1 on error.
