@@ -175,6 +175,28 @@ status_exit_code(const char *status)
 
 static void reload_config(struct daemon *);
 
+/*
+ * Fill in what the engine sees of the daemon (cycle.h: struct cycle_host): before cycle_new(), and again after a
+ * reload (the configuration, the paths' copies and the job's state may have been replaced).
+ */
+static void
+engine_host(struct daemon *d)
+{
+	struct cycle_host *h = &d->engine;
+
+	h->daemon = d;
+	h->job = d->job;
+	h->section = d->section;
+	h->loop = d->loop;
+	h->cfg = d->cfg;
+	h->db = d->db;
+	h->ops_path = d->ops_path;
+	h->corpus_path = d->corpus_path;
+	h->outbox = d->outbox;
+	h->job_ctx = d->job_ctx;
+	h->stopping = &d->stopping;
+}
+
 static void
 drain_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -315,11 +337,13 @@ reload_config(struct daemon *d)
 	mailer_free(d->mailer);
 	d->mailer = m;
 	outbox_reconfigure(d->outbox, m, d->cfg);
+	engine_host(d);
 	cycle_reconfigure(d->cycle);
 	if (d->job->reload != NULL && d->job->reload(d, &cause) == -1) {
 		log_warnx("reload: %s", cause);
 		free(cause);
 	}
+	engine_host(d);
 	log_info("configuration reloaded from %s", d->config_path);
 }
 
@@ -360,12 +384,6 @@ tx_check_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	struct daemon *d = w->data;
 
 	cycle_check_tx(d->cycle);
-}
-
-bool
-daemon_release_ballast(struct daemon *d)
-{
-	return ballast_release(config_str(d->cfg, "paths", "state_dir"), d->job->daemon);
 }
 
 /* --- main ---------------------------------------------------------------------------------------------------- */
@@ -536,7 +554,8 @@ daemon_main(int argc, char **argv, const struct job_def *job)
 	d->outbox = outbox_new(d->loop, d->db, d->mailer, d->cfg, job->sync_type);
 	if (job->init != NULL && job->init(d, &cause) == -1)
 		goto cannot_start;
-	if ((d->cycle = cycle_new(d, &cause)) == NULL)
+	engine_host(d);
+	if ((d->cycle = cycle_new(&d->engine, &cause)) == NULL)
 		goto cannot_start;
 	cycle_set_listener(d->cycle, on_cycle_event, d);
 	if (cycle_recover(d->cycle, &resume, &cause) == -1)
