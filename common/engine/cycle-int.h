@@ -58,7 +58,7 @@ struct step {
 enum cycle_state {
 	CYCLE_IDLE,		/* no run */
 	CYCLE_RUNNING,		/* a run, stepping */
-	CYCLE_STOPPING,		/* the daemon stops: the run ends 'cancelled' at the next step boundary, resumed later */
+	CYCLE_STOPPING,		/* the daemon stops: the run ends 'cancelled' at the next boundary, resumed later */
 	CYCLE_CANCELLING,	/* cancelled (cancel_by): the run ends 'cancelled' at the next step boundary */
 };
 
