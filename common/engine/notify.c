@@ -18,12 +18,13 @@
 #include "buf.h"
 #include "config.h"
 #include "cycle.h"
-#include "daemon.h"
 #include "db.h"
 #include "log.h"
 #include "outbox.h"
 #include "timeutil.h"
 #include "xmalloc.h"
+
+#include "cycle-int.h"
 
 static const char SQL_CYCLE_RUNS[] =
     "SELECT run_id, trigger, started_at, requested_by FROM sync_runs WHERE cycle_id = ? AND sync_type = ?"
@@ -81,7 +82,7 @@ struct phase_row {
 static int64_t
 compose(struct step *st, char **subject, char **body, char **cause)
 {
-	struct daemon *d = step_daemon(st);
+	const struct cycle_host *d = step_host(st);
 	const struct job_def *job = d->job;
 	struct phase_row *rows;
 	struct buf b;
@@ -200,7 +201,7 @@ static void
 delivered(const char *error, void *arg)
 {
 	struct step *st = arg;
-	struct daemon *d = step_daemon(st);
+	const struct cycle_host *d = step_host(st);
 
 	if (error != NULL) {
 		char *msg = NULL;
@@ -220,14 +221,14 @@ abandon_delivery(void *arg)
 {
 	struct step *st = arg;
 
-	outbox_forget(step_daemon(st)->outbox, delivered, st);
+	outbox_forget(step_host(st)->outbox, delivered, st);
 	step_done(st, STEP_PHASE_DONE);
 }
 
 static void
 notify_run(struct step *st)
 {
-	struct daemon *d = step_daemon(st);
+	const struct cycle_host *d = step_host(st);
 	const char *cur = step_cursor(st);
 	char *subject = NULL, *body = NULL, *cause = NULL, key[256];
 	const cJSON *skip;

@@ -15,6 +15,7 @@
 #include "ballast.h"
 #include "config.h"
 #include "control.h"
+#include "ctl-proto.h"
 #include "cycle.h"
 #include "daemon.h"
 #include "db.h"
@@ -38,9 +39,10 @@
 #define EXIT_CANNOT_START 5
 #define EXIT_RUN_DEGRADED 10	/* the cycle completed, but something needs the operator (the run's error) */
 
-static const char SQL_ALERT[] =
-    "INSERT INTO sync_alerts (sync_type, kind, alert_key, created_at, detail) VALUES (?, ?, ?, ?, ?)"
-    " ON CONFLICT (sync_type, kind, alert_key) DO NOTHING";
+/* The control commands every daemon has (a job adds its own: job->ctl_cmds). */
+static const struct ctl_cmd *const common_cmds[] = {
+	&ctl_cmd_status, &ctl_cmd_trigger, &ctl_cmd_cancel, &ctl_cmd_watch, NULL,
+};
 
 static void
 usage(const struct job_def *job, FILE *fp)
@@ -77,22 +79,12 @@ daemon_config_sections(const struct job_def *job, struct cfg_section *own, const
 	list[5] = NULL;
 }
 
-char *
-daemon_socket_path(const struct config *cfg, const char *daemon)
-{
-	char *p;
-
-	/* syncctl loads no daemon section, so it cannot ask for the override: only daemons consult it. */
-	xasprintf(&p, "%s/%s.sock", config_str(cfg, "control", "socket_dir"), daemon);
-	return p;
-}
-
 static char *
 socket_path_for(const struct daemon *d)
 {
 	const char *own = config_str(d->cfg, d->section, "socket");
 
-	return own != NULL ? xstrdup(own) : daemon_socket_path(d->cfg, d->job->daemon);
+	return own != NULL ? xstrdup(own) : ctl_socket_path(d->cfg, d->job->daemon);
 }
 
 static void
@@ -182,6 +174,28 @@ status_exit_code(const char *status)
 }
 
 static void reload_config(struct daemon *);
+
+/*
+ * Fill in what the engine sees of the daemon (cycle.h: struct cycle_host): before cycle_new(), and again after a
+ * reload (the configuration, the paths' copies and the job's state may have been replaced).
+ */
+static void
+engine_host(struct daemon *d)
+{
+	struct cycle_host *h = &d->engine;
+
+	h->daemon = d;
+	h->job = d->job;
+	h->section = d->section;
+	h->loop = d->loop;
+	h->cfg = d->cfg;
+	h->db = d->db;
+	h->ops_path = d->ops_path;
+	h->corpus_path = d->corpus_path;
+	h->outbox = d->outbox;
+	h->job_ctx = d->job_ctx;
+	h->stopping = &d->stopping;
+}
 
 static void
 drain_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -323,11 +337,13 @@ reload_config(struct daemon *d)
 	mailer_free(d->mailer);
 	d->mailer = m;
 	outbox_reconfigure(d->outbox, m, d->cfg);
+	engine_host(d);
 	cycle_reconfigure(d->cycle);
 	if (d->job->reload != NULL && d->job->reload(d, &cause) == -1) {
 		log_warnx("reload: %s", cause);
 		free(cause);
 	}
+	engine_host(d);
 	log_info("configuration reloaded from %s", d->config_path);
 }
 
@@ -368,52 +384,6 @@ tx_check_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	struct daemon *d = w->data;
 
 	cycle_check_tx(d->cycle);
-}
-
-bool
-daemon_release_ballast(struct daemon *d)
-{
-	return ballast_release(config_str(d->cfg, "paths", "state_dir"), d->job->daemon);
-}
-
-/* --- alerts -------------------------------------------------------------------------------------------------- */
-
-int
-daemon_alert_once(struct daemon *d, const char *kind, const char *key, const char *subject, const char *body,
-    char **cause)
-{
-	char now[ISO8601_LEN], mkey[512];
-	sqlite3_stmt *st;
-	int64_t id = -1;
-	int fresh;
-
-	if (db_begin(d->db, cause) == -1)
-		return -1;
-	if ((st = db_stmt(d->db, SQL_ALERT, cause)) == NULL)
-		goto fail;
-	db_bind_text(st, 1, d->job->sync_type);
-	db_bind_text(st, 2, kind);
-	db_bind_text(st, 3, key);
-	db_bind_text(st, 4, iso8601_now(now));
-	db_bind_text(st, 5, subject);
-	if (db_step_done(d->db, st, cause) == -1)
-		goto fail;
-	fresh = sqlite3_changes(db_handle(d->db)) > 0;
-	if (fresh) {
-		snprintf(mkey, sizeof mkey, "%s/alert/%s/%s", d->job->sync_type, kind, key);
-		if ((id = outbox_queue(d->outbox, mkey, d->job->sync_type, NULL, subject, body, cause)) == -1)
-			goto fail;
-	}
-	if (db_commit(d->db, cause) == -1)
-		goto fail;
-	if (fresh) {
-		log_warnx("alert: %s", subject);
-		outbox_deliver(d->outbox, id, 1, NULL, NULL);
-	}
-	return fresh;
-fail:
-	db_rollback(d->db);
-	return -1;
 }
 
 /* --- main ---------------------------------------------------------------------------------------------------- */
@@ -584,13 +554,14 @@ daemon_main(int argc, char **argv, const struct job_def *job)
 	d->outbox = outbox_new(d->loop, d->db, d->mailer, d->cfg, job->sync_type);
 	if (job->init != NULL && job->init(d, &cause) == -1)
 		goto cannot_start;
-	if ((d->cycle = cycle_new(d, &cause)) == NULL)
+	engine_host(d);
+	if ((d->cycle = cycle_new(&d->engine, &cause)) == NULL)
 		goto cannot_start;
 	cycle_set_listener(d->cycle, on_cycle_event, d);
 	if (cycle_recover(d->cycle, &resume, &cause) == -1)
 		goto cannot_start;
 	d->socket_path = socket_path_for(d);
-	if ((d->control = control_new(d, d->socket_path, &cause)) == NULL)
+	if ((d->control = control_new(d, d->socket_path, common_cmds, &cause)) == NULL)
 		goto cannot_start;
 
 	signal(SIGPIPE, SIG_IGN);
