@@ -64,7 +64,7 @@ usage(const struct job_def *job, FILE *fp)
 }
 
 void
-daemon_config_sections(const struct job_def *job, struct cfg_section *own, const struct cfg_section *list[6])
+daemon_config_sections(const struct job_def *job, struct cfg_section *own, const struct cfg_section *list[7])
 {
 	own->name = job->daemon;
 	own->keys = cfg_job_common_keys;
@@ -73,8 +73,9 @@ daemon_config_sections(const struct job_def *job, struct cfg_section *own, const
 	list[1] = &cfg_control;
 	list[2] = &cfg_smtp;
 	list[3] = &cfg_http;
-	list[4] = own;
-	list[5] = NULL;
+	list[4] = &cfg_d1;
+	list[5] = own;
+	list[6] = NULL;
 }
 
 char *
@@ -284,7 +285,7 @@ static void
 reload_config(struct daemon *d)
 {
 	struct cfg_section own;
-	const struct cfg_section *list[6];
+	const struct cfg_section *list[7];
 	struct config *cfg;
 	struct mailer *m;
 	char *cause = NULL, *sock;
@@ -482,7 +483,7 @@ daemon_main(int argc, char **argv, const struct job_def *job)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct cfg_section own;
-	const struct cfg_section *list[6];
+	const struct cfg_section *list[7];
 	struct daemon dd, *d = &dd;
 	bool foreground = false, check_only = false, resume = false;
 	char *cause = NULL, run_id[128];

@@ -56,7 +56,7 @@ struct daemon {
 int daemon_main(int argc, char **argv, const struct job_def *);
 /* The sections a job's configuration file has: the shared ones and [<daemon>] (own, filled here); list ends NULL.
  * The daemons load their file with it, and so does fuzz/fuzz_config.c. */
-void daemon_config_sections(const struct job_def *, struct cfg_section *own, const struct cfg_section *list[6]);
+void daemon_config_sections(const struct job_def *, struct cfg_section *own, const struct cfg_section *list[7]);
 
 /* The file system of the databases is full: give up the ballast so a failure can still be recorded. */
 bool daemon_release_ballast(struct daemon *);
