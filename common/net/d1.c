@@ -215,7 +215,8 @@ d1_settings_load(struct d1_settings *s, const struct config *cfg, const char *sy
 	if ((s->token = secret_load(cfg, "d1", "token_file", "d1-api-token", cause)) == NULL) {
 		char *c = *cause;
 
-		xasprintf(cause, "D1 publishing is configured ([d1] account_id) but its API token cannot be read: %s", c);
+		xasprintf(cause, "D1 publishing is configured ([d1] account_id) but its API token (credential "
+		    "d1-api-token, or [d1] token_file) cannot be read: %s", c);
 		free(c);
 		d1_settings_clear(s);
 		return -1;
