@@ -16,6 +16,7 @@
 #include "config.h"
 #include "control.h"
 #include "cycle.h"
+#include "d1.h"
 #include "daemon.h"
 #include "db.h"
 #include "evcurl.h"
@@ -273,9 +274,15 @@ check_startup(struct daemon *d, char **cause)
 {
 	struct mailer *m;
 
+	struct d1_settings d1s;
+
 	if ((m = mailer_new(NULL, d->cfg, cause)) == NULL)
 		return -1;
 	mailer_free(m);
+	/* [d1]: off when account_id is unset; else every id, table name and the token's shape. */
+	if (d1_settings_load(&d1s, d->cfg, d->job->sync_type, 0, cause) == -1)
+		return -1;
+	d1_settings_clear(&d1s);
 	if (d->job->check != NULL && d->job->check(d->cfg, d->section, cause) == -1)
 		return -1;
 	return 0;

@@ -12,7 +12,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import BIN, REPO, Server, Workdir, write_config  # noqa: E402
+from harness import BIN, REPO, Server, Workdir, base_config, write_config  # noqa: E402
 
 FAKE = os.path.join(REPO, "tests", "fakes", "fake_d1.py")
 ACCOUNT = "0123456789abcdef0123456789abcdef"
@@ -250,6 +250,32 @@ class D1Client(unittest.TestCase):
         self.assertIn("api_base", out["error"])
         out = self.probe("check", config=self.config(token_file=self.wd.file("missing")), rc=1)
         self.assertIn("d1-api-token", out["error"])
+
+    def test_daemon_dash_n_checks_the_section(self):
+        def check(d1):
+            extra = {"test-sync": {"url": self.fake.url}}
+            if d1 is not None:
+                extra["d1"] = d1
+            path = write_config(self.wd.file("daemon.conf"), base_config(self.wd, None, extra))
+            os.chmod(path, 0o600)
+            return subprocess.run([os.path.join(BIN, "test-sync"), "-n", "-c", path], capture_output=True, text=True,
+                                  timeout=60)
+
+        good = {"account_id": ACCOUNT, "ops_database_id": OPS, "api_base": self.fake.url + "/client/v4",
+                "token_file": self.token_file}
+        for d1 in (None, good):
+            p = check(d1)
+            self.assertEqual((p.returncode, p.stdout.strip()), (0, "configuration OK"), p.stderr)
+        p = check(dict(good, ops_database_id="ops-db"))
+        self.assertEqual(p.returncode, 5, p.stderr)
+        self.assertIn("ops_database_id", p.stderr)
+        p = check(dict(good, token_file=self.secret("quoted", "'%s'" % TOKEN)))
+        self.assertEqual(p.returncode, 5, p.stderr)
+        self.assertIn("d1-api-token", p.stderr)
+        self.assertNotIn(TOKEN, p.stdout + p.stderr)
+        p = check(dict(good, api_base="http://api.cloudflare.com/client/v4"))
+        self.assertEqual(p.returncode, 5, p.stderr)
+        self.assertIn("[d1] api_base", p.stderr)
 
 
 if __name__ == "__main__":
