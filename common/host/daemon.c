@@ -16,6 +16,7 @@
 #include "config.h"
 #include "control.h"
 #include "cycle.h"
+#include "d1-mirror.h"
 #include "d1.h"
 #include "daemon.h"
 #include "db.h"
@@ -191,7 +192,8 @@ drain_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	struct daemon *d = w->data;
 
 	/* --once: let a queued failure mail go out before exiting, but never wait for ever. */
-	if (outbox_busy(d->outbox) == 0 || ev_now(loop) - d->drain_started > d->drain_limit)
+	if ((outbox_busy(d->outbox) == 0 && !d1_mirror_busy(d->mirror)) ||
+	    ev_now(loop) - d->drain_started > d->drain_limit)
 		ev_break(loop, EVBREAK_ALL);
 }
 
@@ -203,6 +205,9 @@ on_cycle_event(const char *event, const cJSON *data, void *arg)
 
 	if (d->control != NULL)
 		control_broadcast(d->control, event, data);
+	/* The observatory in D1: the run starting, each phase ending, the run ending. */
+	if (strcmp(event, "run_start") == 0 || strcmp(event, "phase") == 0 || strcmp(event, "run_end") == 0)
+		d1_mirror_kick(d->mirror, strcmp(event, "run_end") == 0);
 	if (strcmp(event, "progress") == 0 || strcmp(event, "phase") == 0 || strcmp(event, "run_start") == 0) {
 		double now = mono_now();
 
@@ -364,6 +369,7 @@ housekeeping_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	struct daemon *d = w->data;
 
 	outbox_kick(d->outbox, false);
+	d1_mirror_kick(d->mirror, true);
 	monitor_housekeeping(d);
 	if (d->job->housekeeping != NULL)
 		d->job->housekeeping(d);
@@ -461,6 +467,7 @@ teardown(struct daemon *d)
 	monitor_free(d);
 	if (d->job->fini != NULL && d->job_ctx != NULL)
 		d->job->fini(d);
+	d1_mirror_free(d->mirror);
 	outbox_free(d->outbox);
 	mailer_free(d->mailer);
 	evcurl_free(d->ec);
@@ -595,6 +602,9 @@ daemon_main(int argc, char **argv, const struct job_def *job)
 	if ((d->cycle = cycle_new(d, &cause)) == NULL)
 		goto cannot_start;
 	cycle_set_listener(d->cycle, on_cycle_event, d);
+	/* After cycle_new, which makes the cursor table the mirror watches. */
+	if ((d->mirror = d1_mirror_new(d->loop, d->ec, d->db, d->cfg, job->sync_type, &cause)) == NULL)
+		goto cannot_start;
 	if (cycle_recover(d->cycle, &resume, &cause) == -1)
 		goto cannot_start;
 	d->socket_path = socket_path_for(d);

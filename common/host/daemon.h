@@ -33,6 +33,7 @@ struct daemon {
 	struct evcurl *ec;
 	struct mailer *mailer;
 	struct outbox *outbox;
+	struct d1_mirror *mirror;	/* runs, steps and cursor to D1's ops database (off without [d1]) */
 	struct cycle *cycle;
 	struct control *control;
 	void *job_ctx;			/* the job's own state (set by job->init) */
