@@ -131,6 +131,16 @@ class Mirror(unittest.TestCase):
             self.assertIn("d1: ", p.stdout)
             self.assertIn("rows waiting since", p.stdout)
             self.assertFalse(self.has("sync_runs"))                 # nothing reached D1
+            # doctor warns once they have waited a day (its clock moved two days on)
+            clock = wd.file("clock")
+            with open(clock, "w") as f:
+                f.write("%d\n" % (time.time() + 2 * 86400))
+            p = syncctl(config, "doctor", "test-sync", env={"RTOPACKS_CLOCK_FILE": clock})
+            self.assertIn("d1: ", p.stdout)
+            self.assertIn("observatory rows have waited for D1 since", p.stdout)
+            self.assertIn(p.returncode, (8, 9), p.stdout + p.stderr)
+            p = syncctl(config, "doctor", "test-sync")
+            self.assertNotIn("observatory rows", p.stdout)
             # D1 is back: the next housekeeping passes send everything
             self.fake.post("/_fake/outage", {"mode": "off"})
             wait_for(lambda: query(ops, "SELECT count(*) FROM d1_outbox")[0][0] == 0, timeout=30,
