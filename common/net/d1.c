@@ -751,8 +751,9 @@ http_done(struct http_request *hreq, const struct http_result *res, void *arg)
 			snprintf(r->reason, sizeof r->reason, "%s", res->error ? res->error : "HTTP error");
 		goto retry;
 	}
-	snprintf(msg, sizeof msg, "D1 %s database: %s: HTTP %ld, code %d%s%s; not retried", db->label, r->what,
-	    res->status, code, dmsg[0] ? ": " : "", dmsg);
+	snprintf(msg, sizeof msg, "D1 %s database: %s: HTTP %ld, code %d%s%s; not retried%s", db->label, r->what,
+	    res->status, code, dmsg[0] ? ": " : "", dmsg, res->status == 404 || res->status == 405 ?
+	    " (check [d1] api_base: https://api.cloudflare.com/client/v4)" : "");
 	finish(r, D1_ERR_REQUEST, msg, NULL);
 	cJSON_Delete(env);
 	return;

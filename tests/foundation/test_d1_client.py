@@ -248,6 +248,9 @@ class D1Client(unittest.TestCase):
             self.assertIn(want, out["error"])
         out = self.probe("check", config=self.config(api_base="http://203.0.113.5/client/v4"), rc=1)
         self.assertIn("api_base", out["error"])
+        out = self.probe("query", "SELECT 1", config=self.config(api_base=self.fake.url + "/client/v3"), rc=1)
+        self.assertEqual((out["status"], out["http_status"], out["attempts"]), ("request", 404, 1))
+        self.assertIn("check [d1] api_base", out["error"])
         out = self.probe("check", config=self.config(token_file=self.wd.file("missing")), rc=1)
         self.assertIn("d1-api-token", out["error"])
 
