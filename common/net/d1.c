@@ -480,8 +480,9 @@ d1_query(struct d1_db *db, const struct d1_query *q)
 {
 	struct d1 *d1 = db->d1;
 	struct d1_req *r;
-	struct buf b;
-	size_t len = q->sql_len ? q->sql_len : strlen(q->sql);
+	struct buf b, all;
+	const cJSON *item;
+	size_t len = q->sql == NULL ? 0 : q->sql_len ? q->sql_len : strlen(q->sql);
 	char *params;
 
 	r = xcalloc(1, sizeof *r);
@@ -490,19 +491,34 @@ d1_query(struct d1_db *db, const struct d1_query *q)
 	r->on_done = q->on_done;
 	r->arg = q->arg;
 	r->started = mono_now();
-	d1_sql_tables(q->sql, len, r->tables, sizeof r->tables);
+	buf_init(&b);
+	if (q->batch != NULL) {
+		/* The tables of every item's statement, for messages. */
+		buf_init(&all);
+		cJSON_ArrayForEach(item, q->batch)
+			if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(item, "sql"))) {
+				buf_adds(&all, cJSON_GetObjectItemCaseSensitive(item, "sql")->valuestring);
+				buf_adds(&all, ";\n");
+			}
+		d1_sql_tables(all.data != NULL ? all.data : "", all.len, r->tables, sizeof r->tables);
+		buf_free(&all);
+		params = cJSON_PrintUnformatted(q->batch);
+		buf_printf(&b, "{\"batch\":%s}", params != NULL ? params : "[]");
+		free(params);
+	} else {
+		d1_sql_tables(q->sql, len, r->tables, sizeof r->tables);
+		buf_adds(&b, "{\"sql\":");
+		json_string(&b, q->sql, len);
+		if (q->params != NULL && (params = cJSON_PrintUnformatted(q->params)) != NULL) {
+			buf_printf(&b, ",\"params\":%s", params);
+			free(params);
+		}
+		buf_addc(&b, '}');
+	}
 	if (q->what != NULL)
 		r->what = xstrdup(q->what);
 	else
 		xasprintf(&r->what, "%s (%s)", q->raw ? "raw" : "query", r->tables);
-	buf_init(&b);
-	buf_adds(&b, "{\"sql\":");
-	json_string(&b, q->sql, len);
-	if (q->params != NULL && (params = cJSON_PrintUnformatted(q->params)) != NULL) {
-		buf_printf(&b, ",\"params\":%s", params);
-		free(params);
-	}
-	buf_addc(&b, '}');
 	r->body_len = b.len;
 	r->body = buf_release(&b);
 	ev_timer_init(&r->timer, timer_cb, 0.0, 0.0);

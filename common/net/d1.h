@@ -4,7 +4,8 @@
  * its two databases are two handles (d1_corpus, d1_ops), so no code path takes a database id from data.
  *
  * A request is POST {api_base}/accounts/{account}/d1/database/{uuid}/query (or /raw) with a Bearer token and the
- * body {"sql": "…"} (statements separated by ";\n": one D1 transaction) or {"sql", "params"} (one statement).  The
+ * body {"sql": "…"} (statements separated by ";\n": one D1 transaction), {"sql", "params"} (one statement) or
+ * {"batch": [{"sql", "params"}, …]} (statements with their own parameters).  The
  * answer's envelope {success, errors[{code, message}], result[{results, success, meta}]} is parsed with a bound on
  * its size (jsonlimit.h), and the outcome is one of:
  *   - D1_OK: every statement succeeded (committed);
@@ -88,6 +89,8 @@ struct d1_query {
 	const char *sql;
 	size_t sql_len;			/* 0: strlen(sql) */
 	const cJSON *params;		/* optional array of positional parameters (one statement only) */
+	const cJSON *batch;		/* instead of sql: [{"sql", "params"}, …], the batch form (one transaction,
+					 * reference §4 "inferred") */
 	bool raw;			/* /raw: rows as arrays */
 	const char *what;		/* for messages, e.g. "upsert tga_components"; default: the tables */
 	d1_done_fn on_done;

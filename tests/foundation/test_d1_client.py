@@ -92,11 +92,22 @@ class D1Client(unittest.TestCase):
         self.assertEqual(out["attempts"], 1)
         raw = self.probe("--raw", "query", "SELECT id FROM q ORDER BY id")
         self.assertEqual(raw["result"][0]["results"], {"columns": ["id"], "rows": [[1], [2]]})
+        # the batch form: each statement with its own parameters, one transaction
+        out = self.probe("batch", "INSERT INTO q (id, v) VALUES (?, ?)", '[3, "c"]',
+                         "UPDATE q SET v = ? WHERE id = ?", '["z", 1]')
+        self.assertEqual((out["status"], out["statements"]), ("ok", 2))
+        self.assertEqual([(r[0], r[1]) for r in self.dump("q")], [(1, "z"), (2, None), (3, "c")])
+        out = self.probe("batch", "INSERT INTO q (id) VALUES (?)", "[4]", "INSERT INTO q (id) VALUES (?)", "[4]",
+                         rc=1)
+        self.assertEqual(out["status"], "sql")
+        self.assertIn("UNIQUE constraint failed", out["error"])
+        self.assertIn("on table q ", out["error"])
+        self.assertEqual(len(self.dump("q")), 3)                    # rolled back whole
         # the corpus handle goes to the other database
         self.fresh("q", db="rtopacks-db")
         self.probe("--db", "corpus", "query", "INSERT INTO q (id) VALUES (7)")
         self.assertEqual([r[0] for r in self.dump("q", "rtopacks-db")], [7])
-        self.assertEqual(len(self.dump("q")), 2)
+        self.assertEqual(len(self.dump("q")), 3)
 
     def test_upsert_split_at_the_statement_limit(self):
         self.fresh("up", db="rtopacks-db")

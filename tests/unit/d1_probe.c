@@ -5,6 +5,7 @@
  *
  *   d1-probe -c FILE [--db ops|corpus] [--raw] query SQL
  *   d1-probe -c FILE [--db ...] repeat N SQL              N queries one after the other (pacing)
+ *   d1-probe -c FILE [--db ...] batch SQL PARAMS_JSON ...   the batch form: each SQL with its JSON array of params
  *   d1-probe -c FILE [--db ...] [--stmt-max B] upsert TABLE ROWS TEXT_BYTES
  *        ROWS rows (id, v TEXT of about TEXT_BYTES with quotes and non-ASCII, n, r, b BLOB) as multi-row upserts,
  *        one request per D1_REQUEST_BUDGET bytes of SQL
@@ -36,6 +37,7 @@ static struct {
 	bool raw;
 	int todo, done;			/* repeat */
 	const char *sql;
+	cJSON *batch;
 	char **chunks;			/* upsert: one request each */
 	size_t nchunks, next;
 	cJSON *out;
@@ -103,6 +105,7 @@ send_next(void)
 
 	memset(&q, 0, sizeof q);
 	q.sql = P.chunks != NULL ? P.chunks[P.next++] : P.sql;
+	q.batch = P.batch;
 	q.raw = P.raw;
 	q.on_done = on_done;
 	d1_query(P.db, &q);
@@ -160,7 +163,7 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: d1-probe -c FILE [--db ops|corpus] [--raw] [--stmt-max B] "
-	    "query SQL | repeat N SQL | upsert TABLE ROWS TEXT_BYTES | check\n");
+	    "query SQL | repeat N SQL | batch SQL PARAMS... | upsert TABLE ROWS TEXT_BYTES | check\n");
 	exit(2);
 }
 
@@ -244,6 +247,18 @@ main(int argc, char **argv)
 	} else if (strcmp(cmd, "repeat") == 0 && optind + 2 == argc) {
 		P.todo = atoi(argv[optind]);
 		P.sql = argv[optind + 1];
+	} else if (strcmp(cmd, "batch") == 0 && optind + 2 <= argc && (argc - optind) % 2 == 0) {
+		P.batch = cJSON_CreateArray();
+		for (; optind + 1 < argc; optind += 2) {
+			cJSON *item = cJSON_CreateObject(), *params = cJSON_Parse(argv[optind + 1]);
+
+			if (!cJSON_IsArray(params))
+				fatalx("batch: '%s' is not a JSON array", argv[optind + 1]);
+			cJSON_AddStringToObject(item, "sql", argv[optind]);
+			cJSON_AddItemToObject(item, "params", params);
+			cJSON_AddItemToArray(P.batch, item);
+		}
+		P.todo = 1;
 	} else if (strcmp(cmd, "upsert") == 0 && optind + 3 == argc)
 		build_upsert(argv[optind], atol(argv[optind + 1]), atol(argv[optind + 2]), stmt_max);
 	else
@@ -256,6 +271,7 @@ main(int argc, char **argv)
 		free(P.chunks[i]);
 	free(P.chunks);
 	cJSON_Delete(P.out);
+	cJSON_Delete(P.batch);
 	config_free(cfg);
 	curl_global_cleanup();
 	return P.rc;
