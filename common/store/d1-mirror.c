@@ -14,7 +14,6 @@
 #include "timeutil.h"
 #include "xmalloc.h"
 
-#define MIRROR_BATCH 200		/* outbox rows per request (a run's steps and its run row fit many times) */
 #define MIRROR_COALESCE 0.2		/* seconds: a burst of cycle events becomes one request */
 
 enum kind { K_STEP, K_CURSOR, K_RUN };
@@ -52,7 +51,8 @@ static const char SQL_UNREGISTER[] = "DELETE FROM d1_mirror WHERE sync_type = ?"
 static const char SQL_QUEUE_CURSOR[] =
     "INSERT INTO d1_outbox (sync_type, kind, queued_at) VALUES (?, 'cursor', strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))"
     " ON CONFLICT (sync_type, kind, run_id, step) DO UPDATE SET gen = gen + 1";
-/* Steps first, the cursor, the runs last (a reader never sees a run complete before its steps). */
+/* Steps first, the cursor, the runs last (a reader never sees a run complete before its steps); 200 rows per
+ * request, a few dozen KB (a run has one step row per phase); the rest goes in the next request. */
 static const char SQL_PENDING[] =
     "SELECT kind, run_id, step, gen FROM d1_outbox WHERE sync_type = ?"
     " ORDER BY CASE kind WHEN 'step' THEN 0 WHEN 'cursor' THEN 1 ELSE 2 END, queued_at, run_id, step LIMIT 200";

@@ -176,6 +176,9 @@ class Mirror(unittest.TestCase):
             self.fake.post("/_fake/outage", {"mode": "off"})
             daemon.stop()
         self.assertNotIn(TOKEN, daemon.read_log())
+        with open(ops, "rb") as f:
+            self.assertNotIn(TOKEN.encode(), f.read())
+        self.assertNotIn(TOKEN, str([self.d1_rows(t) for t in ("tga_sync_steps", "sync_runs", "test_sync_cursor")]))
         wd.cleanup()
 
     def has(self, table):
