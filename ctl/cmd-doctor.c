@@ -9,6 +9,7 @@
  *   missed     the last scheduled run whose grace has passed did not start, and no run has started since
  *   overrun    a run has been 'running' longer than the schedule's max_runtime (hung, or its daemon died)
  *   stuck      the cycle is unfinished, no run is in progress, and it has not moved for max_runtime
+ *   d1         observatory rows have waited more than a day for Cloudflare D1 (d1_outbox, store/d1-mirror.c)
  * and then the daemon's own checks (its sctl_hooks.doctor, from its folder: daemons/<name>/syncctl-*.c).
  *
  * Exit status: 0 nothing needs the operator; 8 something needs attention soon (warnings only); 9 something needs
@@ -154,6 +155,33 @@ check_fresh_job(struct sctl_report *r, struct sctl *s)
 	schedule_free(sch);
 }
 
+/* Observatory rows that have waited for D1 (store/d1-mirror.c) longer than a day: D1 down, or refusing them. */
+static const char SQL_D1_WAITING[] =
+    "SELECT count(*), min(queued_at), (SELECT last_error FROM d1_outbox WHERE sync_type = ?1 AND last_error IS NOT"
+    " NULL LIMIT 1) FROM d1_outbox WHERE sync_type = ?1";
+
+static void
+check_d1(struct sctl_report *r, struct db *db, time_t now)
+{
+	sqlite3_stmt *st;
+	time_t since;
+	char act[512];
+
+	/* An ops.db older than migration 0005 has no outbox: nothing waits. */
+	if ((st = db_stmt(db, SQL_D1_WAITING, NULL)) == NULL)
+		return;
+	db_bind_text(st, 1, r->d->sync_type);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) > 0 &&
+	    iso8601_parse(db_col_text(st, 1), &since) && now - since > 86400) {
+		snprintf(act, sizeof act, "is D1 reachable and the credential d1-api-token valid? `syncctl status %s` "
+		    "shows the last error; the rows go out by themselves once D1 takes them", r->d->name);
+		sctl_finding(r, WARN, "d1", act, "%d observatory rows have waited for D1 since %s (last error: %s)",
+		    sqlite3_column_int(st, 0), db_col_text(st, 1),
+		    sqlite3_column_type(st, 2) != SQLITE_NULL ? db_col_text(st, 2) : "none");
+	}
+	sqlite3_reset(st);
+}
+
 static void
 check_job(struct sctl_report *r, struct sctl *s, struct db *db, time_t now, int64_t warn_s)
 {
@@ -211,6 +239,7 @@ check_job(struct sctl_report *r, struct sctl *s, struct db *db, time_t now, int6
 		    "resuming it", h.cycle_phase, h.cursor_run_id[0] ? h.cursor_run_id : "-",
 		    when(sch, h.cursor_updated, b1, sizeof b1));
 	}
+	check_d1(r, db, now);
 	if (r->d->hooks != NULL && r->d->hooks->doctor != NULL)
 		r->d->hooks->doctor(r, r->d, db, now, warn_s);
 	if (sch != NULL && h.next != 0)

@@ -128,7 +128,8 @@ main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	static const struct cfg_section *const sections[] = { &cfg_paths, &cfg_control, &cfg_smtp, &cfg_http, NULL };
+	static const struct cfg_section *const sections[] = { &cfg_paths, &cfg_control, &cfg_smtp, &cfg_http, &cfg_d1,
+	    NULL };
 	const struct sctl_cmd *cmd;
 	struct sctl s;
 	char *cause = NULL;

@@ -17,6 +17,8 @@
 #include "control.h"
 #include "ctl-proto.h"
 #include "cycle.h"
+#include "d1-mirror.h"
+#include "d1.h"
 #include "daemon.h"
 #include "db.h"
 #include "evcurl.h"
@@ -66,7 +68,7 @@ usage(const struct job_def *job, FILE *fp)
 }
 
 void
-daemon_config_sections(const struct job_def *job, struct cfg_section *own, const struct cfg_section *list[6])
+daemon_config_sections(const struct job_def *job, struct cfg_section *own, const struct cfg_section *list[7])
 {
 	own->name = job->daemon;
 	own->keys = cfg_job_common_keys;
@@ -75,8 +77,9 @@ daemon_config_sections(const struct job_def *job, struct cfg_section *own, const
 	list[1] = &cfg_control;
 	list[2] = &cfg_smtp;
 	list[3] = &cfg_http;
-	list[4] = own;
-	list[5] = NULL;
+	list[4] = &cfg_d1;
+	list[5] = own;
+	list[6] = NULL;
 }
 
 static char *
@@ -203,7 +206,8 @@ drain_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	struct daemon *d = w->data;
 
 	/* --once: let a queued failure mail go out before exiting, but never wait for ever. */
-	if (outbox_busy(d->outbox) == 0 || ev_now(loop) - d->drain_started > d->drain_limit)
+	if ((outbox_busy(d->outbox) == 0 && !d1_mirror_busy(d->mirror)) ||
+	    ev_now(loop) - d->drain_started > d->drain_limit)
 		ev_break(loop, EVBREAK_ALL);
 }
 
@@ -215,6 +219,9 @@ on_cycle_event(const char *event, const cJSON *data, void *arg)
 
 	if (d->control != NULL)
 		control_broadcast(d->control, event, data);
+	/* The observatory in D1: the run starting, each phase ending, the run ending. */
+	if (strcmp(event, "run_start") == 0 || strcmp(event, "phase") == 0 || strcmp(event, "run_end") == 0)
+		d1_mirror_kick(d->mirror, strcmp(event, "run_end") == 0);
 	if (strcmp(event, "progress") == 0 || strcmp(event, "phase") == 0 || strcmp(event, "run_start") == 0) {
 		double now = mono_now();
 
@@ -286,9 +293,15 @@ check_startup(struct daemon *d, char **cause)
 {
 	struct mailer *m;
 
+	struct d1_settings d1s;
+
 	if ((m = mailer_new(NULL, d->cfg, cause)) == NULL)
 		return -1;
 	mailer_free(m);
+	/* [d1]: off when account_id is unset; else every id, table name and the token's shape. */
+	if (d1_settings_load(&d1s, d->cfg, d->job->sync_type, 0, cause) == -1)
+		return -1;
+	d1_settings_clear(&d1s);
 	if (d->job->check != NULL && d->job->check(d->cfg, d->section, cause) == -1)
 		return -1;
 	return 0;
@@ -298,7 +311,7 @@ static void
 reload_config(struct daemon *d)
 {
 	struct cfg_section own;
-	const struct cfg_section *list[6];
+	const struct cfg_section *list[7];
 	struct config *cfg;
 	struct mailer *m;
 	char *cause = NULL, *sock;
@@ -372,6 +385,7 @@ housekeeping_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	struct daemon *d = w->data;
 
 	outbox_kick(d->outbox, false);
+	d1_mirror_kick(d->mirror, true);
 	monitor_housekeeping(d);
 	if (d->job->housekeeping != NULL)
 		d->job->housekeeping(d);
@@ -423,6 +437,7 @@ teardown(struct daemon *d)
 	monitor_free(d);
 	if (d->job->fini != NULL && d->job_ctx != NULL)
 		d->job->fini(d);
+	d1_mirror_free(d->mirror);
 	outbox_free(d->outbox);
 	mailer_free(d->mailer);
 	evcurl_free(d->ec);
@@ -452,7 +467,7 @@ daemon_main(int argc, char **argv, const struct job_def *job)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct cfg_section own;
-	const struct cfg_section *list[6];
+	const struct cfg_section *list[7];
 	struct daemon dd, *d = &dd;
 	bool foreground = false, check_only = false, resume = false;
 	char *cause = NULL, run_id[128];
@@ -558,6 +573,9 @@ daemon_main(int argc, char **argv, const struct job_def *job)
 	if ((d->cycle = cycle_new(&d->engine, &cause)) == NULL)
 		goto cannot_start;
 	cycle_set_listener(d->cycle, on_cycle_event, d);
+	/* After cycle_new, which makes the cursor table the mirror watches. */
+	if ((d->mirror = d1_mirror_new(d->loop, d->ec, d->db, d->cfg, job->sync_type, &cause)) == NULL)
+		goto cannot_start;
 	if (cycle_recover(d->cycle, &resume, &cause) == -1)
 		goto cannot_start;
 	d->socket_path = socket_path_for(d);

@@ -33,6 +33,7 @@ struct daemon {
 	struct evcurl *ec;
 	struct mailer *mailer;
 	struct outbox *outbox;
+	struct d1_mirror *mirror;	/* runs, steps and cursor to D1's ops database (off without [d1]) */
 	struct cycle *cycle;
 	struct cycle_host engine;	/* what the cycle engine sees of this (engine_host() in daemon.c keeps it current) */
 	struct control *control;
@@ -57,7 +58,7 @@ struct daemon {
 int daemon_main(int argc, char **argv, const struct job_def *);
 /* The sections a job's configuration file has: the shared ones and [<daemon>] (own, filled here); list ends NULL.
  * The daemons load their file with it, and so does fuzz/fuzz_config.c. */
-void daemon_config_sections(const struct job_def *, struct cfg_section *own, const struct cfg_section *list[6]);
+void daemon_config_sections(const struct job_def *, struct cfg_section *own, const struct cfg_section *list[7]);
 
 /*
  * Queue a mail that must reach the operator once per occurrence of (kind, key): e.g. ("missed",
