@@ -103,7 +103,7 @@ static const struct cfg_key d1_keys[] = {
 	    "Step log table in the ops database (the Observatory's name)." },
 	{ "runs_table", CFG_STR, "sync_runs", 0, 0, NULL, 0, "Run table in the ops database." },
 	{ "cursor_table", CFG_STR, NULL, 0, 0, NULL, 0,
-	    "This daemon's cursor table in the ops database. Default: <sync_type>_cursor (e.g. tga_sync_cursor)." },
+	    "This daemon's cursor table in the ops database. Default: <sync_type>_cursor, the table the Observatory reads." },
 	{ NULL, 0, NULL, 0, 0, NULL, 0, NULL },
 };
 const struct cfg_section cfg_d1 = { "d1", d1_keys, NULL };

@@ -15,6 +15,10 @@ from harness import REPO  # noqa: E402
 
 # The short names the daemons go by besides their registered ones.
 NICKNAMES = ("tga", "cricos", "qb", "quickbooks", "intuit")
+# Names of things outside this program that merely contain a daemon's name, as string literals: the live
+# Observatory's step log in D1 is called tga_sync_steps and is shared by every sync worker (issue 14 names it as the
+# default of [d1] steps_table).  Each entry is a whole quoted string; nothing else is excused.
+EXTERNAL_NAMES = ('"tga_sync_steps"',)
 REGISTER = re.compile(r"rtopacks_daemon\(\s*NAME\s+(\S+)\s+SYNC_TYPE\s+(\S+)")
 
 
@@ -88,6 +92,8 @@ def findings(path, pattern):
     with open(path, encoding="utf-8", errors="replace") as f:
         text = f.read()
     code = strip_hash_comments(text) if path.endswith("CMakeLists.txt") else strip_c_comments(text)
+    for external in EXTERNAL_NAMES:
+        code = code.replace(external, '""')
     rel = os.path.relpath(path, REPO)
     return ["%s:%d: %s" % (rel, no, line.strip()) for no, line in enumerate(code.split("\n"), 1)
             if pattern.search(line)]
