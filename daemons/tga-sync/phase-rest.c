@@ -43,7 +43,7 @@
 #include "daemon.h"
 #include "db.h"
 #include "log.h"
-#include "phase.h"
+#include "plan.h"
 #include "source-rest.h"
 #include "stage.h"
 #include "store.h"

@@ -11,7 +11,7 @@
 
 #include "cycle.h"
 #include "log.h"
-#include "phase.h"
+#include "plan.h"
 #include "source.h"
 #include "store.h"
 #include "tga.h"

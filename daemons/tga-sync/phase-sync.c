@@ -31,7 +31,7 @@
 #include "daemon.h"
 #include "db.h"
 #include "log.h"
-#include "phase.h"
+#include "plan.h"
 #include "source.h"
 #include "stage.h"
 #include "store.h"

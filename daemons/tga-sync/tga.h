@@ -9,7 +9,8 @@
  *              phase-rest.c into the same stage records and tables
  *   stage      stage.c: parsed records between arrival and the step's one transaction
  *   tables     store.c (run stamps), store-training.c, store-orgs.c, store-deleted.c
- *   phases     phase-init.c, phase-sync.c (sync_training, sync_orgs), phase-sweep.c, phase-snapshot.c (summary)
+ *   phases     plan.c (the cycle plan and error mapping they share), phase-init.c, phase-sync.c (sync_training,
+ *              sync_orgs), phase-sweep.c, phase-snapshot.c (summary)
  *   job        main.c (job definition, hooks), settings.c (the [tga-sync] keys), mail.c (change summary text)
  */
 #ifndef TGA_H
