@@ -1,6 +1,7 @@
 /*
  * The key=value phase cursor (cursorkv.h): building with escapes, parsing with bounds and typed getters.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -97,27 +98,30 @@ ckv_put(struct ckv_builder *b, const char *key, const char *val)
 }
 
 void
-ckv_put_i64(struct ckv_builder *b, const char *key, int64_t val)
-{
-	char n[32];
-
-	snprintf(n, sizeof n, "%" PRId64, val);
-	field(b, key, '=', n);
-}
-
-void
 ckv_tag(struct ckv_builder *b, const char *key, const char *val)
 {
 	field(b, key, ':', val);
 }
 
-void
-ckv_tag_i64(struct ckv_builder *b, const char *key, int64_t val)
+static void
+field_i64(struct ckv_builder *b, const char *key, char sep, int64_t val)
 {
 	char n[32];
 
 	snprintf(n, sizeof n, "%" PRId64, val);
-	field(b, key, ':', n);
+	field(b, key, sep, n);
+}
+
+void
+ckv_put_i64(struct ckv_builder *b, const char *key, int64_t val)
+{
+	field_i64(b, key, '=', val);
+}
+
+void
+ckv_tag_i64(struct ckv_builder *b, const char *key, int64_t val)
+{
+	field_i64(b, key, ':', val);
 }
 
 const char *
@@ -126,16 +130,14 @@ ckv_str(const struct ckv_builder *b)
 	return b->s;
 }
 
+/* 0-15 of a hex digit, -1 if c is none. */
 static int
 hexval(char c)
 {
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
+	static const char digits[] = "0123456789abcdef";
+	const char *p = c != '\0' ? strchr(digits, tolower((unsigned char)c)) : NULL;
+
+	return p != NULL ? (int)(p - digits) : -1;
 }
 
 /* One field of n bytes at p. */

@@ -50,36 +50,38 @@ mailstep_queue(struct step *st, struct outbox *ob, const char *key, const char *
 }
 
 static void
+finish(struct delivery *dv)
+{
+	struct step *st = dv->st;
+
+	free(dv);
+	step_done(st, STEP_PHASE_DONE);
+}
+
+static void
 delivered(const char *error, void *arg)
 {
 	struct delivery *dv = arg;
-	struct step *st = dv->st;
+	char *msg = NULL;
 
 	if (error != NULL && dv->retry_every_s >= 0) {
-		char *msg = NULL;
-
 		xasprintf(&msg, "mail not delivered (%s); it stays queued and is retried every %" PRId64 "s", error,
 		    dv->retry_every_s);
-		step_set_status(st, "failed", msg);
+		step_set_status(dv->st, "failed", msg);
 		free(msg);
 	} else if (error != NULL)
-		step_set_status(st, "failed", error);
+		step_set_status(dv->st, "failed", error);
 	else
-		step_count(st, 0, 1);
-	free(dv);
-	step_done(st, STEP_PHASE_DONE);
+		step_count(dv->st, 0, 1);
+	finish(dv);
 }
 
 /* A stop cut the wait short: the outbox keeps delivering (and recording) the mail on its own. */
 static void
 abandon_delivery(void *arg)
 {
-	struct delivery *dv = arg;
-	struct step *st = dv->st;
-
-	outbox_forget(dv->outbox, delivered, dv);
-	free(dv);
-	step_done(st, STEP_PHASE_DONE);
+	outbox_forget(((struct delivery *)arg)->outbox, delivered, arg);
+	finish(arg);
 }
 
 void

@@ -26,13 +26,6 @@ rest_open(struct tga *t)
 }
 
 static void
-rest_close(struct tga *t)
-{
-	rest_source_free(t->rest);
-	t->rest = NULL;
-}
-
-static void
 rest_describe(const struct tga *t, const struct http_settings *hs)
 {
 	log_info("TGA REST API: %s (public, no credentials; %d request%s in flight, %lld ms apart)",
@@ -43,6 +36,13 @@ static void
 rest_status(const struct tga *t, cJSON *o)
 {
 	cJSON_AddStringToObject(o, "base_url", t->set.rest_base_url);
+}
+
+static void
+rest_close(struct tga *t)
+{
+	rest_source_free(t->rest);
+	t->rest = NULL;
 }
 
 const struct tga_backend tga_backend_rest = {
