@@ -12,8 +12,7 @@
 
 #include "buf.h"
 #include "config.h"
-#include "control.h"
-#include "daemon.h"
+#include "ctl-proto.h"
 #include "syncctl.h"
 #include "xmalloc.h"
 
@@ -84,7 +83,7 @@ sctl_connect(struct sctl *s, const char *daemon, int *exitcode)
 	char *path;
 	int fd;
 
-	path = daemon_socket_path(s->cfg, daemon);
+	path = ctl_socket_path(s->cfg, daemon);
 	memset(&sun, 0, sizeof sun);
 	sun.sun_family = AF_UNIX;
 	if (strlen(path) >= sizeof sun.sun_path) {

@@ -33,4 +33,4 @@ cmd_cancel_exec(struct sctl *s, int argc, char **argv)
 
 const struct sctl_cmd sctl_cmd_cancel = { "cancel", "DAEMON",
 	"Stop the running run at the next step boundary; the cursor stays, so the next trigger resumes it.",
-	cmd_cancel_exec };
+	cmd_cancel_exec, NULL };

@@ -75,4 +75,4 @@ cmd_cursor_exec(struct sctl *s, int argc, char **argv)
 
 const struct sctl_cmd sctl_cmd_cursor = { "cursor", "DAEMON [--json]",
 	"Where the daemon's cycle stands: its phase, the position inside it, and the run that holds it.",
-	cmd_cursor_exec };
+	cmd_cursor_exec, NULL };

@@ -2,16 +2,15 @@
  * syncctl doctor [DAEMON...] [--json] [--token-warn DAYS]: everything about the jobs that needs the operator, and
  * what to do about each, from ops.db (read-only, so it works with every daemon down) and the schedule files.
  *
- * Checks, per job (health_check() in common/health.c: the same logic the daemons' monitors use):
+ * Checks, per job (health_check() in common/host/health.c: the same logic the daemons' monitors use):
  *   schedule   the job's schedule file is missing or unreadable (missed-run detection is then impossible)
  *   started    the job has never started (no monitor row, no run; on a fresh install ops.db has no tables yet:
  *              that is this warning too, exit 8)
  *   missed     the last scheduled run whose grace has passed did not start, and no run has started since
  *   overrun    a run has been 'running' longer than the schedule's max_runtime (hung, or its daemon died)
  *   stuck      the cycle is unfinished, no run is in progress, and it has not moved for max_runtime
- *   quickbooks (qb-reconcile) the connection needs reconnecting, either refresh-token expiry is near or past, or
- *              the last heartbeat failed (ops.db table qb_connection)
- *   edition    (cricos-sync) a "late edition" alert that is not cleared (sync_alerts, written by cricos-sync)
+ *   d1         observatory rows have waited more than a day for Cloudflare D1 (d1_outbox, store/d1-mirror.c)
+ * and then the daemon's own checks (its sctl_hooks.doctor, from its folder: daemons/<name>/syncctl-*.c).
  *
  * Exit status: 0 nothing needs the operator; 8 something needs attention soon (warnings only); 9 something needs
  * action now; 1 doctor could not check (configuration, ops.db); 2 usage.
@@ -33,26 +32,19 @@
 #define DOCTOR_ATTENTION 8
 #define DOCTOR_PROBLEM 9
 #define DOCTOR_MAX_JOBS 8
+#define OK SCTL_LEVEL_OK
+#define WARN SCTL_LEVEL_WARN
+#define PROBLEM SCTL_LEVEL_PROBLEM
 
-enum level { OK = 0, WARN = 1, PROBLEM = 2 };
-
-static const char SQL_LATE_EDITION[] =
-    "SELECT kind, alert_key, created_at, detail FROM sync_alerts WHERE sync_type = ? AND kind LIKE '%late%'"
-    " AND cleared_at IS NULL ORDER BY created_at";
-
-struct job_report {
+struct sctl_report {
 	const struct sctl_daemon *d;
-	enum level level;
+	enum sctl_level level;
 	cJSON *findings;
 	cJSON *obj;
 };
 
-static void
-finding(struct job_report *r, enum level lv, const char *check, const char *action, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-
-static void
-finding(struct job_report *r, enum level lv, const char *check, const char *action, const char *fmt, ...)
+void
+sctl_finding(struct sctl_report *r, enum sctl_level lv, const char *check, const char *action, const char *fmt, ...)
 {
 	cJSON *f = cJSON_CreateObject();
 	va_list ap;
@@ -86,8 +78,8 @@ when(const struct schedule *s, time_t t, char *buf, size_t len)
 	return buf;
 }
 
-static void
-add_time(cJSON *o, const char *key, time_t t)
+void
+sctl_json_time(cJSON *o, const char *key, time_t t)
 {
 	char iso[ISO8601_LEN];
 
@@ -97,87 +89,10 @@ add_time(cJSON *o, const char *key, time_t t)
 		cJSON_AddNullToObject(o, key);
 }
 
-static void
-check_quickbooks(struct job_report *r, struct db *db, time_t now, int64_t warn_s)
+cJSON *
+sctl_report_json(struct sctl_report *r)
 {
-	struct qb_health q;
-	char *cause = NULL, buf[128];
-	cJSON *o;
-	long long days;
-
-	if (health_qb(db, &q, &cause) == -1) {
-		finding(r, WARN, "quickbooks", "check that ops.db is readable: syncctl qb status", "%s", cause);
-		free(cause);
-		return;
-	}
-	if (!q.present)
-		return;	/* no billing schema yet: qb-reconcile has not started with it */
-	o = cJSON_AddObjectToObject(r->obj, "quickbooks");
-	cJSON_AddStringToObject(o, "state", q.state);
-	add_time(o, "refresh_expires_at", q.refresh_expires);
-	add_time(o, "refresh_hard_expires_at", q.refresh_hard_expires);
-	add_time(o, "last_heartbeat_at", q.last_heartbeat);
-	if (!health_qb_state_ok(q.state)) {
-		finding(r, PROBLEM, "quickbooks",
-		    "run `syncctl qb connect`, open the URL it prints as the QuickBooks admin, then run the "
-		    "`syncctl qb connect --code ... --realm ... --state ...` line it gives; `syncctl trigger qb-reconcile "
-		    "--wait` then shows heartbeat true",
-		    "the QuickBooks connection is '%s': invoices are not pushed and the token is not refreshed",
-		    q.state[0] ? q.state : "unknown");
-		return;
-	}
-	if (q.refresh_expires != 0) {
-		days = (long long)((q.refresh_expires - now) / 86400);
-		if (q.refresh_expires <= now)
-			finding(r, PROBLEM, "quickbooks", "reconnect: `syncctl qb connect` (see `syncctl qb status`)",
-			    "the rolling QuickBooks refresh token expired at %s", iso8601_fmt(q.refresh_expires, buf));
-		else if (q.refresh_expires - now < warn_s)
-			finding(r, WARN, "quickbooks",
-			    "each daily heartbeat renews this token, so heartbeats are failing: `syncctl qb status`, then "
-			    "`syncctl trigger qb-reconcile --wait`; if the heartbeat stays false, `syncctl qb connect`",
-			    "the rolling QuickBooks refresh token expires in %lld day%s (%s)", days, days == 1 ? "" : "s",
-			    iso8601_fmt(q.refresh_expires, buf));
-	}
-	if (q.refresh_hard_expires != 0) {
-		days = (long long)((q.refresh_hard_expires - now) / 86400);
-		if (q.refresh_hard_expires <= now)
-			finding(r, PROBLEM, "quickbooks", "reconnect: `syncctl qb connect`",
-			    "the QuickBooks refresh token reached its hard expiry at %s",
-			    iso8601_fmt(q.refresh_hard_expires, buf));
-		else if (q.refresh_hard_expires - now < warn_s)
-			finding(r, WARN, "quickbooks",
-			    "no heartbeat can extend it: reconnect before then with `syncctl qb connect`",
-			    "the QuickBooks refresh token reaches its hard (5-year) expiry in %lld day%s (%s)", days,
-			    days == 1 ? "" : "s", iso8601_fmt(q.refresh_hard_expires, buf));
-	}
-	if (q.last_heartbeat_ok == 0)
-		finding(r, WARN, "quickbooks",
-		    "`syncctl qb status` shows the error; `syncctl trigger qb-reconcile --wait` tries again",
-		    "the last QuickBooks heartbeat (%s) did not refresh the token", iso8601_fmt(q.last_heartbeat, buf));
-}
-
-static void
-check_editions(struct job_report *r, struct db *db)
-{
-	sqlite3_stmt *st;
-	char *cause = NULL;
-
-	if ((st = db_stmt(db, SQL_LATE_EDITION, &cause)) == NULL) {
-		finding(r, WARN, "edition", "check that ops.db is readable", "%s", cause);
-		free(cause);
-		return;
-	}
-	db_bind_text(st, 1, r->d->sync_type);
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		const char *detail = db_col_text(st, 3);
-
-		finding(r, WARN, "edition",
-		    "nothing to repair here: cricos-sync re-checks data.gov.au daily and syncs the edition as soon as it "
-		    "is published (`syncctl trigger cricos-sync --wait` checks now); if it stays late, check "
-		    "https://data.gov.au/dataset/cricos",
-		    "%s (alerted %s)", detail[0] ? detail : "a new CRICOS edition is late", db_col_text(st, 2));
-	}
-	sqlite3_reset(st);
+	return r->obj;
 }
 
 /*
@@ -203,7 +118,7 @@ has_run_history(struct db *db, bool *yes, char **cause)
 
 /* Start a job's report, with the findings about its schedule file; the schedule, or NULL if it cannot be used. */
 static struct schedule *
-report_begin(struct job_report *r, struct sctl *s)
+report_begin(struct sctl_report *r, struct sctl *s)
 {
 	const char *dir = config_str(s->cfg, "paths", "schedules_dir"), *name = r->d->name;
 	struct schedule *sch;
@@ -215,17 +130,18 @@ report_begin(struct job_report *r, struct sctl *s)
 	r->findings = cJSON_CreateArray();
 	if ((sch = schedule_load(dir, name, &missing, &cause)) == NULL) {
 		if (missing)
-			finding(r, WARN, "schedule", "reinstall the package, or point [paths] schedules_dir at the schedules",
+			sctl_finding(r, WARN, "schedule",
+			    "reinstall the package, or point [paths] schedules_dir at the schedules",
 			    "no schedule file %s/%s.schedule: missed runs cannot be detected", dir, name);
 		else
-			finding(r, PROBLEM, "schedule", "fix the file (syntax: schedules/README.md)", "%s", cause);
+			sctl_finding(r, PROBLEM, "schedule", "fix the file (syntax: schedules/README.md)", "%s", cause);
 		xfree(&cause);
 	}
 	return sch;
 }
 
 static void
-check_fresh_job(struct job_report *r, struct sctl *s)
+check_fresh_job(struct sctl_report *r, struct sctl *s)
 {
 	const char *name = r->d->name;
 	struct schedule *sch = report_begin(r, s);
@@ -234,13 +150,40 @@ check_fresh_job(struct job_report *r, struct sctl *s)
 	cJSON_AddStringToObject(r->obj, "health", "never_started");
 	snprintf(act, sizeof act, "configure it (docs/install.md), then start it: `systemctl enable --now %s.service "
 	    "%s-run.timer`", name, name);
-	finding(r, WARN, "started", act, "no run has happened yet: ops.db has no run history (a fresh install: no "
+	sctl_finding(r, WARN, "started", act, "no run has happened yet: ops.db has no run history (a fresh install: no "
 	    "daemon has started)");
 	schedule_free(sch);
 }
 
+/* Observatory rows that have waited for D1 (store/d1-mirror.c) longer than a day: D1 down, or refusing them. */
+static const char SQL_D1_WAITING[] =
+    "SELECT count(*), min(queued_at), (SELECT last_error FROM d1_outbox WHERE sync_type = ?1 AND last_error IS NOT"
+    " NULL LIMIT 1) FROM d1_outbox WHERE sync_type = ?1";
+
 static void
-check_job(struct job_report *r, struct sctl *s, struct db *db, time_t now, int64_t warn_s)
+check_d1(struct sctl_report *r, struct db *db, time_t now)
+{
+	sqlite3_stmt *st;
+	time_t since;
+	char act[512];
+
+	/* An ops.db older than migration 0005 has no outbox: nothing waits. */
+	if ((st = db_stmt(db, SQL_D1_WAITING, NULL)) == NULL)
+		return;
+	db_bind_text(st, 1, r->d->sync_type);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) > 0 &&
+	    iso8601_parse(db_col_text(st, 1), &since) && now - since > 86400) {
+		snprintf(act, sizeof act, "is D1 reachable and the credential d1-api-token valid? `syncctl status %s` "
+		    "shows the last error; the rows go out by themselves once D1 takes them", r->d->name);
+		sctl_finding(r, WARN, "d1", act, "%d observatory rows have waited for D1 since %s (last error: %s)",
+		    sqlite3_column_int(st, 0), db_col_text(st, 1),
+		    sqlite3_column_type(st, 2) != SQLITE_NULL ? db_col_text(st, 2) : "none");
+	}
+	sqlite3_reset(st);
+}
+
+static void
+check_job(struct sctl_report *r, struct sctl *s, struct db *db, time_t now, int64_t warn_s)
 {
 	const char *name = r->d->name;
 	struct schedule *sch = report_begin(r, s);
@@ -249,7 +192,7 @@ check_job(struct job_report *r, struct sctl *s, struct db *db, time_t now, int64
 	cJSON *o;
 
 	if (health_check(db, r->d->sync_type, sch, now, 0, 6 * 3600, &h, &cause) == -1) {
-		finding(r, PROBLEM, "ops.db", "check ops.db (syncctl runs)", "%s", cause);
+		sctl_finding(r, PROBLEM, "ops.db", "check ops.db (syncctl runs)", "%s", cause);
 		free(cause);
 		schedule_free(sch);
 		return;
@@ -257,56 +200,55 @@ check_job(struct job_report *r, struct sctl *s, struct db *db, time_t now, int64
 	if (sch != NULL) {
 		o = cJSON_AddObjectToObject(r->obj, "schedule");
 		cJSON_AddStringToObject(o, "on_calendar", sch->on_calendar);
-		add_time(o, "expected_at", h.expected);
-		add_time(o, "next_at", h.next);
-		add_time(o, "armed_at", h.armed);
+		sctl_json_time(o, "expected_at", h.expected);
+		sctl_json_time(o, "next_at", h.next);
+		sctl_json_time(o, "armed_at", h.armed);
 	}
 	if (h.last.present) {
 		o = cJSON_AddObjectToObject(r->obj, "last_run");
 		cJSON_AddStringToObject(o, "run_id", h.last.run_id);
 		cJSON_AddStringToObject(o, "status", h.last.status);
-		add_time(o, "started_at", h.last.started);
+		sctl_json_time(o, "started_at", h.last.started);
 	}
 	cJSON_AddStringToObject(r->obj, "health", health_word(&h));
 
 	if (sch != NULL && h.armed == 0) {
 		snprintf(act, sizeof act, "start it: `systemctl enable --now %s.service %s-run.timer` (docs/install.md)",
 		    name, name);
-		finding(r, WARN, "started", act, "%s has never started: no run and no schedule watch recorded", name);
+		sctl_finding(r, WARN, "started", act, "%s has never started: no run and no schedule watch recorded", name);
 	}
 	if (h.missed) {
 		snprintf(act, sizeof act, "is the timer enabled and did it fire? `systemctl status %s-run.timer "
 		    "%s-run.service`, `journalctl -u %s-run.service -u %s.service`; run it now: `syncctl trigger %s "
 		    "--wait`", name, name, name, name, name);
-		finding(r, PROBLEM, "missed", act, "no run since the one scheduled for %s (grace %lldm); last run: %s",
+		sctl_finding(r, PROBLEM, "missed", act, "no run since the one scheduled for %s (grace %lldm); last run: %s",
 		    when(sch, h.expected, b1, sizeof b1), (long long)(sch->grace_s / 60),
 		    h.last.present ? when(sch, h.last.started, b2, sizeof b2) : "none");
 	}
 	if (h.overrun) {
 		snprintf(act, sizeof act, "`syncctl status %s` shows whether it moves; if the daemon is gone, `systemctl "
 		    "restart %s` marks the run stale and resumes the cycle; `syncctl cancel %s` stops it", name, name, name);
-		finding(r, PROBLEM, "overrun", act, "run %s has been running since %s (%lldh%02lldm)", h.running.run_id,
+		sctl_finding(r, PROBLEM, "overrun", act, "run %s has been running since %s (%lldh%02lldm)", h.running.run_id,
 		    when(sch, h.running.started, b1, sizeof b1), (long long)((now - h.running.started) / 3600),
 		    (long long)((now - h.running.started) / 60 % 60));
 	}
 	if (h.stuck) {
 		snprintf(act, sizeof act, "`syncctl steps %s` shows why it stopped; `syncctl trigger %s` resumes the "
 		    "cycle at %s", h.cursor_run_id[0] ? h.cursor_run_id : "RUN_ID", name, h.cycle_phase);
-		finding(r, PROBLEM, "stuck", act, "the cycle stopped at phase %s (run %s, last moved %s) and nothing is "
+		sctl_finding(r, PROBLEM, "stuck", act, "the cycle stopped at phase %s (run %s, last moved %s) and nothing is "
 		    "resuming it", h.cycle_phase, h.cursor_run_id[0] ? h.cursor_run_id : "-",
 		    when(sch, h.cursor_updated, b1, sizeof b1));
 	}
-	if (strcmp(r->d->sync_type, "qb_reconcile") == 0)
-		check_quickbooks(r, db, now, warn_s);
-	if (strcmp(r->d->sync_type, "cricos_sync") == 0)
-		check_editions(r, db);
+	check_d1(r, db, now);
+	if (r->d->hooks != NULL && r->d->hooks->doctor != NULL)
+		r->d->hooks->doctor(r, r->d, db, now, warn_s);
 	if (sch != NULL && h.next != 0)
 		cJSON_AddStringToObject(r->obj, "next_local", when(sch, h.next, b1, sizeof b1));
 	schedule_free(sch);
 }
 
 static void
-print_report(const struct job_report *r)
+print_report(const struct sctl_report *r)
 {
 	const cJSON *f, *next = cJSON_GetObjectItem(r->obj, "next_local"), *last = cJSON_GetObjectItem(r->obj,
 	    "last_run");
@@ -335,11 +277,11 @@ cmd_doctor_exec(struct sctl *s, int argc, char **argv)
 		{ "token-warn", required_argument, NULL, 't' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct job_report reports[DOCTOR_MAX_JOBS];
+	struct sctl_report reports[DOCTOR_MAX_JOBS];
 	const struct sctl_daemon *d;
 	int64_t warn_s = 30 * 86400;
 	size_t n = 0, i, problems = 0, warnings = 0;
-	enum level worst = OK;
+	enum sctl_level worst = OK;
 	time_t now = clock_now();
 	struct db *db;
 	cJSON *all, *jobs;
@@ -378,7 +320,8 @@ cmd_doctor_exec(struct sctl *s, int argc, char **argv)
 		}
 	} else
 		for (d = sctl_daemons; d->name != NULL && n < DOCTOR_MAX_JOBS; d++)
-			reports[n++].d = d;
+			if (!d->hidden)
+				reports[n++].d = d;
 	if ((db = sctl_open_ops(s, &rc)) == NULL)
 		return rc;
 	if (has_run_history(db, &history, &cause) == -1) {
@@ -406,7 +349,7 @@ cmd_doctor_exec(struct sctl *s, int argc, char **argv)
 		all = cJSON_CreateObject();
 		cJSON_AddStringToObject(all, "status", worst == PROBLEM ? "problem" : worst == WARN ? "warning" : "ok");
 		cJSON_AddNumberToObject(all, "exit", rc);
-		add_time(all, "checked_at", now);
+		sctl_json_time(all, "checked_at", now);
 		cJSON_AddItemToObject(all, "jobs", jobs = cJSON_CreateArray());
 		for (i = 0; i < n; i++)
 			cJSON_AddItemToArray(jobs, reports[i].obj);
@@ -426,7 +369,21 @@ cmd_doctor_exec(struct sctl *s, int argc, char **argv)
 	return rc;
 }
 
-const struct sctl_cmd sctl_cmd_doctor = { "doctor", "[DAEMON...] [--json] [--token-warn DAYS]",
-	"Check every job (or those named) for missed, overrunning or stuck runs, QuickBooks token expiry and a late "
-	"CRICOS edition, and say what to do; exits 8 (attention) or 9 (action needed) when something is wrong.",
-	cmd_doctor_exec };
+/* The daemons' own checks are named in the help too. */
+static void
+cmd_doctor_help(FILE *fp)
+{
+	const struct sctl_daemon *d;
+	size_t n = 0, i = 0;
+
+	for (d = sctl_daemons; d->name != NULL; d++)
+		n += !d->hidden && d->hooks != NULL && d->hooks->doctor_help != NULL;
+	fputs("Check every job (or those named) for missed, overrunning or stuck runs", fp);
+	for (d = sctl_daemons; d->name != NULL; d++)
+		if (!d->hidden && d->hooks != NULL && d->hooks->doctor_help != NULL)
+			fprintf(fp, "%s%s", ++i == n ? " and " : ", ", d->hooks->doctor_help);
+	fputs(", and say what to do; exits 8 (attention) or 9 (action needed) when something is wrong.", fp);
+}
+
+const struct sctl_cmd sctl_cmd_doctor = { "doctor", "[DAEMON...] [--json] [--token-warn DAYS]", NULL,
+	cmd_doctor_exec, cmd_doctor_help };

@@ -55,8 +55,9 @@ cmd_runs_exec(struct sctl *s, int argc, char **argv)
 		switch (ch) {
 		case 't':
 			if ((d = sctl_find_daemon(optarg)) == NULL) {
-				fprintf(stderr, "syncctl: unknown sync type '%s' (tga_sync, cricos_sync, qb_reconcile)\n",
-				    optarg);
+				fprintf(stderr, "syncctl: unknown sync type '%s' (", optarg);
+				sctl_print_daemons(stderr, true, ", ");
+				fputs(")\n", stderr);
 				return SCTL_USAGE;
 			}
 			type = d->sync_type;
@@ -194,4 +195,4 @@ cmd_runs_exec(struct sctl *s, int argc, char **argv)
 
 const struct sctl_cmd sctl_cmd_runs = { "runs", "[--sync-type T] [--status S] [--since DATE] [--limit N] [--json]",
 	"Run history from ops.db, newest first (default 20). --since takes a date, a time or an age (7d).",
-	cmd_runs_exec };
+	cmd_runs_exec, NULL };

@@ -67,6 +67,8 @@ cmd_status_exec(struct sctl *s, int argc, char **argv)
 		struct sctl_conn *c;
 		int ec = 0;
 
+		if (one == NULL && d->hidden)
+			continue;	/* the test daemon: only when named */
 		if ((c = sctl_connect(s, d->name, &ec)) == NULL) {
 			cJSON *o = cJSON_CreateObject();
 
@@ -102,4 +104,5 @@ cmd_status_exec(struct sctl *s, int argc, char **argv)
 }
 
 const struct sctl_cmd sctl_cmd_status = { "status", "[DAEMON] [--json]",
-	"Show what each daemon (or one) is doing: the run in progress, or how the last one ended.", cmd_status_exec };
+	"Show what each daemon (or one) is doing: the run in progress, or how the last one ended.", cmd_status_exec,
+	NULL };

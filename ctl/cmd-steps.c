@@ -110,4 +110,4 @@ dberr:
 }
 
 const struct sctl_cmd sctl_cmd_steps = { "steps", "RUN_ID [--json]",
-	"The phases of one run: status, records in and out, rejected records, retries, errors.", cmd_steps_exec };
+	"The phases of one run: status, records in and out, rejected records, retries, errors.", cmd_steps_exec, NULL };

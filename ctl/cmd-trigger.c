@@ -172,4 +172,4 @@ cmd_trigger_exec(struct sctl *s, int argc, char **argv)
 const struct sctl_cmd sctl_cmd_trigger = { "trigger", "DAEMON [--full] [--wait]",
 	"Start a run (resuming an unfinished cycle; --full starts a new full one). --wait follows it to the end "
 	"and exits with its result.",
-	cmd_trigger_exec };
+	cmd_trigger_exec, NULL };

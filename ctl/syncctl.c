@@ -7,57 +7,104 @@
 #include "log.h"
 #include "syncctl.h"
 
-const struct sctl_daemon sctl_daemons[] = {
-	{ "tga-sync", "tga_sync" },
-	{ "cricos-sync", "cricos_sync" },
-	{ "qb-reconcile", "qb_reconcile" },
-	{ NULL, NULL },
-};
-
-extern const struct sctl_cmd sctl_cmd_qb;	/* cmd-qb.c: QuickBooks (qb-reconcile) */
 extern const struct sctl_cmd sctl_cmd_doctor;	/* cmd-doctor.c: health of every job */
 
-static const struct sctl_cmd *const ctl_table[] = {
+/* The common commands; each daemon's own (sctl_hooks.cmds) come after them, and doctor last. */
+static const struct sctl_cmd *const common_cmds[] = {
 	&sctl_cmd_status, &sctl_cmd_trigger, &sctl_cmd_cancel, &sctl_cmd_runs, &sctl_cmd_steps, &sctl_cmd_cursor,
-	&sctl_cmd_qb, &sctl_cmd_doctor,
 	NULL,
 };
+
+/* Call fn for every command, in the order --help lists them. */
+static const struct sctl_cmd *
+each_cmd(const struct sctl_cmd *(*fn)(const struct sctl_cmd *, void *), void *arg)
+{
+	const struct sctl_cmd *const *c, *found;
+	const struct sctl_daemon *d;
+
+	for (c = common_cmds; *c != NULL; c++)
+		if ((found = fn(*c, arg)) != NULL)
+			return found;
+	for (d = sctl_daemons; d->name != NULL; d++)
+		if (!d->hidden && d->hooks != NULL && d->hooks->cmds != NULL)
+			for (c = d->hooks->cmds; *c != NULL; c++)
+				if ((found = fn(*c, arg)) != NULL)
+					return found;
+	return fn(&sctl_cmd_doctor, arg);
+}
+
+static const struct sctl_cmd *
+print_cmd(const struct sctl_cmd *c, void *arg)
+{
+	fprintf(arg, "  %s %s\n      ", c->name, c->usage);
+	if (c->help_fn != NULL)
+		c->help_fn(arg);
+	else
+		fputs(c->help, arg);
+	fputc('\n', arg);
+	return NULL;
+}
+
+static const struct sctl_cmd *
+match_cmd(const struct sctl_cmd *c, void *arg)
+{
+	return strcmp(c->name, arg) == 0 ? c : NULL;
+}
 
 const struct sctl_daemon *
 sctl_find_daemon(const char *name)
 {
 	const struct sctl_daemon *d;
 
+	/* Hidden daemons (the engine's test daemon) are reachable too, but not advertised. */
 	for (d = sctl_daemons; d->name != NULL; d++)
 		if (strcmp(d->name, name) == 0 || strcmp(d->sync_type, name) == 0)
 			return d;
-	/* The engine's test daemon is reachable too, but not advertised. */
-	if (strcmp(name, "test-sync") == 0 || strcmp(name, "test_sync") == 0) {
-		static const struct sctl_daemon test = { "test-sync", "test_sync" };
-		return &test;
-	}
 	return NULL;
+}
+
+void
+sctl_print_daemons(FILE *fp, bool type, const char *last_sep)
+{
+	const struct sctl_daemon *d;
+	size_t n = 0, i = 0;
+
+	for (d = sctl_daemons; d->name != NULL; d++)
+		n += !d->hidden;
+	for (d = sctl_daemons; d->name != NULL; d++) {
+		if (d->hidden)
+			continue;
+		if (i > 0)
+			fputs(i == n - 1 ? last_sep : ", ", fp);
+		fputs(type ? d->sync_type : d->name, fp);
+		i++;
+	}
 }
 
 static void
 usage(FILE *fp)
 {
-	const struct sctl_cmd *const *c;
+	const struct sctl_daemon *d;
 
 	fprintf(fp, "usage: syncctl [-c FILE] [--json] COMMAND [ARGS]\n\n"
-	    "Operate the rtopacks-sync daemons (tga-sync, cricos-sync, qb-reconcile) and read their run history.\n\n"
+	    "Operate the rtopacks-sync daemons (");
+	sctl_print_daemons(fp, false, ", ");
+	fprintf(fp, ") and read their run history.\n\n"
 	    "Commands:\n");
-	for (c = ctl_table; *c != NULL; c++)
-		fprintf(fp, "  %s %s\n      %s\n", (*c)->name, (*c)->usage, (*c)->help);
+	each_cmd(print_cmd, fp);
 	fprintf(fp,
 	    "\nOptions:\n"
 	    "  -c FILE   configuration file (default %s, or $RTOPACKS_SYNC_CONFIG)\n"
 	    "  --json    print JSON instead of tables (status, runs, steps, cursor)\n"
 	    "  -h        this help\n\n"
-	    "DAEMON is tga-sync, cricos-sync or qb-reconcile (or tga_sync, cricos_sync, qb_reconcile).\n\n"
+	    "DAEMON is ", CONFIG_DEFAULT_PATH);
+	sctl_print_daemons(fp, false, " or ");
+	fputs(" (or ", fp);
+	sctl_print_daemons(fp, true, ", ");
+	fprintf(fp, ").\n\n"
 	    "Exit status:\n"
 	    "  0  success; for trigger --wait: the run completed\n"
-	    "  1  the run failed, or the command failed (qb retry: the invoice did not sync)\n"
+	    "  1  the run failed, or the command failed\n"
 	    "  2  usage error\n"
 	    "  3  trigger --wait: the run completed but rejected records (partial)\n"
 	    "  4  trigger --wait: the run was cancelled, or the daemon stopped\n"
@@ -65,10 +112,12 @@ usage(FILE *fp)
 	    "  6  trigger: a run is already in progress (its id is printed)\n"
 	    "  7  the daemon refused the request (permission denied)\n"
 	    "  8  doctor: something needs attention soon (warnings only)\n"
-	    "  9  doctor: something needs action now (a missed, overrunning or stuck run, QuickBooks disconnected)\n"
-	    "  10 trigger --wait: the run completed degraded: something needs the operator (qb-reconcile: the\n"
-	    "     QuickBooks connection or heartbeat, or invoices that did not sync; the run's error says what)\n",
-	    CONFIG_DEFAULT_PATH);
+	    "  9  doctor: something needs action now (a missed, overrunning or stuck run, or a daemon's own check)\n"
+	    "  10 trigger --wait: the run completed degraded: something needs the operator (the run's error says\n"
+	    "     what)\n");
+	for (d = sctl_daemons; d->name != NULL; d++)
+		if (!d->hidden && d->hooks != NULL && d->hooks->help != NULL)
+			fprintf(fp, "\n%s", d->hooks->help);
 }
 
 int
@@ -79,8 +128,9 @@ main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	static const struct cfg_section *const sections[] = { &cfg_paths, &cfg_control, &cfg_smtp, &cfg_http, NULL };
-	const struct sctl_cmd *const *c, *cmd = NULL;
+	static const struct cfg_section *const sections[] = { &cfg_paths, &cfg_control, &cfg_smtp, &cfg_http, &cfg_d1,
+	    NULL };
+	const struct sctl_cmd *cmd;
 	struct sctl s;
 	char *cause = NULL;
 	int ch, rc;
@@ -116,10 +166,7 @@ main(int argc, char **argv)
 		usage(stdout);
 		return SCTL_OK;
 	}
-	for (c = ctl_table; *c != NULL; c++)
-		if (strcmp((*c)->name, argv[0]) == 0)
-			cmd = *c;
-	if (cmd == NULL) {
+	if ((cmd = each_cmd(match_cmd, argv[0])) == NULL) {
 		fprintf(stderr, "syncctl: unknown command '%s' (syncctl --help lists them)\n", argv[0]);
 		return SCTL_USAGE;
 	}

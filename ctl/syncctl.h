@@ -1,13 +1,16 @@
 /*
  * syncctl: the operator's command line for the sync daemons.  Commands that act on a daemon talk to its control
  * socket; run-history commands read ops.db read-only (they work while a daemon writes, and when none runs).
- * One file per command (cmd-*.c), gathered in ctl_table[] in syncctl.c.
+ * One file per command (cmd-*.c), listed in syncctl.c; each daemon adds its own (struct sctl_hooks) from its folder.
  */
 #ifndef RTOPACKS_SYNCCTL_H
 #define RTOPACKS_SYNCCTL_H
 
 #include <cJSON.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <time.h>
 
 struct config;
 
@@ -33,18 +36,48 @@ struct sctl_cmd {
 	const char *usage;	/* arguments */
 	const char *help;	/* one line */
 	int (*exec)(struct sctl *, int argc, char **argv);
+	void (*help_fn)(FILE *);	/* prints the line instead of help (a help made from the daemons' hooks) */
 };
 
 extern const struct sctl_cmd sctl_cmd_status, sctl_cmd_trigger, sctl_cmd_cancel, sctl_cmd_runs, sctl_cmd_steps,
     sctl_cmd_cursor;
 
-/* The daemons syncctl knows, by name and sync_type. */
+/*
+ * What a daemon adds to syncctl, from its own folder (the CTL_SOURCES of its rtopacks_daemon() call define
+ * `const struct sctl_hooks sctl_hooks_<sync_type>`).  Every member may be NULL.
+ */
+struct sctl_daemon;
+struct sctl_report;
+struct db;
+struct sctl_hooks {
+	const struct sctl_cmd *const *cmds;	/* its subcommands (NULL-terminated), listed after the common ones */
+	/*
+	 * Its own doctor checks on ops.db (read-only), after the common ones: findings with sctl_finding(), extra
+	 * JSON in sctl_report_json().  warn_s: --token-warn, how far ahead an expiry is worth a warning.
+	 */
+	void (*doctor)(struct sctl_report *, const struct sctl_daemon *, struct db *, time_t now, int64_t warn_s);
+	const char *doctor_help;	/* what those checks look for, for doctor's help ("a late CRICOS edition") */
+	const char *help;		/* a note for `syncctl --help` (its exit codes, say), or NULL */
+};
+
+/* The daemons syncctl knows, generated from the daemons' folders at build time (generated/syncctl-daemons.c). */
 struct sctl_daemon {
 	const char *name;
 	const char *sync_type;
+	bool hidden;			/* reachable by name, not listed (the engine's test daemon) */
+	const struct sctl_hooks *hooks;	/* NULL: nothing of its own */
 };
-extern const struct sctl_daemon sctl_daemons[];
+extern const struct sctl_daemon sctl_daemons[];	/* terminated by name NULL */
 const struct sctl_daemon *sctl_find_daemon(const char *name_or_type);
+/* Print the listed daemons' names (sync types if type) as "a, b<last_sep>c". */
+void sctl_print_daemons(FILE *, bool type, const char *last_sep);
+
+/* Doctor findings (cmd-doctor.c), for a daemon's doctor hook. */
+enum sctl_level { SCTL_LEVEL_OK = 0, SCTL_LEVEL_WARN = 1, SCTL_LEVEL_PROBLEM = 2 };
+void sctl_finding(struct sctl_report *, enum sctl_level, const char *check, const char *action, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+cJSON *sctl_report_json(struct sctl_report *);	/* the job's object in `doctor --json` */
+void sctl_json_time(cJSON *o, const char *key, time_t t);	/* ISO 8601 UTC, or null for 0 */
 
 /* Control-socket client (client.c). */
 struct sctl_conn;
@@ -58,7 +91,6 @@ void sctl_close(struct sctl_conn *);
 int sctl_reply_error(const char *daemon, const cJSON *reply);
 
 /* Run history (history.c). */
-struct db;
 struct db *sctl_open_ops(struct sctl *, int *exitcode);
 /* Print rows as a table (header + rows of strings); numeric columns right-aligned. */
 struct sctl_table;

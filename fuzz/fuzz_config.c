@@ -67,7 +67,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	};
 	struct job_def job = { 0 };
 	struct cfg_section own;
-	const struct cfg_section *sections[6];
+	const struct cfg_section *sections[7];
 	struct config *cfg;
 	char *cause = NULL;
 	int i;

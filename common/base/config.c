@@ -21,8 +21,6 @@
 #endif
 #define SECRET_MAX_BYTES (64 * 1024)
 
-const char *const cfg_daemon_sections[] = { "tga-sync", "cricos-sync", "qb-reconcile", "test-sync", NULL };
-
 static const struct cfg_key paths_keys[] = {
 	{ "state_dir", CFG_PATH, "/var/lib/rtopacks-sync", 0, 0, NULL, 0,
 	    "Directory holding the databases (shared by the daemons, group-writable)." },
@@ -73,6 +71,42 @@ static const struct cfg_key smtp_keys[] = {
 	{ NULL, 0, NULL, 0, 0, NULL, 0, NULL },
 };
 const struct cfg_section cfg_smtp = { "smtp", smtp_keys, NULL };
+
+/*
+ * [d1]: publishing to Cloudflare D1 (net/d1.c).  Off while account_id is unset.  The API token is the credential
+ * d1-api-token (or the file named by token_file), never a key of this file.
+ */
+static const struct cfg_key d1_keys[] = {
+	{ "account_id", CFG_STR, NULL, 0, 0, NULL, 0,
+	    "Cloudflare account id (32 hex digits). Unset: nothing is published to D1." },
+	{ "corpus_database_id", CFG_STR, NULL, 0, 0, NULL, 0,
+	    "UUID of the corpus database (rtopacks-db), written by the sync daemons' publish phase." },
+	{ "ops_database_id", CFG_STR, NULL, 0, 0, NULL, 0,
+	    "UUID of the operations database (ops-db), where every daemon mirrors its runs, steps and cursor." },
+	{ "api_base", CFG_URL, "https://api.cloudflare.com/client/v4", 0, 0, NULL, 0,
+	    "Cloudflare API base URL (https; http only to a loopback test server)." },
+	{ "token_file", CFG_PATH, NULL, 0, 0, NULL, 0,
+	    "File holding the API token with D1 Edit (or systemd credential d1-api-token)." },
+	{ "requests_per_5min", CFG_INT, NULL, 1, 1200, NULL, 0,
+	    "This daemon's share of the account's 1,200 API requests per 5 minutes (default 800), evenly spaced." },
+	{ "rate_window", CFG_DURATION, "5m", 100, 3600000, NULL, 0,
+	    "The window of requests_per_5min (D1's is 5 minutes; shorter only against a test server)." },
+	{ "rate_block", CFG_DURATION, "5m", 100, 3600000, NULL, 0,
+	    "How long a 429 from D1 without Retry-After stops all D1 requests (D1 blocks for 5 minutes)." },
+	{ "retries", CFG_INT, "6", 0, 100, NULL, 0,
+	    "Retries of one request after a connection error, a 5xx or a 504 (writes are idempotent)." },
+	{ "backoff", CFG_DURATION, "2s", 0, 3600000, NULL, 0, "First wait before a retry (doubles)." },
+	{ "backoff_max", CFG_DURATION, "60s", 0, 86400000, NULL, 0, "Longest wait between retries." },
+	{ "timeout", CFG_DURATION, "60s", 1000, 600000, NULL, 0,
+	    "Time limit for one request (D1 itself gives up after 30 s)." },
+	{ "steps_table", CFG_STR, "tga_sync_steps", 0, 0, NULL, 0,
+	    "Step log table in the ops database (the Observatory's name)." },
+	{ "runs_table", CFG_STR, "sync_runs", 0, 0, NULL, 0, "Run table in the ops database." },
+	{ "cursor_table", CFG_STR, NULL, 0, 0, NULL, 0,
+	    "This daemon's cursor table in the ops database. Default: <sync_type>_cursor, the table the Observatory reads." },
+	{ NULL, 0, NULL, 0, 0, NULL, 0, NULL },
+};
+const struct cfg_section cfg_d1 = { "d1", d1_keys, NULL };
 
 /* [http] holds defaults; a daemon section may override each of these keys for its own upstream. */
 #define HTTP_KEYS(def_ct, def_ls_lim, def_ls_time, def_total, def_retries, def_backoff, def_bmax, def_inflight,   \

@@ -3,7 +3,7 @@
  * known sections and keys.  Every problem is reported as "FILE:LINE: [section] key: what is wrong", all of them at
  * once, so `-n` shows an operator the whole list.  Values are validated at load time; the getters never fail.
  *
- * Shared sections: [paths], [control], [smtp], [http].  One section per daemon ([tga-sync], [cricos-sync],
+ * Shared sections: [paths], [control], [smtp], [http], [d1].  One section per daemon ([tga-sync], [cricos-sync],
  * [qb-reconcile]); a daemon checks its own section and leaves the other daemons' sections to them.
  */
 #ifndef RTOPACKS_CONFIG_H
@@ -46,10 +46,13 @@ struct cfg_section {
 struct config;
 
 /* Sections shared by all programs. */
-extern const struct cfg_section cfg_paths, cfg_control, cfg_smtp, cfg_http;
+extern const struct cfg_section cfg_paths, cfg_control, cfg_smtp, cfg_http, cfg_d1;
 /* Keys every daemon section has (retries, timeouts, ...). */
 extern const struct cfg_key cfg_job_common_keys[];
-/* Names of all daemon sections (so one daemon does not reject another's). */
+/*
+ * Names of all daemon sections (so one daemon does not reject another's): generated at build time from the daemons'
+ * folders (cmake/Daemons.cmake writes generated/daemon-sections.c).
+ */
 extern const char *const cfg_daemon_sections[];
 
 /*

@@ -26,7 +26,6 @@
 #include <string.h>
 
 #include "cycle-int.h"
-#include "daemon.h"
 #include "db.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -162,7 +161,7 @@ refuse(struct cycle *cy, const struct checkpoint *ck, bool have, const char *why
 		snprintf(where, sizeof where, "is absent");
 	xasprintf(cause, "ops.db (%s) and rtopacks.db (%s) do not belong together: %s (the cursor of %s in ops.db is "
 	    "at commit %lld, run %s; the checkpoint in rtopacks.db %s). Nothing was changed: restore both files from "
-	    "the same backup, or move both aside to start from nothing", cy->d->ops_path, cy->d->corpus_path, why,
+	    "the same backup, or move both aside to start from nothing", cy->h->ops_path, cy->h->corpus_path, why,
 	    cy->job->sync_type, (long long)cy->cur.seq, cy->cur.run_id ? cy->cur.run_id : "none", where);
 	return -1;
 }

@@ -25,13 +25,17 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "crashpoint.h"
+
 struct buf;
 struct cfg_key;
 struct config;
 struct ctl_cmd;
 struct daemon;
 struct db;
+struct ev_loop;
 struct http_group;
+struct outbox;
 struct step;
 struct cycle;
 
@@ -81,13 +85,18 @@ struct job_def {
 	void (*format_summary)(const cJSON *summary, struct buf *out);
 	void (*housekeeping)(struct daemon *);		/* every housekeeping_interval */
 	void (*status)(struct daemon *, cJSON *out);	/* extra fields for `status` */
+	/*
+	 * Append the job's own series to its metrics textfile, after the shared ones (metrics.h has the helpers).
+	 * On error return -1 with *cause having written nothing: the monitor logs it and writes the shared ones.
+	 */
+	int (*metrics)(struct daemon *, struct buf *out, char **cause);
 	const struct ctl_cmd *const *ctl_cmds;		/* extra control commands (NULL-terminated) */
 };
 
 /* --- what a phase's step may do ------------------------------------------------------------------------------- */
 
-struct daemon *step_daemon(struct step *);
-void *step_job(struct step *);			/* daemon->job_ctx */
+struct daemon *step_daemon(struct step *);	/* the host's (cycle_host.daemon), for the daemon's own code */
+void *step_job(struct step *);			/* the job's state (cycle_host.job_ctx) */
 const char *step_phase(struct step *);
 const char *step_cursor(struct step *);		/* position inside the phase at the start of this step; "" first */
 const char *step_run_id(struct step *);
@@ -131,11 +140,29 @@ void step_fail(struct step *, enum step_error, const char *fmt, ...) __attribute
 
 /* --- the engine, as the daemon drives it ------------------------------------------------------------------- */
 
+/*
+ * What the engine gets from the process around it.  host/daemon.c fills it (in its struct daemon) before
+ * cycle_new() and again after a reload (the configuration is replaced); the engine keeps a pointer to it and never
+ * sees struct daemon, which it only hands, opaque, to the job's phases (step_daemon()).
+ */
+struct cycle_host {
+	struct daemon *daemon;		/* opaque here: for the phases (step_daemon) */
+	const struct job_def *job;
+	const char *section;		/* the job's config section (= job->daemon) */
+	struct ev_loop *loop;
+	const struct config *cfg;	/* the current configuration */
+	struct db *db;			/* ops.db as main, rtopacks.db attached as "corpus" if the job uses it */
+	const char *ops_path, *corpus_path;	/* for messages */
+	struct outbox *outbox;		/* failure and completion mails */
+	void *job_ctx;			/* the job's own state (step_job) */
+	const bool *stopping;		/* the process is stopping: a run started now ends at its first boundary */
+};
+
 enum trigger_result { TRIGGER_STARTED, TRIGGER_ALREADY_RUNNING, TRIGGER_ERROR };
 
-struct cycle *cycle_new(struct daemon *, char **cause);
+struct cycle *cycle_new(const struct cycle_host *, char **cause);
 void cycle_free(struct cycle *);
-/* Re-read the engine's settings (step retries, backoff, stop grace) after a reload. */
+/* Re-read the engine's settings (step retries, backoff, stop grace) after a reload (from the host's cfg). */
 void cycle_reconfigure(struct cycle *);
 /*
  * At start-up, with the instance lock held: for a corpus job, make ops.db's cursor and rtopacks.db's checkpoint
@@ -171,11 +198,10 @@ void cycle_set_listener(struct cycle *, cycle_listener_fn, void *arg);
 void phase_notify(struct step *);
 
 /*
- * Crash points for tests: RTOPACKS_CRASH_AT="name:N[,name:N...]" kills the process (SIGKILL) at the Nth pass.  The
+ * Crash points for tests (crashpoint(), in base/crashpoint.h, RTOPACKS_CRASH_AT="name:N[,name:N...]").  The
  * engine's: step_begin, before_commit, after_commit (step commits), and per cursor commit, labelled "trigger" or
  * with the phase: before_commit@<label>, split_commit@<label> (ops.db committed, rtopacks.db not: splitcrash.h),
  * after_commit@<label>; split_commit counts every two-database commit.
  */
-void crashpoint(const char *name);
 
 #endif

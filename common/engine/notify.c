@@ -3,9 +3,9 @@
  *
  * First step: compose the mail from the cycle's run and step rows and the change summary that the job stored with
  * step_set_summary(), and queue it in the outbox in the same commit as the cursor "queued:<id>".  Second step:
- * deliver it (smtp.retries attempts).  A crash after delivery finds the outbox row 'sent' and does not send again;
- * a mail server that is down leaves the row queued for the housekeeping passes, marks this step 'failed' with the
- * reason, and the run still completes: a mail problem never fails or loses the sync.
+ * deliver it (smtp.retries attempts).  Both are mailstep.c's: a crash after delivery finds the outbox row 'sent'
+ * and does not send again; a mail server that is down leaves the row queued for the housekeeping passes, marks
+ * this step 'failed' with the reason, and the run still completes: a mail problem never fails or loses the sync.
  *
  * A phase can decide that a cycle has nothing to tell: a string "notify_skip" in the cycle state (the reason) makes
  * the phase complete without a mail.
@@ -18,12 +18,14 @@
 #include "buf.h"
 #include "config.h"
 #include "cycle.h"
-#include "daemon.h"
 #include "db.h"
 #include "log.h"
+#include "mailstep.h"
 #include "outbox.h"
 #include "timeutil.h"
 #include "xmalloc.h"
+
+#include "cycle-int.h"
 
 static const char SQL_CYCLE_RUNS[] =
     "SELECT run_id, trigger, started_at, requested_by FROM sync_runs WHERE cycle_id = ? AND sync_type = ?"
@@ -81,7 +83,7 @@ struct phase_row {
 static int64_t
 compose(struct step *st, char **subject, char **body, char **cause)
 {
-	struct daemon *d = step_daemon(st);
+	const struct cycle_host *d = step_host(st);
 	const struct job_def *job = d->job;
 	struct phase_row *rows;
 	struct buf b;
@@ -197,47 +199,17 @@ fail:
 }
 
 static void
-delivered(const char *error, void *arg)
-{
-	struct step *st = arg;
-	struct daemon *d = step_daemon(st);
-
-	if (error != NULL) {
-		char *msg = NULL;
-
-		xasprintf(&msg, "mail not delivered (%s); it stays queued and is retried every %" PRId64 "s",
-		    error, config_ms(d->cfg, "smtp", "queue_retry") / 1000);
-		step_set_status(st, "failed", msg);
-		free(msg);
-	} else
-		step_count(st, 0, 1);
-	step_done(st, STEP_PHASE_DONE);
-}
-
-/* A stop cut the wait short: the outbox keeps delivering (and recording) the mail on its own. */
-static void
-abandon_delivery(void *arg)
-{
-	struct step *st = arg;
-
-	outbox_forget(step_daemon(st)->outbox, delivered, st);
-	step_done(st, STEP_PHASE_DONE);
-}
-
-static void
 notify_run(struct step *st)
 {
-	struct daemon *d = step_daemon(st);
+	const struct cycle_host *d = step_host(st);
 	const char *cur = step_cursor(st);
 	char *subject = NULL, *body = NULL, *cause = NULL, key[256];
 	const cJSON *skip;
-	long long id;
-	int64_t changes;
+	int64_t id, changes;
 
-	if (strncmp(cur, "queued:", 7) == 0) {
-		id = strtoll(cur + 7, NULL, 10);
-		step_on_abort(st, abandon_delivery, st);
-		outbox_deliver(d->outbox, id, (int)config_int(d->cfg, "smtp", "retries") + 1, delivered, st);
+	if (mailstep_queued(cur, &id)) {
+		mailstep_deliver(st, d->outbox, id, (int)config_int(d->cfg, "smtp", "retries") + 1,
+		    config_ms(d->cfg, "smtp", "queue_retry") / 1000);
 		return;
 	}
 	if (!config_bool(d->cfg, d->section, "notify")) {
@@ -261,19 +233,12 @@ notify_run(struct step *st)
 		return;
 	}
 	snprintf(key, sizeof key, "%s/complete/%s", d->job->sync_type, step_cycle_id(st));
-	if (step_db(st, &cause) == NULL ||
-	    (id = outbox_queue(d->outbox, key, d->job->sync_type, step_run_id(st), subject, body, &cause)) == -1) {
+	if (mailstep_queue(st, d->outbox, key, d->job->sync_type, "completion mail", subject, body, &cause) == -1) {
 		step_fail(st, STEP_RETRY, "cannot queue the completion mail: %s", cause);
 		free(cause);
-		free(subject);
-		free(body);
-		return;
 	}
-	log_info("completion mail queued: %s", subject);
 	free(subject);
 	free(body);
-	step_set_cursor(st, "queued:%lld", id);
-	step_done(st, STEP_MORE);
 }
 
 void

@@ -5,6 +5,7 @@
 #include "config.h"
 #include "control.h"
 #include "cycle.h"
+#include "d1-mirror.h"
 #include "daemon.h"
 #include "monitor.h"
 #include "outbox.h"
@@ -26,6 +27,7 @@ cmd_status_exec(struct ctl_client *c, const cJSON *args, char **cause)
 	cycle_status(d->cycle, r);
 	if (d->job->status != NULL)
 		d->job->status(d, r);
+	d1_mirror_status(d->mirror, r);
 	monitor_status(d, r);	/* after the job's: it appends to the job's "notes" */
 	ctl_reply(c, r);
 	return CTL_DONE;

@@ -51,6 +51,7 @@ struct ctl_client {
 
 struct control {
 	struct daemon *d;
+	const struct ctl_cmd *const *cmds;	/* the common commands (the daemon's table: control_new) */
 	char *path;
 	int fd;
 	ev_io accept_io;
@@ -212,16 +213,12 @@ control_broadcast(struct control *ctl, const char *event, const cJSON *data)
 
 /* --- commands ------------------------------------------------------------------------------------------------ */
 
-static const struct ctl_cmd *const common_cmds[] = {
-	&ctl_cmd_status, &ctl_cmd_trigger, &ctl_cmd_cancel, &ctl_cmd_watch, NULL,
-};
-
 static const struct ctl_cmd *
 find_cmd(struct control *ctl, const char *name)
 {
 	const struct ctl_cmd *const *p;
 
-	for (p = common_cmds; *p != NULL; p++)
+	for (p = ctl->cmds; *p != NULL; p++)
 		if (strcmp((*p)->name, name) == 0)
 			return *p;
 	for (p = ctl->d->job->ctl_cmds; p != NULL && *p != NULL; p++)
@@ -585,7 +582,7 @@ ops_group_access(const char *path, const char *group, gid_t gid)
 }
 
 struct control *
-control_new(struct daemon *d, const char *path, char **cause)
+control_new(struct daemon *d, const char *path, const struct ctl_cmd *const *cmds, char **cause)
 {
 	struct sockaddr_un sun;
 	struct control *ctl;
@@ -640,6 +637,7 @@ control_new(struct daemon *d, const char *path, char **cause)
 
 	ctl = xcalloc(1, sizeof *ctl);
 	ctl->d = d;
+	ctl->cmds = cmds;
 	ctl->path = xstrdup(path);
 	ctl->fd = fd;
 	ctl->max_clients = (int)config_int(d->cfg, "control", "max_clients");

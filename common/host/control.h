@@ -21,8 +21,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define CTL_PROTO_VERSION 1
-#define CTL_LINE_MAX (64 * 1024)
+#include "ctl-proto.h"		/* CTL_PROTO_VERSION, CTL_LINE_MAX */
 
 struct daemon;
 struct control;
@@ -45,9 +44,10 @@ extern const struct ctl_cmd ctl_cmd_status, ctl_cmd_trigger, ctl_cmd_cancel, ctl
 
 /*
  * Create the socket: take over a stale socket file only after a probe connect fails (an instance that answers
- * means "already running").  NULL with *cause on failure.
+ * means "already running").  cmds: the common commands (NULL-terminated; the daemon passes the table of the
+ * ctl_cmd_* above, so that this file needs none of them), then the job's own.  NULL with *cause on failure.
  */
-struct control *control_new(struct daemon *, const char *path, char **cause);
+struct control *control_new(struct daemon *, const char *path, const struct ctl_cmd *const *cmds, char **cause);
 void control_free(struct control *);
 /* Send an event to every client watching. */
 void control_broadcast(struct control *, const char *event, const cJSON *data);

@@ -15,7 +15,10 @@
 #include "ballast.h"
 #include "config.h"
 #include "control.h"
+#include "ctl-proto.h"
 #include "cycle.h"
+#include "d1-mirror.h"
+#include "d1.h"
 #include "daemon.h"
 #include "db.h"
 #include "evcurl.h"
@@ -38,9 +41,10 @@
 #define EXIT_CANNOT_START 5
 #define EXIT_RUN_DEGRADED 10	/* the cycle completed, but something needs the operator (the run's error) */
 
-static const char SQL_ALERT[] =
-    "INSERT INTO sync_alerts (sync_type, kind, alert_key, created_at, detail) VALUES (?, ?, ?, ?, ?)"
-    " ON CONFLICT (sync_type, kind, alert_key) DO NOTHING";
+/* The control commands every daemon has (a job adds its own: job->ctl_cmds). */
+static const struct ctl_cmd *const common_cmds[] = {
+	&ctl_cmd_status, &ctl_cmd_trigger, &ctl_cmd_cancel, &ctl_cmd_watch, NULL,
+};
 
 static void
 usage(const struct job_def *job, FILE *fp)
@@ -64,7 +68,7 @@ usage(const struct job_def *job, FILE *fp)
 }
 
 void
-daemon_config_sections(const struct job_def *job, struct cfg_section *own, const struct cfg_section *list[6])
+daemon_config_sections(const struct job_def *job, struct cfg_section *own, const struct cfg_section *list[7])
 {
 	own->name = job->daemon;
 	own->keys = cfg_job_common_keys;
@@ -73,18 +77,9 @@ daemon_config_sections(const struct job_def *job, struct cfg_section *own, const
 	list[1] = &cfg_control;
 	list[2] = &cfg_smtp;
 	list[3] = &cfg_http;
-	list[4] = own;
-	list[5] = NULL;
-}
-
-char *
-daemon_socket_path(const struct config *cfg, const char *daemon)
-{
-	char *p;
-
-	/* syncctl loads no daemon section, so it cannot ask for the override: only daemons consult it. */
-	xasprintf(&p, "%s/%s.sock", config_str(cfg, "control", "socket_dir"), daemon);
-	return p;
+	list[4] = &cfg_d1;
+	list[5] = own;
+	list[6] = NULL;
 }
 
 static char *
@@ -92,7 +87,7 @@ socket_path_for(const struct daemon *d)
 {
 	const char *own = config_str(d->cfg, d->section, "socket");
 
-	return own != NULL ? xstrdup(own) : daemon_socket_path(d->cfg, d->job->daemon);
+	return own != NULL ? xstrdup(own) : ctl_socket_path(d->cfg, d->job->daemon);
 }
 
 static void
@@ -183,13 +178,36 @@ status_exit_code(const char *status)
 
 static void reload_config(struct daemon *);
 
+/*
+ * Fill in what the engine sees of the daemon (cycle.h: struct cycle_host): before cycle_new(), and again after a
+ * reload (the configuration, the paths' copies and the job's state may have been replaced).
+ */
+static void
+engine_host(struct daemon *d)
+{
+	struct cycle_host *h = &d->engine;
+
+	h->daemon = d;
+	h->job = d->job;
+	h->section = d->section;
+	h->loop = d->loop;
+	h->cfg = d->cfg;
+	h->db = d->db;
+	h->ops_path = d->ops_path;
+	h->corpus_path = d->corpus_path;
+	h->outbox = d->outbox;
+	h->job_ctx = d->job_ctx;
+	h->stopping = &d->stopping;
+}
+
 static void
 drain_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct daemon *d = w->data;
 
 	/* --once: let a queued failure mail go out before exiting, but never wait for ever. */
-	if (outbox_busy(d->outbox) == 0 || ev_now(loop) - d->drain_started > d->drain_limit)
+	if ((outbox_busy(d->outbox) == 0 && !d1_mirror_busy(d->mirror)) ||
+	    ev_now(loop) - d->drain_started > d->drain_limit)
 		ev_break(loop, EVBREAK_ALL);
 }
 
@@ -201,6 +219,9 @@ on_cycle_event(const char *event, const cJSON *data, void *arg)
 
 	if (d->control != NULL)
 		control_broadcast(d->control, event, data);
+	/* The observatory in D1: the run starting, each phase ending, the run ending. */
+	if (strcmp(event, "run_start") == 0 || strcmp(event, "phase") == 0 || strcmp(event, "run_end") == 0)
+		d1_mirror_kick(d->mirror, strcmp(event, "run_end") == 0);
 	if (strcmp(event, "progress") == 0 || strcmp(event, "phase") == 0 || strcmp(event, "run_start") == 0) {
 		double now = mono_now();
 
@@ -272,9 +293,15 @@ check_startup(struct daemon *d, char **cause)
 {
 	struct mailer *m;
 
+	struct d1_settings d1s;
+
 	if ((m = mailer_new(NULL, d->cfg, cause)) == NULL)
 		return -1;
 	mailer_free(m);
+	/* [d1]: off when account_id is unset; else every id, table name and the token's shape. */
+	if (d1_settings_load(&d1s, d->cfg, d->job->sync_type, 0, cause) == -1)
+		return -1;
+	d1_settings_clear(&d1s);
 	if (d->job->check != NULL && d->job->check(d->cfg, d->section, cause) == -1)
 		return -1;
 	return 0;
@@ -284,7 +311,7 @@ static void
 reload_config(struct daemon *d)
 {
 	struct cfg_section own;
-	const struct cfg_section *list[6];
+	const struct cfg_section *list[7];
 	struct config *cfg;
 	struct mailer *m;
 	char *cause = NULL, *sock;
@@ -323,11 +350,13 @@ reload_config(struct daemon *d)
 	mailer_free(d->mailer);
 	d->mailer = m;
 	outbox_reconfigure(d->outbox, m, d->cfg);
+	engine_host(d);
 	cycle_reconfigure(d->cycle);
 	if (d->job->reload != NULL && d->job->reload(d, &cause) == -1) {
 		log_warnx("reload: %s", cause);
 		free(cause);
 	}
+	engine_host(d);
 	log_info("configuration reloaded from %s", d->config_path);
 }
 
@@ -356,6 +385,7 @@ housekeeping_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	struct daemon *d = w->data;
 
 	outbox_kick(d->outbox, false);
+	d1_mirror_kick(d->mirror, true);
 	monitor_housekeeping(d);
 	if (d->job->housekeeping != NULL)
 		d->job->housekeeping(d);
@@ -368,52 +398,6 @@ tx_check_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	struct daemon *d = w->data;
 
 	cycle_check_tx(d->cycle);
-}
-
-bool
-daemon_release_ballast(struct daemon *d)
-{
-	return ballast_release(config_str(d->cfg, "paths", "state_dir"), d->job->daemon);
-}
-
-/* --- alerts -------------------------------------------------------------------------------------------------- */
-
-int
-daemon_alert_once(struct daemon *d, const char *kind, const char *key, const char *subject, const char *body,
-    char **cause)
-{
-	char now[ISO8601_LEN], mkey[512];
-	sqlite3_stmt *st;
-	int64_t id = -1;
-	int fresh;
-
-	if (db_begin(d->db, cause) == -1)
-		return -1;
-	if ((st = db_stmt(d->db, SQL_ALERT, cause)) == NULL)
-		goto fail;
-	db_bind_text(st, 1, d->job->sync_type);
-	db_bind_text(st, 2, kind);
-	db_bind_text(st, 3, key);
-	db_bind_text(st, 4, iso8601_now(now));
-	db_bind_text(st, 5, subject);
-	if (db_step_done(d->db, st, cause) == -1)
-		goto fail;
-	fresh = sqlite3_changes(db_handle(d->db)) > 0;
-	if (fresh) {
-		snprintf(mkey, sizeof mkey, "%s/alert/%s/%s", d->job->sync_type, kind, key);
-		if ((id = outbox_queue(d->outbox, mkey, d->job->sync_type, NULL, subject, body, cause)) == -1)
-			goto fail;
-	}
-	if (db_commit(d->db, cause) == -1)
-		goto fail;
-	if (fresh) {
-		log_warnx("alert: %s", subject);
-		outbox_deliver(d->outbox, id, 1, NULL, NULL);
-	}
-	return fresh;
-fail:
-	db_rollback(d->db);
-	return -1;
 }
 
 /* --- main ---------------------------------------------------------------------------------------------------- */
@@ -453,6 +437,7 @@ teardown(struct daemon *d)
 	monitor_free(d);
 	if (d->job->fini != NULL && d->job_ctx != NULL)
 		d->job->fini(d);
+	d1_mirror_free(d->mirror);
 	outbox_free(d->outbox);
 	mailer_free(d->mailer);
 	evcurl_free(d->ec);
@@ -482,7 +467,7 @@ daemon_main(int argc, char **argv, const struct job_def *job)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct cfg_section own;
-	const struct cfg_section *list[6];
+	const struct cfg_section *list[7];
 	struct daemon dd, *d = &dd;
 	bool foreground = false, check_only = false, resume = false;
 	char *cause = NULL, run_id[128];
@@ -584,13 +569,17 @@ daemon_main(int argc, char **argv, const struct job_def *job)
 	d->outbox = outbox_new(d->loop, d->db, d->mailer, d->cfg, job->sync_type);
 	if (job->init != NULL && job->init(d, &cause) == -1)
 		goto cannot_start;
-	if ((d->cycle = cycle_new(d, &cause)) == NULL)
+	engine_host(d);
+	if ((d->cycle = cycle_new(&d->engine, &cause)) == NULL)
 		goto cannot_start;
 	cycle_set_listener(d->cycle, on_cycle_event, d);
+	/* After cycle_new, which makes the cursor table the mirror watches. */
+	if ((d->mirror = d1_mirror_new(d->loop, d->ec, d->db, d->cfg, job->sync_type, &cause)) == NULL)
+		goto cannot_start;
 	if (cycle_recover(d->cycle, &resume, &cause) == -1)
 		goto cannot_start;
 	d->socket_path = socket_path_for(d);
-	if ((d->control = control_new(d, d->socket_path, &cause)) == NULL)
+	if ((d->control = control_new(d, d->socket_path, common_cmds, &cause)) == NULL)
 		goto cannot_start;
 
 	signal(SIGPIPE, SIG_IGN);

@@ -33,7 +33,9 @@ struct daemon {
 	struct evcurl *ec;
 	struct mailer *mailer;
 	struct outbox *outbox;
+	struct d1_mirror *mirror;	/* runs, steps and cursor to D1's ops database (off without [d1]) */
 	struct cycle *cycle;
+	struct cycle_host engine;	/* what the cycle engine sees of this (engine_host() in daemon.c keeps it current) */
 	struct control *control;
 	void *job_ctx;			/* the job's own state (set by job->init) */
 	struct monitor *monitor;	/* schedule, missed runs, metrics (monitor.c) */
@@ -56,13 +58,7 @@ struct daemon {
 int daemon_main(int argc, char **argv, const struct job_def *);
 /* The sections a job's configuration file has: the shared ones and [<daemon>] (own, filled here); list ends NULL.
  * The daemons load their file with it, and so does fuzz/fuzz_config.c. */
-void daemon_config_sections(const struct job_def *, struct cfg_section *own, const struct cfg_section *list[6]);
-
-/* The file system of the databases is full: give up the ballast so a failure can still be recorded. */
-bool daemon_release_ballast(struct daemon *);
-
-/* Socket path of a daemon under a config (shared with syncctl). */
-char *daemon_socket_path(const struct config *, const char *daemon);
+void daemon_config_sections(const struct job_def *, struct cfg_section *own, const struct cfg_section *list[7]);
 
 /*
  * Queue a mail that must reach the operator once per occurrence of (kind, key): e.g. ("missed",

@@ -44,8 +44,8 @@ health_table_exists(struct db *db, const char *table)
 	return r;
 }
 
-static time_t
-col_time(sqlite3_stmt *st, int col)
+time_t
+health_col_time(sqlite3_stmt *st, int col)
 {
 	time_t t;
 
@@ -68,8 +68,8 @@ load_run(struct db *db, const char *sql, const char *sync_type, struct run_info 
 		r->present = true;
 		snprintf(r->run_id, sizeof r->run_id, "%s", db_col_text(st, 0));
 		snprintf(r->status, sizeof r->status, "%s", db_col_text(st, 1));
-		r->started = col_time(st, 2);
-		r->finished = col_time(st, 3);
+		r->started = health_col_time(st, 2);
+		r->finished = health_col_time(st, 3);
 		r->records_in = sqlite3_column_int64(st, 4);
 		r->records_out = sqlite3_column_int64(st, 5);
 		r->changes = sqlite3_column_int64(st, 6);
@@ -114,7 +114,7 @@ load_cursor(struct db *db, const char *sync_type, struct health *h, char **cause
 		h->have_cursor = true;
 		snprintf(h->cycle_phase, sizeof h->cycle_phase, "%s", db_col_text(st, 0));
 		snprintf(h->cursor_run_id, sizeof h->cursor_run_id, "%s", db_col_text(st, 1));
-		h->cursor_updated = col_time(st, 2);
+		h->cursor_updated = health_col_time(st, 2);
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
@@ -132,7 +132,7 @@ lookup_armed(struct db *db, const char *sync_type, const struct schedule *s)
 		db_bind_text(st, 1, sync_type);
 		/* A row for another expression was armed for that one: the current schedule starts with its runs. */
 		if (sqlite3_step(st) == SQLITE_ROW && (s == NULL || strcmp(db_col_text(st, 1), s->on_calendar) == 0))
-			t = col_time(st, 0);
+			t = health_col_time(st, 0);
 		sqlite3_reset(st);
 		if (t != 0)
 			return t;
@@ -140,7 +140,7 @@ lookup_armed(struct db *db, const char *sync_type, const struct schedule *s)
 	if ((st = db_stmt(db, SQL_FIRST_RUN, NULL)) != NULL) {
 		db_bind_text(st, 1, sync_type);
 		if (sqlite3_step(st) == SQLITE_ROW)
-			t = col_time(st, 0);
+			t = health_col_time(st, 0);
 		sqlite3_reset(st);
 	}
 	return t;
@@ -226,80 +226,4 @@ health_word(const struct health *h)
 	if (h->due)
 		return "due";
 	return "ok";
-}
-
-/* --- QuickBooks ---------------------------------------------------------------------------------------------- */
-
-bool
-health_qb_state_ok(const char *state)
-{
-	/* qb-reconcile's states are connected | reconnect_required | not_connected (0002-billing.sql). */
-	static const char *const good[] = { "connected", "ok", "active", "healthy", "authorized", NULL };
-	size_t i;
-
-	for (i = 0; good[i] != NULL; i++)
-		if (strcmp(state, good[i]) == 0)
-			return true;
-	return false;
-}
-
-/* Is column in table? (qb_connection is another daemon's table: read only the columns that are there.) */
-static bool
-has_column(struct db *db, const char *table, const char *col)
-{
-	sqlite3_stmt *st;
-	bool found = false;
-
-	if (sqlite3_prepare_v2(db_handle(db), "SELECT name FROM pragma_table_info(?)", -1, &st, NULL) != SQLITE_OK)
-		return false;
-	sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
-	while (!found && sqlite3_step(st) == SQLITE_ROW)
-		found = strcmp((const char *)sqlite3_column_text(st, 0), col) == 0;
-	sqlite3_finalize(st);
-	return found;
-}
-
-int
-health_qb(struct db *db, struct qb_health *q, char **cause)
-{
-	static const char *const cols[] = { "state", "refresh_expires_at", "refresh_hard_expires_at",
-		"last_heartbeat_at", "last_heartbeat_ok" };
-	char sql[512];
-	sqlite3_stmt *st;
-	size_t i, len;
-	int rc;
-
-	memset(q, 0, sizeof *q);
-	q->last_heartbeat_ok = -1;
-	if (!health_table_exists(db, "qb_connection"))
-		return 0;
-	/* Missing columns read as NULL, so an older or newer table shape still gives what it has. */
-	len = (size_t)snprintf(sql, sizeof sql, "SELECT ");
-	for (i = 0; i < 5; i++)
-		len += (size_t)snprintf(sql + len, sizeof sql - len, "%s%s", i ? ", " : "",
-		    has_column(db, "qb_connection", cols[i]) ? cols[i] : "NULL");
-	snprintf(sql + len, sizeof sql - len, " FROM qb_connection LIMIT 1");
-	if (sqlite3_prepare_v2(db_handle(db), sql, -1, &st, NULL) != SQLITE_OK)
-		return db_error(db, cause, "qb_connection");
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		q->present = true;
-		snprintf(q->state, sizeof q->state, "%s", db_col_text(st, 0));
-		q->refresh_expires = col_time(st, 1);
-		q->refresh_hard_expires = col_time(st, 2);
-		q->last_heartbeat = col_time(st, 3);
-		/*
-		 * qb-reconcile stores the time of the last heartbeat that worked (0002-billing.sql); a boolean column
-		 * is read as such.  The last heartbeat worked if that time is the last attempt's.
-		 */
-		if (sqlite3_column_type(st, 4) == SQLITE_INTEGER)
-			q->last_heartbeat_ok = sqlite3_column_int(st, 4) != 0;
-		else if ((q->last_heartbeat_ok_at = col_time(st, 4)) != 0)
-			q->last_heartbeat_ok = q->last_heartbeat == 0 || q->last_heartbeat_ok_at >= q->last_heartbeat;
-		else if (q->last_heartbeat != 0)
-			q->last_heartbeat_ok = 0;
-	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return db_error(db, cause, "qb_connection");
-	return 0;
 }

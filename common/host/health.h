@@ -56,18 +56,10 @@ int health_check(struct db *, const char *sync_type, const struct schedule *s, t
 /* The single word for status and metrics: missed > overrun > stuck > due > ok. */
 const char *health_word(const struct health *);
 
-/* QuickBooks connection (ops.db table qb_connection, owned by qb-reconcile; may not exist). */
-struct qb_health {
-	bool present;			/* the table exists and has a row */
-	char state[64];
-	time_t refresh_expires, refresh_hard_expires, last_heartbeat;	/* 0: unknown */
-	time_t last_heartbeat_ok_at;	/* last heartbeat that refreshed and stored the tokens (0: none/unknown) */
-	int last_heartbeat_ok;		/* did the last heartbeat work: 1, 0, or -1 unknown */
-};
-int health_qb(struct db *, struct qb_health *, char **cause);
-/* A state that means the connection works (connected, ok, active, ...); anything else needs the operator. */
-bool health_qb_state_ok(const char *state);
 
+/* An ISO 8601 column as Unix time; 0 for NULL or a value that does not parse. */
+struct sqlite3_stmt;
+time_t health_col_time(struct sqlite3_stmt *, int col);
 /* Does table exist in ops.db (main)? */
 bool health_table_exists(struct db *, const char *table);
 

@@ -16,7 +16,7 @@
 
 #define P "rtopacks_sync_"
 
-/* Label values come from the database (a QuickBooks state): escape as the exposition format requires. */
+/* Label values can come from the database (a job's state words): escape as the exposition format requires. */
 static void
 label_value(struct buf *out, const char *v)
 {
@@ -58,8 +58,27 @@ gauge(struct buf *out, const char *name, const char *help, const char *daemon, l
 	sample(out, name, daemon, NULL, NULL, v);
 }
 
+/* The same, for a job's metrics hook. */
 void
-metrics_render(struct buf *out, const char *daemon, const struct health *h, const struct qb_health *qb, time_t now)
+metrics_family(struct buf *out, const char *name, const char *help)
+{
+	family(out, name, help);
+}
+
+void
+metrics_sample(struct buf *out, const char *name, const char *daemon, const char *lk, const char *lv, long long v)
+{
+	sample(out, name, daemon, lk, lv, v);
+}
+
+void
+metrics_gauge(struct buf *out, const char *name, const char *help, const char *daemon, long long v)
+{
+	gauge(out, name, help, daemon, v);
+}
+
+void
+metrics_render(struct buf *out, const char *daemon, const struct health *h, time_t now)
 {
 	static const char *const statuses[] = { "running", "complete", "partial", "degraded", "failed", "cancelled",
 	    "stale" };
@@ -104,26 +123,6 @@ metrics_render(struct buf *out, const char *daemon, const struct health *h, cons
 	gauge(out, "overrun", "1 if a run has been running longer than the schedule's max_runtime.", daemon, h->overrun);
 	gauge(out, "stuck", "1 if the cycle is unfinished with no run in progress for longer than max_runtime.", daemon,
 	    h->stuck);
-	if (qb == NULL || !qb->present)
-		return;
-	family(out, "qb_refresh_token_expiry_timestamp_seconds",
-	    "Expiry of the QuickBooks refresh token: rolling (renewed by each heartbeat) and hard (5 years).");
-	if (qb->refresh_expires != 0)
-		sample(out, "qb_refresh_token_expiry_timestamp_seconds", daemon, "token", "rolling",
-		    (long long)qb->refresh_expires);
-	if (qb->refresh_hard_expires != 0)
-		sample(out, "qb_refresh_token_expiry_timestamp_seconds", daemon, "token", "hard",
-		    (long long)qb->refresh_hard_expires);
-	if (qb->last_heartbeat != 0)
-		gauge(out, "qb_last_heartbeat_timestamp_seconds", "Last QuickBooks token refresh attempt.", daemon,
-		    (long long)qb->last_heartbeat);
-	if (qb->last_heartbeat_ok >= 0)
-		gauge(out, "qb_last_heartbeat_ok", "1 if the last QuickBooks token refresh worked.", daemon,
-		    qb->last_heartbeat_ok);
-	family(out, "qb_connection_state", "QuickBooks connection state (1 for the current state).");
-	sample(out, "qb_connection_state", daemon, "state", qb->state[0] ? qb->state : "unknown", 1);
-	gauge(out, "qb_connection_ok", "1 if the QuickBooks connection state means it works.", daemon,
-	    health_qb_state_ok(qb->state));
 }
 
 int

@@ -11,11 +11,15 @@
 
 struct buf;
 struct health;
-struct qb_health;
 
-/* Render the exposition text for one daemon (qb may be NULL). */
-void metrics_render(struct buf *out, const char *daemon, const struct health *, const struct qb_health *qb,
-    time_t now);
+/* Render the shared exposition text for one daemon; the job's own series follow (job_def.metrics). */
+void metrics_render(struct buf *out, const char *daemon, const struct health *, time_t now);
+/* For a job's metrics hook: a family's HELP and TYPE (gauge) lines, a sample (lk/lv: one more label, or NULL),
+ * and the two together. */
+void metrics_family(struct buf *out, const char *name, const char *help);
+void metrics_sample(struct buf *out, const char *name, const char *daemon, const char *lk, const char *lv,
+    long long v);
+void metrics_gauge(struct buf *out, const char *name, const char *help, const char *daemon, long long v);
 /* Write text to <dir>/rtopacks-sync-<daemon>.prom atomically.  Returns 0, or -1 with *cause. */
 int metrics_write(const char *dir, const char *daemon, const char *text, char **cause);
 

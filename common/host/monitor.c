@@ -263,7 +263,6 @@ static void
 write_metrics(struct daemon *d, struct monitor *m, time_t now)
 {
 	const char *dir = config_str(d->cfg, "paths", "metrics_dir");
-	struct qb_health qb, *qbp = NULL;
 	char *cause = NULL;
 	struct stat sb;
 	struct buf text;
@@ -278,15 +277,13 @@ write_metrics(struct daemon *d, struct monitor *m, time_t now)
 		return;
 	}
 	m->metrics_off_logged = false;
-	if (strcmp(d->job->sync_type, "qb_reconcile") == 0) {
-		if (health_qb(d->db, &qb, &cause) == -1) {
-			log_warnx("metrics: %s", cause);
-			xfree(&cause);
-		} else
-			qbp = &qb;
-	}
 	buf_init(&text);
-	metrics_render(&text, d->job->daemon, &m->h, qbp, now);
+	metrics_render(&text, d->job->daemon, &m->h, now);
+	/* The job's own series (it writes nothing when it fails: the shared ones are still worth writing). */
+	if (d->job->metrics != NULL && d->job->metrics(d, &text, &cause) == -1) {
+		log_warnx("metrics: %s", cause);
+		xfree(&cause);
+	}
 	if (metrics_write(dir, d->job->daemon, text.data, &cause) == -1) {
 		if (!m->metrics_problem)
 			log_warnx("metrics: %s", cause);

@@ -2,7 +2,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "control.h"
 #include "ctl-proto.h"
 
 int

@@ -1,12 +1,21 @@
 /*
- * The control protocol's request framing, as a pure function (no sockets, no daemon): the control server and the
- * fuzzer share it.  One request is one line of JSON: {"v":1,"cmd":"<name>","args":{...}}.
+ * The control protocol, shared by the daemons' control server (host/control.c), syncctl (ctl/client.c) and the
+ * fuzzer: the version, the line limit, where a daemon's socket is, and the request framing as a pure function (no
+ * sockets, no daemon).  One request is one line of JSON: {"v":1,"cmd":"<name>","args":{...}}.
  */
 #ifndef RTOPACKS_CTL_PROTO_H
 #define RTOPACKS_CTL_PROTO_H
 
 #include <cJSON.h>
 #include <stddef.h>
+
+#define CTL_PROTO_VERSION 1
+#define CTL_LINE_MAX (64 * 1024)
+
+struct config;
+
+/* The default socket path of a daemon under a config: <[control] socket_dir>/<daemon>.sock (sockpath.c). */
+char *ctl_socket_path(const struct config *, const char *daemon);
 
 struct ctl_request {
 	cJSON *doc;		/* owns everything below */

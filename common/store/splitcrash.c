@@ -6,7 +6,7 @@
 
 #include <sqlite3.h>
 
-#include "cycle.h"
+#include "crashpoint.h"
 #include "splitcrash.h"
 
 struct sc_file {

@@ -19,6 +19,7 @@
 #include "ckan-page.h"
 #include "ckan.h"
 #include "cricos.h"
+#include "cursorkv.h"
 #include "cycle.h"
 #include "db.h"
 #include "http.h"
@@ -71,11 +72,23 @@ page_free(struct page *p)
 static long long
 cursor_offset(const char *cur)
 {
-	long long v;
+	struct ckv c;
+	int64_t v;
 
-	if (strncmp(cur, "offset=", 7) == 0 && (v = strtoll(cur + 7, NULL, 10)) >= 0)
+	if (ckv_parse(&c, cur) == 0 && ckv_get_i64(&c, "offset", 0, INT64_MAX, &v))
 		return v;
 	return 0;
+}
+
+/* The cursor "offset=N": where the next page of the table starts. */
+static void
+set_offset(struct step *st, long long offset)
+{
+	struct ckv_builder b;
+
+	ckv_init(&b);
+	ckv_put_i64(&b, "offset", offset);
+	step_set_cursor(st, "%s", ckv_str(&b));
 }
 
 static void sync_table(struct step *, enum cricos_table);
@@ -375,7 +388,7 @@ page_done(struct http_request *req, const struct http_result *r, void *arg)
 		json_set_num(tstate, "restarts", restarts);
 		json_set_num(tstate, "total", (double)total);
 		step_detail_add(st, "table_restarts", 1);
-		step_set_cursor(st, "offset=0");
+		set_offset(st, 0);
 		step_done(st, STEP_MORE);
 		goto out;
 	}
@@ -447,7 +460,7 @@ page_done(struct http_request *req, const struct http_result *r, void *arg)
 	/* An estimated total cannot end the table: only an empty page can. */
 	done = estimated ? n == 0 : next >= total;
 	if (!done)
-		step_set_cursor(st, "offset=%lld", next);
+		set_offset(st, next);
 	log_debug("%s: offset %lld: %zu records (%lld new, %lld changed), total %lld", t->phase, p->offset, n,
 	    p->n_new, p->n_changed, total);
 	step_done(st, done ? STEP_PHASE_DONE : STEP_MORE);

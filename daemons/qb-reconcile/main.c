@@ -13,6 +13,7 @@
 #include "cycle.h"
 #include "daemon.h"
 #include "db.h"
+#include "health-qb.h"
 #include "http.h"
 #include "log.h"
 #include "qbr.h"
@@ -423,6 +424,7 @@ static const struct job_def qbr_job = {
 	.fini = qbr_fini,
 	.reload = qbr_reload,
 	.status = qbr_status,
+	.metrics = qbr_metrics,
 	.ctl_cmds = qbr_cmds,
 };
 

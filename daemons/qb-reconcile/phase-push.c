@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cursorkv.h"
 #include "cycle.h"
 #include "daemon.h"
 #include "db.h"
@@ -52,6 +53,7 @@ push_done(struct pusher *p, void *arg)
 	int64_t synced = 0, failed = 0, abandoned = 0;
 	char *cause = NULL;
 	struct db *db;
+	struct ckv_builder b;
 	bool lost = pusher_auth_lost(p);
 
 	if (ps->aborted) {
@@ -75,7 +77,9 @@ push_done(struct pusher *p, void *arg)
 	step_detail_add(st, "abandoned", abandoned);
 	/* The kill point of the exactly-once test: QuickBooks has the invoices, our database does not yet. */
 	crashpoint("qbr_push_before_commit");
-	step_set_cursor(st, "after=%" PRId64, ps->last_id);
+	ckv_init(&b);
+	ckv_put_i64(&b, "after", ps->last_id);
+	step_set_cursor(st, "%s", ckv_str(&b));
 	if (lost) {
 		cstate_set_bool(st, "connection_lost", true);
 		step_set_status(st, "failed", "the QuickBooks connection was lost during the push; the rest waits for "
@@ -107,12 +111,13 @@ phase_push(struct step *st)
 	struct pushstep *ps;
 	sqlite3_stmt *s;
 	const char *cur = step_cursor(st);
+	struct ckv c;
 	int64_t after = 0, rows = 0;
 	char *cause = NULL;
 	int rc;
 
-	if (strncmp(cur, "after=", 6) == 0)
-		after = strtoll(cur + 6, NULL, 10);
+	if (ckv_parse(&c, cur) == -1 || !ckv_get_i64(&c, "after", 0, INT64_MAX, &after))
+		after = 0;
 	if (!qbr_connection_usable(st)) {
 		step_set_status(st, "complete", "QuickBooks is not connected: nothing pushed (invoices stay pending)");
 		step_done(st, STEP_PHASE_DONE);

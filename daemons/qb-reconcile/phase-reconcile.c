@@ -18,6 +18,7 @@
 #include <strings.h>
 
 #include "buf.h"
+#include "cursorkv.h"
 #include "cycle.h"
 #include "daemon.h"
 #include "db.h"
@@ -201,6 +202,27 @@ finish_step(struct rc *r, struct tally *t, enum step_result res)
 	step_done(st, res);
 }
 
+/* The cursor in the tag form it has always had: "cdc:<since>" or "paged:<after our invoice id>". */
+static void
+set_cdc(struct step *st, const char *since)
+{
+	struct ckv_builder b;
+
+	ckv_init(&b);
+	ckv_tag(&b, "cdc", since);
+	step_set_cursor(st, "%s", ckv_str(&b));
+}
+
+static void
+set_paged(struct step *st, int64_t after)
+{
+	struct ckv_builder b;
+
+	ckv_init(&b);
+	ckv_tag_i64(&b, "paged", after);
+	step_set_cursor(st, "%s", ckv_str(&b));
+}
+
 static void
 set_since(struct step *st, const char *since)
 {
@@ -270,7 +292,7 @@ cdc_done(const struct qbo_resp *resp, void *arg)
 		if (resp->has_fault && strcmp(resp->fault.code, "4001") == 0 && strstr(resp->fault.detail, "cdc")) {
 			/* Older than CDC's window after all (clocks): the paged way. */
 			log_warnx("reconcile: %s; falling back to paged queries", resp->error);
-			step_set_cursor(st, "paged:0");
+			set_paged(st, 0);
 			rc_free(r);
 			step_done(st, STEP_MORE);
 			return;
@@ -293,9 +315,9 @@ cdc_done(const struct qbo_resp *resp, void *arg)
 		if (newest[0] == '\0' || strcmp(newest, r->since) <= 0) {
 			log_warnx("reconcile: CDC returned %" PRId64 " objects without progress; paged queries instead",
 			    objects);
-			step_set_cursor(st, "paged:0");
+			set_paged(st, 0);
 		} else
-			step_set_cursor(st, "cdc:%s", newest);
+			set_cdc(st, newest);
 		finish_step(r, &t, STEP_MORE);
 		return;
 	}
@@ -369,7 +391,7 @@ page_done(const struct qbo_resp *resp, void *arg)
 		if (open_issue(st, db, r->ids[i], r->qb_ids[i], "missing_in_qb", detail, 0, 0, false, &t, &cause) == -1)
 			goto dberr;
 	}
-	step_set_cursor(st, "paged:%" PRId64, r->last_id);
+	set_paged(st, r->last_id);
 	finish_step(r, &t, STEP_MORE);
 	return;
 dberr:
@@ -492,8 +514,10 @@ void
 phase_reconcile(struct step *st)
 {
 	struct qbr *q = step_job(st);
-	const char *cur = step_cursor(st);
+	const char *cur = step_cursor(st), *v;
 	const cJSON *since = cJSON_GetObjectItem(step_job_state(st), "cdc_since");
+	struct ckv c;
+	int64_t after;
 	char now[ISO8601_LEN], from[ISO8601_LEN];
 	time_t t;
 
@@ -502,12 +526,14 @@ phase_reconcile(struct step *st)
 		step_done(st, STEP_PHASE_DONE);
 		return;
 	}
-	if (strncmp(cur, "cdc:", 4) == 0) {
-		start_cdc(st, q, cur + 4);
+	if (ckv_parse(&c, cur) == 0 && (v = ckv_get(&c, "cdc")) != NULL) {
+		start_cdc(st, q, v);
 		return;
 	}
-	if (strncmp(cur, "paged:", 6) == 0) {
-		start_paged(st, q, strtoll(cur + 6, NULL, 10));
+	if (ckv_field(&c, "paged") != NULL) {
+		if (!ckv_get_i64(&c, "paged", 0, INT64_MAX, &after))
+			after = 0;
+		start_paged(st, q, after);
 		return;
 	}
 	/* First step of the phase: choose the way, remember when the pass began. */
@@ -516,8 +542,8 @@ phase_reconcile(struct step *st)
 	if (!step_full(st) && cJSON_IsString(since) && iso8601_parse(since->valuestring, &t) &&
 	    t - q->cdc_margin_s > clock_now() - CDC_LOOKBACK) {
 		iso8601_fmt(t - q->cdc_margin_s, from);
-		step_set_cursor(st, "cdc:%s", from);
+		set_cdc(st, from);
 	} else
-		step_set_cursor(st, "paged:0");
+		set_paged(st, 0);
 	step_done(st, STEP_MORE);
 }

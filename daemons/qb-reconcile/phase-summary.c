@@ -11,9 +11,9 @@
  *
  * Mail only when something needs the operator: failures, abandons, new reconcile issues, a failed heartbeat (but
  * not for reconnect_required, which has its own once-only mail), plus the optional digest ([qb-reconcile]
- * digest = yes).  Like the generic notify phase: the first step queues the mail in the outbox with the cursor
- * "queued:<id>" in one commit, the second delivers it, so a crash never sends it twice and a mail server that is
- * down never fails the cycle.
+ * digest = yes).  Like the generic notify phase, and with the same helper (mailstep.c): the first step queues the
+ * mail in the outbox with the cursor "queued:<id>" in one commit, the second delivers it, so a crash never sends
+ * it twice and a mail server that is down never fails the cycle.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -26,6 +26,7 @@
 #include "daemon.h"
 #include "db.h"
 #include "log.h"
+#include "mailstep.h"
 #include "outbox.h"
 #include "qbr.h"
 #include "timeutil.h"
@@ -191,27 +192,6 @@ fail:
 	return -1;
 }
 
-static void
-delivered(const char *error, void *arg)
-{
-	struct step *st = arg;
-
-	if (error != NULL)
-		step_set_status(st, "failed", error);
-	else
-		step_count(st, 0, 1);
-	step_done(st, STEP_PHASE_DONE);
-}
-
-static void
-abandon_delivery(void *arg)
-{
-	struct step *st = arg;
-
-	outbox_forget(step_daemon(st)->outbox, delivered, st);
-	step_done(st, STEP_PHASE_DONE);
-}
-
 void
 phase_summary(struct step *st)
 {
@@ -227,7 +207,7 @@ phase_summary(struct step *st)
 	int64_t new_issues, id;
 	bool hb, attention;
 
-	if (strncmp(cur, "queued:", 7) == 0) {
+	if (mailstep_queued(cur, &id)) {
 		/* The cycle's result, from its committed state (the run may have resumed after the mail was queued). */
 		res = qbr_result_json(cs);
 		if (q->last_result == NULL) {
@@ -244,9 +224,8 @@ phase_summary(struct step *st)
 			free(cause);
 			return;
 		}
-		step_on_abort(st, abandon_delivery, st);
-		outbox_deliver(d->outbox, strtoll(cur + 7, NULL, 10), (int)config_int(d->cfg, "smtp", "retries") + 1,
-		    delivered, st);
+		/* Undelivered, the step's status is the error alone (as it always was here). */
+		mailstep_deliver(st, d->outbox, id, (int)config_int(d->cfg, "smtp", "retries") + 1, -1);
 		return;
 	}
 	res = qbr_result_json(cs);
@@ -279,11 +258,8 @@ phase_summary(struct step *st)
 	if (compose(st, json, reason, attention, new_issues, &subject, &body, &cause) == -1)
 		goto fail;
 	snprintf(key, sizeof key, "qb_reconcile/summary/%s", step_cycle_id(st));
-	if ((id = outbox_queue(d->outbox, key, "qb_reconcile", step_run_id(st), subject, body, &cause)) == -1)
+	if (mailstep_queue(st, d->outbox, key, "qb_reconcile", "summary mail", subject, body, &cause) == -1)
 		goto fail;
-	log_info("summary mail queued: %s", subject);
-	step_set_cursor(st, "queued:%" PRId64, id);
-	step_done(st, STEP_MORE);
 out:
 	free(reason);
 	free(subject);

@@ -9,21 +9,20 @@
  *   notify           the completion mail
  *
  * With [tga-sync] source = rest the same phases run over the public REST API (phase-rest.c, source-rest.c): init
- * reads /api/metadata, the sync phases crawl the whole register, and the tables are the same.
+ * reads /api/metadata, the sync phases crawl the whole register, and the tables are the same.  Each source is one
+ * table of operations and phases (backend.h), chosen once when the settings load.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "config.h"
 #include "cycle.h"
 #include "daemon.h"
 #include "db.h"
 #include "http.h"
 #include "log.h"
-#include "soap.h"
-#include "source-rest.h"
-#include "source.h"
 #include "tga.h"
 #include "xmalloc.h"
 
@@ -42,14 +41,10 @@ static const char PRAGMA_CHECKPOINT[] = "PRAGMA wal_autocheckpoint = 16384";
 static void
 make_sources(struct tga *t)
 {
-	src_free(t->src);
-	t->src = NULL;
-	rest_source_free(t->rest);
-	t->rest = NULL;
-	if (t->set.source == TGA_SOURCE_REST)
-		t->rest = rest_source_new(t);
-	else
-		t->src = src_soap_new(t);
+	if (t->opened != NULL)
+		t->opened->close(t);
+	t->be->open(t);
+	t->opened = t->be;
 }
 
 /* -n: what setup() refuses (the settings, and the password for the SOAP source), without keeping anything. */
@@ -61,7 +56,7 @@ tga_check(const struct config *cfg, const char *section, char **cause)
 
 	if (tga_settings_load(&set, cfg, section, cause) == -1)
 		return -1;
-	if (set.source == TGA_SOURCE_SOAP) {
+	if (tga_backend_of(set.source)->needs_password) {
 		if ((password = secret_load(cfg, section, "password_file", "tga-password", cause)) == NULL) {
 			tga_settings_free(&set);
 			return -1;
@@ -79,18 +74,14 @@ setup(struct daemon *d, struct tga *t, char **cause)
 
 	if (tga_settings_load(&t->set, d->cfg, d->section, cause) == -1)
 		return -1;
+	t->be = tga_backend_of(t->set.source);
 	/* The REST API is public: no password (and none is looked for). */
-	if (t->set.source == TGA_SOURCE_SOAP &&
+	if (t->be->needs_password &&
 	    (t->password = secret_load(d->cfg, d->section, "password_file", "tga-password", cause)) == NULL)
 		return -1;
-	http_settings_from_config(&hs, d->cfg, d->section, t->set.source == TGA_SOURCE_REST ? "TGA REST" : "TGA");
-	if (t->set.source == TGA_SOURCE_REST) {
-		if (t->set.rest_max_in_flight > 0)
-			hs.max_in_flight = t->set.rest_max_in_flight;
-		if (t->set.rest_min_interval_ms >= 0)
-			hs.min_interval_ms = t->set.rest_min_interval_ms;
-		t->rest_lanes = hs.max_in_flight;
-	}
+	http_settings_from_config(&hs, d->cfg, d->section, t->be->http_name);
+	if (t->be->http_settings != NULL)
+		t->be->http_settings(t, &hs);
 	if (t->http == NULL)
 		t->http = http_client_new(d->ec, d->loop, &hs);
 	else
@@ -98,16 +89,7 @@ setup(struct daemon *d, struct tga *t, char **cause)
 	make_sources(t);
 	free(t->spool_dir);
 	t->spool_dir = xstrdup(config_str(d->cfg, "paths", "spool_dir"));
-	if (t->set.source == TGA_SOURCE_REST) {
-		log_info("TGA REST API: %s (public, no credentials; %d request%s in flight, %lld ms apart)",
-		    t->set.rest_base_url, t->rest_lanes, t->rest_lanes == 1 ? "" : "s", (long long)hs.min_interval_ms);
-	} else {
-		char *tc = soap_url(&t->set, SVC_TRAINING), *org = soap_url(&t->set, SVC_ORGANISATION);
-
-		log_info("TGA web services: %s and %s as %s (namespace %s)", tc, org, t->set.username, t->set.ns);
-		free(tc);
-		free(org);
-	}
+	t->be->describe(t, &hs);
 	return 0;
 }
 
@@ -148,6 +130,7 @@ tga_reload(struct daemon *d, char **cause)
 		secret_free(t->password);
 		t->set = old;
 		t->password = old_password;
+		t->be = tga_backend_of(t->set.source);
 		make_sources(t);
 		return -1;
 	}
@@ -163,8 +146,8 @@ tga_fini(struct daemon *d)
 
 	if (t == NULL)
 		return;
-	src_free(t->src);
-	rest_source_free(t->rest);
+	if (t->opened != NULL)
+		t->opened->close(t);
 	http_client_free(t->http);
 	teardown(t);
 	free(t->spool_dir);
@@ -179,13 +162,8 @@ tga_status(struct daemon *d, cJSON *out)
 	struct http_stats hs;
 	cJSON *o = cJSON_AddObjectToObject(out, "tga");
 
-	cJSON_AddStringToObject(o, "source", t->set.source == TGA_SOURCE_REST ? "rest" : "soap");
-	if (t->set.source == TGA_SOURCE_REST)
-		cJSON_AddStringToObject(o, "base_url", t->set.rest_base_url);
-	else {
-		cJSON_AddStringToObject(o, "base_url", t->set.base_url);
-		cJSON_AddNumberToObject(o, "version", t->set.version);
-	}
+	cJSON_AddStringToObject(o, "source", t->be->name);
+	t->be->status(t, o);
 	if (t->http != NULL) {
 		http_client_stats(t->http, &hs);
 		cJSON_AddNumberToObject(o, "requests", (double)hs.requests);
@@ -205,50 +183,47 @@ same_source(struct step *st)
 {
 	struct tga *t = step_job(st);
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(step_cycle_state(st), "source");
-	bool rest = cJSON_IsString(v) && strcmp(v->valuestring, "rest") == 0;
+	const char *began = cJSON_IsString(v) && strcmp(v->valuestring, "rest") == 0 ? "rest" : "soap";
 
-	if (rest == (t->set.source == TGA_SOURCE_REST))
+	if (strcmp(began, t->be->name) == 0)
 		return true;
 	step_fail(st, STEP_FATAL, "this cycle began with source = %s and the configuration now says source = %s: "
 	    "set it back to finish the cycle, or start a new one with `syncctl trigger tga-sync --full`",
-	    rest ? "rest" : "soap", rest ? "soap" : "rest");
+	    began, t->be->name);
 	return false;
 }
 
-static bool
-is_rest(struct step *st)
+static const struct tga_backend *
+be(struct step *st)
 {
-	return ((struct tga *)step_job(st))->set.source == TGA_SOURCE_REST;
+	return ((struct tga *)step_job(st))->be;
 }
 
 static void
 run_init(struct step *st)
 {
-	if (is_rest(st))
-		phase_rest_init_run(st);
-	else
-		phase_init_run(st);
+	be(st)->init(st);
 }
 
 static void
 run_training(struct step *st)
 {
 	if (same_source(st))
-		(is_rest(st) ? phase_rest_training_run : phase_training_run)(st);
+		be(st)->sync_training(st);
 }
 
 static void
 run_orgs(struct step *st)
 {
 	if (same_source(st))
-		(is_rest(st) ? phase_rest_orgs_run : phase_orgs_run)(st);
+		be(st)->sync_orgs(st);
 }
 
 static void
 run_sweep(struct step *st)
 {
 	if (same_source(st))
-		(is_rest(st) ? phase_rest_sweep_run : phase_sweep_run)(st);
+		be(st)->sweep(st);
 }
 
 static void

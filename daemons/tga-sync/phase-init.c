@@ -14,44 +14,11 @@
 #include "cycle.h"
 #include "daemon.h"
 #include "log.h"
-#include "phase.h"
+#include "plan.h"
 #include "store.h"
 #include "tga.h"
 #include "tgatime.h"
 #include "xmalloc.h"
-
-bool
-plan_get(struct step *st, const char *key, int64_t *ticks)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(step_cycle_state(st), key);
-	bool zone;
-
-	return cJSON_IsString(v) && ticks_parse(v->valuestring, strlen(v->valuestring), ticks, &zone);
-}
-
-void
-plan_set(struct step *st, const char *key, int64_t ticks)
-{
-	cJSON *cs = step_cycle_state(st);
-	char t[TICKS_LEN];
-
-	cJSON_DeleteItemFromObjectCaseSensitive(cs, key);
-	cJSON_AddStringToObject(cs, key, ticks_format(ticks, t));
-}
-
-void
-phase_fail(struct step *st, const struct src_error *e)
-{
-	switch (e->status) {
-	case SRC_CREDENTIALS:
-	case SRC_FAULT:
-		step_fail(st, STEP_FATAL, "%s", e->msg);
-		break;
-	default:
-		step_fail(st, STEP_RETRY, "%s", e->msg[0] ? e->msg : "failed");
-		break;
-	}
-}
 
 struct init {
 	struct step *st;

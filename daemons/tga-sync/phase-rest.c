@@ -35,15 +35,17 @@
  * stored one (and the cycle is not --full), its unit grids or its scope are not requested and nothing is written,
  * as the SOAP source skips it.  A candidate is never skipped: its stored row disagrees with the listing.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cursorkv.h"
 #include "cycle.h"
 #include "daemon.h"
 #include "db.h"
 #include "log.h"
-#include "phase.h"
+#include "plan.h"
 #include "source-rest.h"
 #include "stage.h"
 #include "store.h"
@@ -266,71 +268,61 @@ next_type(const struct crawl *c, int ti)
 	return ti;
 }
 
+/* "t=Unit a=X o=0 s=500 g=0 l=Y": the partition, the code the search goes on after, the offset, the page size,
+ * the good pages since the last halving, the last code read. */
 static void
 set_cursor(struct crawl *c)
 {
-	step_set_cursor(c->st, "t=%s a=%s o=%lld s=%d g=%d l=%s", partition_name(c), c->after, (long long)c->offset,
-	    c->size, c->good, c->last);
+	struct ckv_builder b;
+
+	ckv_init(&b);
+	ckv_put(&b, "t", partition_name(c));
+	ckv_put(&b, "a", c->after);
+	ckv_put_i64(&b, "o", c->offset);
+	ckv_put_i64(&b, "s", c->size);
+	ckv_put_i64(&b, "g", c->good);
+	ckv_put(&b, "l", c->last);
+	step_set_cursor(c->st, "%s", ckv_str(&b));
 }
 
-/* "t=Unit a=X o=0 s=500 g=0 l=Y": every key once, values without spaces (codes have none). */
+static bool
+code_or_empty(const char *v, size_t size)
+{
+	return v != NULL && strlen(v) < size && (v[0] == '\0' || tga_code_valid(v, strlen(v)));
+}
+
+/* Every key once (the codec's form of the cursor above). */
 static bool
 parse_cursor(struct crawl *c, const char *cur)
 {
-	char *copy = xstrdup(cur), *tok, *save, *eq;
-	unsigned seen = 0;
-	bool ok = true;
+	struct ckv kv;
+	const char *t, *a, *l;
+	bool ok;
 	int i;
 
-	for (tok = strtok_r(copy, " ", &save); tok != NULL && ok; tok = strtok_r(NULL, " ", &save)) {
-		if ((eq = strchr(tok, '=')) == NULL || eq - tok != 1) {
-			ok = false;
-			break;
-		}
-		*eq++ = '\0';
-		switch (tok[0]) {
-		case 't':
-			if (c->svc == SVC_ORGANISATION)
-				ok = strcmp(eq, "Organisation") == 0;
-			else {
-				for (i = 0; i < NCRAWL && strcmp(crawl_types[i], eq) != 0; i++)
-					;
-				ok = i < NCRAWL;
-				c->ti = i;
-			}
-			seen |= 1;
-			break;
-		case 'a':
-			ok = strlen(eq) < sizeof c->after && (eq[0] == '\0' || tga_code_valid(eq, strlen(eq)));
-			snprintf(c->after, sizeof c->after, "%s", eq);
-			seen |= 2;
-			break;
-		case 'o':
-			ok = sscanf(eq, "%lld", (long long *)&c->offset) == 1 && c->offset >= 0;
-			seen |= 4;
-			break;
-		case 's':
-			ok = sscanf(eq, "%d", &c->size) == 1 && c->size >= 1;
-			seen |= 8;
-			break;
-		case 'g':
-			ok = sscanf(eq, "%d", &c->good) == 1 && c->good >= 0;
-			seen |= 16;
-			break;
-		case 'l':
-			ok = strlen(eq) < sizeof c->last && (eq[0] == '\0' || tga_code_valid(eq, strlen(eq)));
-			snprintf(c->last, sizeof c->last, "%s", eq);
-			seen |= 32;
-			break;
-		default:
-			ok = false;
-		}
+	if (ckv_parse(&kv, cur) == -1 || ckv_count(&kv) != 6 || (t = ckv_get(&kv, "t")) == NULL)
+		return false;
+	if (c->svc == SVC_ORGANISATION)
+		ok = strcmp(t, "Organisation") == 0;
+	else {
+		for (i = 0; i < NCRAWL && strcmp(crawl_types[i], t) != 0; i++)
+			;
+		ok = i < NCRAWL;
+		c->ti = i;
 	}
-	free(copy);
+	a = ckv_get(&kv, "a");
+	l = ckv_get(&kv, "l");
+	ok = ok && code_or_empty(a, sizeof c->after) && code_or_empty(l, sizeof c->last) &&
+	    ckv_get_i64(&kv, "o", 0, INT64_MAX, &c->offset) && ckv_get_int(&kv, "s", 1, INT_MAX, &c->size) &&
+	    ckv_get_int(&kv, "g", 0, INT_MAX, &c->good);
+	if (!ok)
+		return false;
+	snprintf(c->after, sizeof c->after, "%s", a);
+	snprintf(c->last, sizeof c->last, "%s", l);
 	/* A configuration changed since (a smaller rest_page_size) applies from the resumed page on. */
 	if (c->size > c->t->set.rest_page_size)
 		c->size = c->t->set.rest_page_size;
-	return ok && seen == 63;
+	return true;
 }
 
 /* The offset cap of this cycle: configured, or lower when the API refused an offset before. */

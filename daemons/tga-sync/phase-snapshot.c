@@ -22,7 +22,7 @@
 #include "daemon.h"
 #include "db.h"
 #include "log.h"
-#include "phase.h"
+#include "plan.h"
 #include "tga.h"
 #include "tgatime.h"
 

@@ -5,13 +5,15 @@
  *
  * Cursor: "training p=<page>" then "organisation p=<page>".
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cursorkv.h"
 #include "cycle.h"
 #include "log.h"
-#include "phase.h"
+#include "plan.h"
 #include "source.h"
 #include "store.h"
 #include "tga.h"
@@ -30,6 +32,18 @@ sweep_free(struct sweep *w)
 {
 	src_tombs_clear(&w->tb);
 	free(w);
+}
+
+/* "training p=<page>" or "organisation p=<page>": the service and the page of tombstones to read next. */
+static void
+set_cursor(struct step *st, enum tga_service svc, int page)
+{
+	struct ckv_builder b;
+
+	ckv_init(&b);
+	ckv_word(&b, svc == SVC_TRAINING ? "training" : "organisation");
+	ckv_put_i64(&b, "p", page);
+	step_set_cursor(st, "%s", ckv_str(&b));
 }
 
 static void
@@ -58,9 +72,9 @@ sweep_done(void *arg, const struct src_error *e)
 	step_count(st, w->tb.returned, s.changed);
 	last_page = w->tb.returned < w->t->set.page_size;
 	if (!last_page)
-		step_set_cursor(st, "%s p=%d", w->svc == SVC_TRAINING ? "training" : "organisation", w->page + 1);
+		set_cursor(st, w->svc, w->page + 1);
 	else if (w->svc == SVC_TRAINING)
-		step_set_cursor(st, "organisation p=1");
+		set_cursor(st, SVC_ORGANISATION, 1);
 	else
 		done = true;
 	store_end(&s);
@@ -81,6 +95,7 @@ phase_sweep_run(struct step *st)
 	struct sweep *w = xcalloc(1, sizeof *w);
 	const char *cur = step_cursor(st);
 	int64_t from, to;
+	struct ckv c;
 
 	w->st = st;
 	w->t = t;
@@ -92,12 +107,13 @@ phase_sweep_run(struct step *st)
 		    "with `syncctl trigger tga-sync --full`");
 		return;
 	}
-	if (strncmp(cur, "organisation p=", 15) == 0) {
-		w->svc = SVC_ORGANISATION;
-		w->page = atoi(cur + 15);
-	} else if (strncmp(cur, "training p=", 11) == 0)
-		w->page = atoi(cur + 11);
-	else if (cur[0] != '\0') {
+	if (ckv_parse(&c, cur) == 0 && ckv_count(&c) == 2 && ckv_get(&c, "p") != NULL &&
+	    (ckv_has_word(&c, "organisation") || ckv_has_word(&c, "training"))) {
+		if (ckv_has_word(&c, "organisation"))
+			w->svc = SVC_ORGANISATION;
+		if (!ckv_get_int(&c, "p", 1, INT_MAX, &w->page))
+			w->page = 1;
+	} else if (cur[0] != '\0') {
 		free(w);
 		step_fail(st, STEP_FATAL, "phase cursor '%s' is not understood: start a new cycle with "
 		    "`syncctl trigger tga-sync --full`", cur);

@@ -23,15 +23,18 @@
  * Unchanged records (the search's UpdatedDate equals the stored one) are not fetched again, except on --full
  * cycles: an incremental cycle with nothing changed makes only search requests.
  */
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cursorkv.h"
 #include "cycle.h"
 #include "daemon.h"
 #include "db.h"
 #include "log.h"
-#include "phase.h"
+#include "plan.h"
 #include "source.h"
 #include "stage.h"
 #include "store.h"
@@ -96,31 +99,38 @@ wend(const struct sync *y)
 	return e < y->to ? e : y->to;
 }
 
+/* "w=<window start>+<its length in seconds> p=<page> n=<the window's count, -1 before its first search>". */
 static void
 set_cursor(struct sync *y)
 {
-	char w[TICKS_LEN];
+	struct ckv_builder b;
+	char t[TICKS_LEN], w[TICKS_LEN + 32];
 
-	step_set_cursor(y->st, "w=%s+%lld p=%d n=%lld", ticks_format(y->wstart, w), (long long)y->wlen, y->page,
-	    (long long)y->count);
+	snprintf(w, sizeof w, "%s+%lld", ticks_format(y->wstart, t), (long long)y->wlen);
+	ckv_init(&b);
+	ckv_put(&b, "w", w);
+	ckv_put_i64(&b, "p", y->page);
+	ckv_put_i64(&b, "n", y->count);
+	step_set_cursor(y->st, "%s", ckv_str(&b));
 }
 
 static bool
-parse_cursor(struct sync *y, const char *cur)
+parse_cursor(struct sync *y, const struct ckv *c)
 {
-	char w[TICKS_LEN + 8];
-	const char *plus;
-	long long len, n;
+	const char *w = ckv_get(c, "w"), *plus;
+	char *end;
+	long long len;
+	int64_t n;
 	int page;
 	bool zone;
 
-	if (strncmp(cur, "w=", 2) != 0 || (plus = strchr(cur, '+')) == NULL || (size_t)(plus - cur - 2) >= sizeof w)
+	if (ckv_count(c) != 3 || w == NULL || (plus = strchr(w, '+')) == NULL || (size_t)(plus - w) >= TICKS_LEN + 8 ||
+	    !ticks_parse(w, (size_t)(plus - w), &y->wstart, &zone))
 		return false;
-	memcpy(w, cur + 2, (size_t)(plus - cur - 2));
-	w[plus - cur - 2] = '\0';
-	if (!ticks_parse(w, strlen(w), &y->wstart, &zone))
-		return false;
-	if (sscanf(plus + 1, "%lld p=%d n=%lld", &len, &page, &n) != 3 || len < 1 || page < 1 || n < -1)
+	errno = 0;
+	len = strtoll(plus + 1, &end, 10);
+	if (errno != 0 || end == plus + 1 || *end != '\0' || len < 1 || !ckv_get_int(c, "p", 1, INT_MAX, &page) ||
+	    !ckv_get_i64(c, "n", -1, INT64_MAX, &n))
 		return false;
 	y->wlen = len;
 	y->page = page;
@@ -408,6 +418,8 @@ sync_run(struct step *st, enum tga_service svc)
 	char *cause = NULL;
 	int64_t from;
 	cJSON *list;
+	struct ckv cc;
+	bool parsed;
 
 	y->st = st;
 	y->t = t;
@@ -426,7 +438,8 @@ sync_run(struct step *st, enum tga_service svc)
 		free(cause);
 		return;
 	}
-	if (cur[0] == '\0' || strcmp(cur, "refetch") == 0) {
+	parsed = ckv_parse(&cc, cur) == 0;
+	if (parsed && (ckv_count(&cc) == 0 || (ckv_count(&cc) == 1 && ckv_has_word(&cc, "refetch")))) {
 		y->wstart = from;
 		y->wlen = t->set.window_s;
 		y->page = 1;
@@ -453,7 +466,7 @@ sync_run(struct step *st, enum tga_service svc)
 			}
 			return;
 		}
-	} else if (!parse_cursor(y, cur)) {
+	} else if (!parsed || !parse_cursor(y, &cc)) {
 		sync_free(y);
 		step_fail(st, STEP_FATAL, "phase cursor '%s' is not understood: start a new cycle with "
 		    "`syncctl trigger tga-sync --full`", cur);

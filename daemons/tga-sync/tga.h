@@ -9,7 +9,10 @@
  *              phase-rest.c into the same stage records and tables
  *   stage      stage.c: parsed records between arrival and the step's one transaction
  *   tables     store.c (run stamps), store-training.c, store-orgs.c, store-deleted.c
- *   phases     phase-init.c, phase-sync.c (sync_training, sync_orgs), phase-sweep.c, phase-snapshot.c (summary)
+ *   phases     plan.c (the cycle plan and error mapping they share), phase-init.c, phase-sync.c (sync_training,
+ *              sync_orgs), phase-sweep.c, phase-snapshot.c (summary)
+ *   backends   backend.h: each source as one table of its operations and phases, chosen once from the settings
+ *              (backend-soap.c, backend-rest.c)
  *   job        main.c (job definition, hooks), settings.c (the [tga-sync] keys), mail.c (change summary text)
  */
 #ifndef TGA_H
@@ -27,6 +30,7 @@ struct buf;
 struct daemon;
 struct http_client;
 struct step;
+struct tga_backend;
 struct tga_source;
 struct rest_source;
 
@@ -95,6 +99,8 @@ struct tga {
 	struct tga_settings set;
 	char *password;			/* secret_load(): never logged */
 	struct http_client *http;
+	const struct tga_backend *be;	/* of the settings in force (backend.h) */
+	const struct tga_backend *opened;	/* whose source object is open (NULL: none) */
 	struct tga_source *src;		/* source = soap */
 	struct rest_source *rest;	/* source = rest (source-rest.h) */
 	int rest_lanes;			/* source = rest: records fetched at once (the requests in flight) */

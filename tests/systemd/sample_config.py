@@ -17,15 +17,15 @@ import re
 import subprocess
 import sys
 
-SHARED = ("paths", "control", "smtp", "http")
+SHARED = ("paths", "control", "smtp", "http", "d1")
 DAEMONS = ("tga-sync", "cricos-sync", "qb-reconcile")
 
 HEADER = """\
 # rtopacks-sync configuration: /etc/rtopacks-sync/sync.conf (another file with -c FILE or $RTOPACKS_SYNC_CONFIG).
 #
-# One INI file for every daemon and for syncctl.  Shared sections: [paths], [control], [smtp], [http]; then one
-# section per daemon ([tga-sync], [cricos-sync], [qb-reconcile]).  Each daemon checks the shared sections and its
-# own, and leaves the other daemons' sections to them: `<daemon> -n` checks the file for that daemon and names
+# One INI file for every daemon and for syncctl.  Shared sections: [paths], [control], [smtp], [http], [d1]; then
+# one section per daemon ([tga-sync], [cricos-sync], [qb-reconcile]).  Each daemon checks the shared sections and
+# its own, and leaves the other daemons' sections to them: `<daemon> -n` checks the file for that daemon and names
 # FILE:LINE, the key and what is wrong for every problem at once.
 #
 # Every key is listed with its default, commented out with ';'.  Remove the ';' and change the value to set one.
@@ -33,8 +33,8 @@ HEADER = """\
 # Durations: 250ms, 30s, 5m, 2h, 1d.  Booleans: yes/no.  Paths are absolute.
 #
 # Secrets are never written here.  Under systemd they come from credentials: put each in
-# /etc/credstore/rtopacks-sync.<name> (root, mode 0600): tga-password, smtp-password, qb-client-secret.  Without
-# systemd, name a file (mode 0600) with the *_file key of the section.
+# /etc/credstore/rtopacks-sync.<name> (root, mode 0600): tga-password, smtp-password, qb-client-secret,
+# d1-api-token.  Without systemd, name a file (mode 0600) with the *_file key of the section.
 #
 # This file is generated from the programs' own lists of keys (`<daemon> --help-config`):
 # `cmake --build build --target sync-conf-sample` rewrites it, and a test fails when it and the programs disagree.
@@ -53,6 +53,10 @@ INTROS = {
 # Completion, failure and alert mail (the operator's pager: a missed run is mailed too).""",
     "http": """\
 # Defaults for every daemon's HTTP requests; a daemon section may override each of these keys.""",
+    "d1": """\
+# Cloudflare D1 (issue 14): every daemon mirrors its runs, steps and cursor to the ops database (the Observatory
+# reads them).  Off while account_id is unset.  The API token (D1 Edit): systemd credential d1-api-token, or
+# token_file.  A D1 outage never fails a sync: the rows wait in ops.db and `syncctl status` shows them.""",
     "tga-sync": """\
 # tga-sync: the weekly sync of the National Register of VET (training.gov.au SOAP web services).
 # Set username (the TGA account: required with source = soap, the default) and give the password: systemd

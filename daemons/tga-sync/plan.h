@@ -1,6 +1,9 @@
-/* What the phases share: the cycle plan in cycle_state, and mapping a source error onto the engine. */
-#ifndef TGA_PHASE_H
-#define TGA_PHASE_H
+/*
+ * What the phases share, below all of them (plan.c): the cycle plan in cycle_state, and mapping a source error
+ * onto the engine.  A phase file calls only this, the sources, the stage and the store: never another phase file.
+ */
+#ifndef TGA_PLAN_H
+#define TGA_PLAN_H
 
 #include <stdbool.h>
 #include <stdint.h>

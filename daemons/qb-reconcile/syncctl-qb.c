@@ -4,6 +4,10 @@
  * status reads ops.db read-only (it works while qb-reconcile is stopped); retry and connect go through
  * qb-reconcile's control socket (qb-retry, qb-connect) and wait for the outcome.  Nothing printed here is ever a
  * token or the client secret: the daemon never sends them and the database never holds them.
+ *
+ * Also qb-reconcile's doctor check (the hooks at the end, linked into syncctl through CTL_SOURCES):
+ *   quickbooks  the connection needs reconnecting, either refresh-token expiry is near or past, or the last
+ *               heartbeat failed (ops.db table qb_connection)
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -11,7 +15,9 @@
 #include <string.h>
 
 #include "db.h"
+#include "health-qb.h"
 #include "syncctl.h"
+#include "timeutil.h"
 #include "xmalloc.h"
 
 static const char SQL_CONN[] =
@@ -410,8 +416,80 @@ cmd_qb_exec(struct sctl *s, int argc, char **argv)
 	return SCTL_USAGE;
 }
 
-const struct sctl_cmd sctl_cmd_qb = { "qb", "status | retry INVOICE_ID | connect [--code C --realm R --state S]",
+static const struct sctl_cmd cmd_qb = { "qb", "status | retry INVOICE_ID | connect [--code C --realm R --state S]",
 	"QuickBooks: connection state, token expiries, last heartbeat and invoice counts (status); push a failed or "
 	"abandoned invoice again at once and print the outcome (retry); print the authorize URL, then exchange the "
 	"code it gives (connect).",
-	cmd_qb_exec };
+	cmd_qb_exec, NULL };
+
+static void
+qb_doctor(struct sctl_report *r, const struct sctl_daemon *d, struct db *db, time_t now, int64_t warn_s)
+{
+	struct qb_health q;
+	char *cause = NULL, buf[128];
+	cJSON *o;
+	long long days;
+
+	if (health_qb(db, &q, &cause) == -1) {
+		sctl_finding(r, SCTL_LEVEL_WARN, "quickbooks", "check that ops.db is readable: syncctl qb status", "%s",
+		    cause);
+		free(cause);
+		return;
+	}
+	if (!q.present)
+		return;	/* no billing schema yet: qb-reconcile has not started with it */
+	o = cJSON_AddObjectToObject(sctl_report_json(r), "quickbooks");
+	cJSON_AddStringToObject(o, "state", q.state);
+	sctl_json_time(o, "refresh_expires_at", q.refresh_expires);
+	sctl_json_time(o, "refresh_hard_expires_at", q.refresh_hard_expires);
+	sctl_json_time(o, "last_heartbeat_at", q.last_heartbeat);
+	if (!health_qb_state_ok(q.state)) {
+		sctl_finding(r, SCTL_LEVEL_PROBLEM, "quickbooks",
+		    "run `syncctl qb connect`, open the URL it prints as the QuickBooks admin, then run the "
+		    "`syncctl qb connect --code ... --realm ... --state ...` line it gives; `syncctl trigger qb-reconcile "
+		    "--wait` then shows heartbeat true",
+		    "the QuickBooks connection is '%s': invoices are not pushed and the token is not refreshed",
+		    q.state[0] ? q.state : "unknown");
+		return;
+	}
+	if (q.refresh_expires != 0) {
+		days = (long long)((q.refresh_expires - now) / 86400);
+		if (q.refresh_expires <= now)
+			sctl_finding(r, SCTL_LEVEL_PROBLEM, "quickbooks",
+			    "reconnect: `syncctl qb connect` (see `syncctl qb status`)",
+			    "the rolling QuickBooks refresh token expired at %s", iso8601_fmt(q.refresh_expires, buf));
+		else if (q.refresh_expires - now < warn_s)
+			sctl_finding(r, SCTL_LEVEL_WARN, "quickbooks",
+			    "each daily heartbeat renews this token, so heartbeats are failing: `syncctl qb status`, then "
+			    "`syncctl trigger qb-reconcile --wait`; if the heartbeat stays false, `syncctl qb connect`",
+			    "the rolling QuickBooks refresh token expires in %lld day%s (%s)", days, days == 1 ? "" : "s",
+			    iso8601_fmt(q.refresh_expires, buf));
+	}
+	if (q.refresh_hard_expires != 0) {
+		days = (long long)((q.refresh_hard_expires - now) / 86400);
+		if (q.refresh_hard_expires <= now)
+			sctl_finding(r, SCTL_LEVEL_PROBLEM, "quickbooks", "reconnect: `syncctl qb connect`",
+			    "the QuickBooks refresh token reached its hard expiry at %s",
+			    iso8601_fmt(q.refresh_hard_expires, buf));
+		else if (q.refresh_hard_expires - now < warn_s)
+			sctl_finding(r, SCTL_LEVEL_WARN, "quickbooks",
+			    "no heartbeat can extend it: reconnect before then with `syncctl qb connect`",
+			    "the QuickBooks refresh token reaches its hard (5-year) expiry in %lld day%s (%s)", days,
+			    days == 1 ? "" : "s", iso8601_fmt(q.refresh_hard_expires, buf));
+	}
+	if (q.last_heartbeat_ok == 0)
+		sctl_finding(r, SCTL_LEVEL_WARN, "quickbooks",
+		    "`syncctl qb status` shows the error; `syncctl trigger qb-reconcile --wait` tries again",
+		    "the last QuickBooks heartbeat (%s) did not refresh the token", iso8601_fmt(q.last_heartbeat, buf));
+}
+
+static const struct sctl_cmd *const qb_cmds[] = { &cmd_qb, NULL };
+
+const struct sctl_hooks sctl_hooks_qb_reconcile = {
+	.cmds = qb_cmds,
+	.doctor = qb_doctor,
+	.doctor_help = "QuickBooks token expiry",
+	.help = "qb-reconcile: `syncctl qb retry` exits 1 when the invoice did not sync; doctor exits 9 when\n"
+	    "QuickBooks is disconnected; trigger --wait exits 10 when the QuickBooks connection or heartbeat, or\n"
+	    "invoices that did not sync, need the operator (the run's error says what).\n",
+};
