@@ -38,7 +38,7 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from harness import (REPO, Daemon, Server, Workdir, base_config, free_port, query, syncctl,  # noqa: E402
+from harness import (REPO, SCHEDULES, Daemon, Server, Workdir, base_config, free_port, query, syncctl,  # noqa: E402
                      write_config)
 
 FAKES = os.path.join(REPO, "tests", "fakes")
@@ -173,7 +173,7 @@ class SecretsTest(unittest.TestCase):
         cls.metrics_dir = wd.file("metrics")
         os.makedirs(cls.metrics_dir)
         sections = base_config(wd, cls.smtp_ok.port, {
-            "paths": {"metrics_dir": cls.metrics_dir, "schedules_dir": os.path.join(REPO, "schedules")},
+            "paths": {"metrics_dir": cls.metrics_dir, "schedules_dir": SCHEDULES},
             "smtp": {"username": SMTP_USER, "password_file": cls.secret_file("smtp-password", SMTP_PASSWORD),
                      "queue_retry": "1h"},
             "tga-sync": {"base_url": cls.tga.url + "/Deewr.Tga.Webservices", "username": TGA_USER,

@@ -21,9 +21,8 @@ import unittest
 import zoneinfo
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import BIN, REPO  # noqa: E402
+from harness import BIN, REPO, SCHEDULES  # noqa: E402
 
-SCHEDULES = os.path.join(REPO, "schedules")
 PROBE = os.path.join(BIN, "calendar-probe")
 UTC = datetime.timezone.utc
 # The coming years: the schedules must hold across every clock change in them.

@@ -12,7 +12,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import Workdir, syncctl, write_config, REPO  # noqa: E402
+from harness import Workdir, syncctl, write_config, REPO, SCHEDULES  # noqa: E402
 
 ATTENTION = 8
 DAEMONS = ("tga-sync", "cricos-sync", "qb-reconcile")
@@ -26,7 +26,7 @@ class FreshInstallTest(unittest.TestCase):
             pass                    # what `f /var/lib/rtopacks-sync/ops.db 0664 ...` in tmpfiles.d leaves
         os.chmod(self.ops, 0o664)
         self.config = write_config(self.wd.file("sync.conf"), {
-            "paths": {"state_dir": self.wd.state, "schedules_dir": os.path.join(REPO, "schedules")},
+            "paths": {"state_dir": self.wd.state, "schedules_dir": SCHEDULES},
             "control": {"socket_dir": self.wd.run}})
 
     def tearDown(self):
