@@ -2,7 +2,8 @@
 #
 # Each daemons/<name>/CMakeLists.txt (and, in test builds, tests/CMakeLists.txt for the engine's test daemon) calls
 #
-#   rtopacks_daemon(NAME <name> SYNC_TYPE <sync_type> [ORDER <n>] [HIDDEN] [CTL_SOURCES file...])
+#   rtopacks_daemon(NAME <name> SYNC_TYPE <sync_type> [ORDER <n>] [HIDDEN] [CTL_SOURCES file...]
+#                   [DESCRIPTION "..."] [CREDENTIALS name...])
 #
 #   NAME         the program, its config section and its socket name (= job_def.daemon)
 #   SYNC_TYPE    the observatory sync_type (= job_def.sync_type)
@@ -11,6 +12,12 @@
 #   CTL_SOURCES  files linked into syncctl (relative to the daemon's folder); they define
 #                `const struct sctl_hooks sctl_hooks_<sync_type>` (ctl/syncctl.h): the daemon's syncctl
 #                subcommands and doctor checks
+#   DESCRIPTION  its systemd service's Description= (systemd/CMakeLists.txt)
+#   CREDENTIALS  the systemd credentials its service loads (the names its secret_load() calls ask for)
+#
+# A daemon with a schedule keeps it in its folder as <name>.schedule (syntax: schedules/README.md): the build copies
+# it to ${CMAKE_BINARY_DIR}/schedules/ (what tests and the demo point [paths] schedules_dir at) and generates the
+# daemon's systemd timer from it.
 #
 # and after every daemon is in, rtopacks_generate_daemons() writes ${CMAKE_BINARY_DIR}/generated/:
 #   daemon-sections.c   cfg_daemon_sections[], the config sections of all daemons (rtopacks_common: a daemon
@@ -20,9 +27,11 @@
 
 set_property(GLOBAL PROPERTY RTOPACKS_DAEMONS "")
 set_property(GLOBAL PROPERTY RTOPACKS_CTL_SOURCES "")
+set_property(GLOBAL PROPERTY RTOPACKS_SCHEDULED_DAEMONS "")
+set_property(GLOBAL PROPERTY RTOPACKS_LISTED_DAEMONS "")
 
 function(rtopacks_daemon)
-  cmake_parse_arguments(PARSE_ARGV 0 D "HIDDEN" "NAME;SYNC_TYPE;ORDER" "CTL_SOURCES")
+  cmake_parse_arguments(PARSE_ARGV 0 D "HIDDEN" "NAME;SYNC_TYPE;ORDER;DESCRIPTION" "CTL_SOURCES;CREDENTIALS")
   if(D_UNPARSED_ARGUMENTS)
     message(FATAL_ERROR "rtopacks_daemon: unknown arguments ${D_UNPARSED_ARGUMENTS}")
   endif()
@@ -64,6 +73,18 @@ function(rtopacks_daemon)
     set(hidden 1)
   endif()
   set_property(GLOBAL APPEND PROPERTY RTOPACKS_DAEMONS "${zeros}${D_ORDER}|${D_NAME}|${D_SYNC_TYPE}|${hidden}|${hooks}")
+  set_property(GLOBAL PROPERTY RTOPACKS_DAEMON_${D_NAME}_DESCRIPTION "${D_DESCRIPTION}")
+  set_property(GLOBAL PROPERTY RTOPACKS_DAEMON_${D_NAME}_CREDENTIALS "${D_CREDENTIALS}")
+  set(schedule ${CMAKE_CURRENT_SOURCE_DIR}/${D_NAME}.schedule)
+  if(EXISTS ${schedule})
+    set_property(GLOBAL APPEND PROPERTY RTOPACKS_SCHEDULED_DAEMONS ${D_NAME})
+    set_property(GLOBAL PROPERTY RTOPACKS_DAEMON_${D_NAME}_SCHEDULE ${schedule})
+    set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${schedule})
+    configure_file(${schedule} ${CMAKE_BINARY_DIR}/schedules/${D_NAME}.schedule COPYONLY)
+  endif()
+  if(NOT hidden)
+    set_property(GLOBAL APPEND PROPERTY RTOPACKS_LISTED_DAEMONS ${D_NAME})
+  endif()
 endfunction()
 
 # Write the file only when its text changes (no rebuild on every configure).

@@ -17,6 +17,7 @@ cmd_cursor_exec(struct sctl *s, int argc, char **argv)
 	struct db *db;
 	sqlite3_stmt *st;
 	char sql[512];
+	bool fresh;
 	int ch, rc = SCTL_OK, i;
 
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -28,8 +29,12 @@ cmd_cursor_exec(struct sctl *s, int argc, char **argv)
 		fprintf(stderr, "usage: syncctl cursor DAEMON [--json]\n");
 		return SCTL_USAGE;
 	}
-	if ((db = sctl_open_ops(s, &rc)) == NULL)
-		return rc;
+	if ((db = sctl_open_history(s, &fresh, &rc)) == NULL) {
+		if (!fresh)
+			return rc;
+		fprintf(stderr, "syncctl: %s has no cursor yet: " SCTL_NO_HISTORY "\n", d->name);
+		return SCTL_FAILED;
+	}
 	/* The table name comes from syncctl's own list of daemons, never from the command line as typed. */
 	snprintf(sql, sizeof sql, "SELECT cycle_phase, phase_cursor, run_id, cycle_id, full, seq, corpus_seq,"
 	    " cycle_state, job_state, updated_at FROM \"%s_cursor\" WHERE id = 1", d->sync_type);

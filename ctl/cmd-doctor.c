@@ -95,27 +95,6 @@ sctl_report_json(struct sctl_report *r)
 	return r->obj;
 }
 
-/*
- * A fresh install: tmpfiles.d makes ops.db an empty file, and the tables appear when a daemon first starts.  No
- * table of runs means no run has happened yet; that is the "never started" warning, not an error about SQL.
- */
-static int
-has_run_history(struct db *db, bool *yes, char **cause)
-{
-	static const char sql[] = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sync_runs'";
-	sqlite3_stmt *st;
-	int rc;
-
-	if ((st = db_stmt(db, sql, cause)) == NULL)
-		return -1;
-	rc = sqlite3_step(st);
-	*yes = rc == SQLITE_ROW;
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return db_error(db, cause, "reading the schema");
-	sqlite3_reset(st);
-	return 0;
-}
-
 /* Start a job's report, with the findings about its schedule file; the schedule, or NULL if it cannot be used. */
 static struct schedule *
 report_begin(struct sctl_report *r, struct sctl *s)
@@ -286,8 +265,8 @@ cmd_doctor_exec(struct sctl *s, int argc, char **argv)
 	struct db *db;
 	cJSON *all, *jobs;
 	int ch, rc = SCTL_OK;
-	char *end, *cause = NULL;
-	bool history;
+	char *end;
+	bool history, fresh;
 	long v;
 
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -322,14 +301,10 @@ cmd_doctor_exec(struct sctl *s, int argc, char **argv)
 		for (d = sctl_daemons; d->name != NULL && n < DOCTOR_MAX_JOBS; d++)
 			if (!d->hidden)
 				reports[n++].d = d;
-	if ((db = sctl_open_ops(s, &rc)) == NULL)
+	/* A machine where no daemon has started yet (no ops.db, or no tables in it) gets the fresh-install checks. */
+	if ((db = sctl_open_history(s, &fresh, &rc)) == NULL && !fresh)
 		return rc;
-	if (has_run_history(db, &history, &cause) == -1) {
-		fprintf(stderr, "syncctl: %s\n(may you read ops.db? see docs/install.md, operators)\n", cause);
-		free(cause);
-		db_close(db);
-		return SCTL_FAILED;
-	}
+	history = db != NULL;
 	for (i = 0; i < n; i++) {
 		if (history)
 			check_job(&reports[i], s, db, now, warn_s);

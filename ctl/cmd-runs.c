@@ -49,6 +49,7 @@ cmd_runs_exec(struct sctl *s, int argc, char **argv)
 	struct db *db;
 	sqlite3_stmt *st;
 	char *cause = NULL;
+	bool fresh;
 	int ch, rc = SCTL_OK, step;
 
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -105,8 +106,16 @@ cmd_runs_exec(struct sctl *s, int argc, char **argv)
 		fprintf(stderr, "usage: syncctl runs [--sync-type T] [--status S] [--since DATE] [--limit N] [--json]\n");
 		return SCTL_USAGE;
 	}
-	if ((db = sctl_open_ops(s, &rc)) == NULL)
+	if ((db = sctl_open_history(s, &fresh, &rc)) == NULL) {
+		if (fresh) {
+			/* No history is an empty list, not an error: a script reading --json gets []. */
+			if (s->json)
+				printf("[]\n");
+			else
+				printf("no runs: " SCTL_NO_HISTORY "\n");
+		}
 		return rc;
+	}
 	if ((st = db_stmt(db, SQL_RUNS, &cause)) == NULL) {
 		fprintf(stderr, "syncctl: %s\n", cause);
 		free(cause);

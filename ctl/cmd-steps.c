@@ -22,6 +22,7 @@ cmd_steps_exec(struct sctl *s, int argc, char **argv)
 	struct db *db;
 	sqlite3_stmt *st;
 	char *cause = NULL;
+	bool fresh;
 	int ch, rc = SCTL_OK, step;
 
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -33,8 +34,12 @@ cmd_steps_exec(struct sctl *s, int argc, char **argv)
 		fprintf(stderr, "usage: syncctl steps RUN_ID [--json]\n");
 		return SCTL_USAGE;
 	}
-	if ((db = sctl_open_ops(s, &rc)) == NULL)
-		return rc;
+	if ((db = sctl_open_history(s, &fresh, &rc)) == NULL) {
+		if (!fresh)
+			return rc;
+		fprintf(stderr, "syncctl: no run %s: " SCTL_NO_HISTORY "\n", argv[optind]);
+		return SCTL_FAILED;
+	}
 	if ((st = db_stmt(db, SQL_RUN, &cause)) == NULL)
 		goto dberr;
 	db_bind_text(st, 1, argv[optind]);

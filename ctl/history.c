@@ -30,17 +30,24 @@ readable(struct db *db, const char *path)
 	return !no_wal;
 }
 
+static char *
+ops_path(struct sctl *s)
+{
+	const char *ops = config_str(s->cfg, "paths", "ops_db");
+	char *path;
+
+	if (ops != NULL)
+		return xstrdup(ops);
+	xasprintf(&path, "%s/ops.db", config_str(s->cfg, "paths", "state_dir"));
+	return path;
+}
+
 struct db *
 sctl_open_ops(struct sctl *s, int *exitcode)
 {
-	const char *ops = config_str(s->cfg, "paths", "ops_db");
-	char *path, *uri, *enc, *cause = NULL;
+	char *path = ops_path(s), *uri, *enc, *cause = NULL;
 	struct db *db;
 
-	if (ops != NULL)
-		path = xstrdup(ops);
-	else
-		xasprintf(&path, "%s/ops.db", config_str(s->cfg, "paths", "state_dir"));
 	/* Read-only: history commands never take a write lock, so they work while a daemon writes. */
 	enc = path;
 	xasprintf(&uri, "file:%s?mode=ro", enc);
@@ -62,6 +69,46 @@ sctl_open_ops(struct sctl *s, int *exitcode)
 	}
 	free(uri);
 	free(path);
+	return db;
+}
+
+/*
+ * A fresh install: tmpfiles.d makes ops.db an empty file, and the tables appear when a daemon first starts.  No run
+ * has happened yet: that is a state the commands describe, not an error about SQL.  No file at all is an error (a
+ * wrong [paths] state_dir looks like that), as sctl_open_ops reports it.
+ */
+struct db *
+sctl_open_history(struct sctl *s, bool *fresh, int *exitcode)
+{
+	static const char sql[] = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sync_runs'";
+	struct db *db;
+	sqlite3_stmt *st;
+	int rc;
+
+	*fresh = false;
+	if ((db = sctl_open_ops(s, exitcode)) == NULL)
+		return NULL;
+	if (sqlite3_prepare_v2(db_handle(db), sql, -1, &st, NULL) != SQLITE_OK) {
+		fprintf(stderr, "syncctl: reading ops.db: %s\n(may you read ops.db? see docs/install.md, operators)\n",
+		    sqlite3_errmsg(db_handle(db)));
+		db_close(db);
+		*exitcode = SCTL_FAILED;
+		return NULL;
+	}
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE) {
+		db_close(db);
+		*fresh = true;
+		*exitcode = SCTL_OK;
+		return NULL;
+	}
+	if (rc != SQLITE_ROW) {
+		fprintf(stderr, "syncctl: reading ops.db: %s\n", sqlite3_errmsg(db_handle(db)));
+		db_close(db);
+		*exitcode = SCTL_FAILED;
+		return NULL;
+	}
 	return db;
 }
 

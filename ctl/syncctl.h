@@ -92,6 +92,14 @@ int sctl_reply_error(const char *daemon, const cJSON *reply);
 
 /* Run history (history.c). */
 struct db *sctl_open_ops(struct sctl *, int *exitcode);
+/*
+ * ops.db for the history commands (runs, steps, cursor, doctor).  On a fresh install no daemon has started yet and
+ * there is no history: ops.db is the empty file tmpfiles.d made, with no tables.  Then NULL with *fresh set and
+ * *exitcode SCTL_OK, and the command says so in its own words; NULL with *fresh false is an error (printed).
+ */
+struct db *sctl_open_history(struct sctl *, bool *fresh, int *exitcode);
+/* The sentence syncctl prints for that case. */
+#define SCTL_NO_HISTORY "no daemon has started with this configuration yet ([paths] state_dir has no run history)"
 /* Print rows as a table (header + rows of strings); numeric columns right-aligned. */
 struct sctl_table;
 struct sctl_table *table_new(const char *const *headers, const bool *numeric, int ncols);

@@ -1,6 +1,6 @@
 /*
  * Replays inputs through a fuzz target without libFuzzer (any compiler): the seed corpus and every crash a fuzzer
- * ever found (tests/fuzz-regressions/<target>/) run as ordinary tests in the ASan build.
+ * ever found (regressions/<target>/ beside the target) run as ordinary tests in the ASan build.
  */
 #include <dirent.h>
 #include <errno.h>

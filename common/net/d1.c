@@ -122,6 +122,9 @@ token_problem(const char *t, char *msg, size_t len)
 	return NULL;
 }
 
+static void add_problem(struct buf *, const struct config *, const char *, const char *, ...)
+    __attribute__((format(printf, 4, 5)));
+
 static void
 add_problem(struct buf *b, const struct config *cfg, const char *key, const char *fmt, ...)
 {

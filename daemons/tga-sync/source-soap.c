@@ -56,47 +56,6 @@ struct call {
 	void *arg;
 };
 
-/* --- rejects, pages ----------------------------------------------------------------------------------------- */
-
-void
-src_rejects_add(struct src_rejects *r, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (r->n < SRC_MAX_REJECT_MSGS) {
-		va_start(ap, fmt);
-		xvasprintf(&r->msg[r->n], fmt, ap);
-		va_end(ap);
-	}
-	r->n++;
-}
-
-void
-src_rejects_clear(struct src_rejects *r)
-{
-	int i;
-
-	for (i = 0; i < r->n && i < SRC_MAX_REJECT_MSGS; i++)
-		free(r->msg[i]);
-	memset(r, 0, sizeof *r);
-}
-
-void
-src_page_clear(struct src_page *p)
-{
-	free(p->items);
-	src_rejects_clear(&p->rejects);
-	memset(p, 0, sizeof *p);
-}
-
-void
-src_tombs_clear(struct src_tombs *t)
-{
-	free(t->items);
-	src_rejects_clear(&t->rejects);
-	memset(t, 0, sizeof *t);
-}
-
 /* --- the source --------------------------------------------------------------------------------------------- */
 
 struct tga_source *

@@ -55,6 +55,7 @@ class NewDaemonTest(unittest.TestCase):
                 shutil.rmtree(cls.tmp, ignore_errors=True)
                 raise AssertionError("%s failed:\n%s\n%s" % (" ".join(cmd), p.stdout[-4000:], p.stderr[-4000:]))
         cls.bin = os.path.join(build, "bin")
+        cls.build = build
 
     @classmethod
     def tearDownClass(cls):
@@ -121,6 +122,29 @@ class NewDaemonTest(unittest.TestCase):
                          [("example-sync", "example_sync", "complete")], p.stdout)
         p = self.syncctl("--json", "doctor")
         self.assertIn("example-sync", [j["daemon"] for j in json.loads(p.stdout)["jobs"]])
+
+    def test_its_schedule_and_units_come_from_its_folder(self):
+        units = os.path.join(self.build, "systemd")
+        with open(os.path.join(units, "example-sync-run.timer")) as f:
+            timer = f.read()
+        self.assertIn("OnCalendar=*-*-* 06:15:00 Australia/Brisbane\n", timer)
+        self.assertIn("Description=Example run (daily 06:15 AEST)\n", timer)
+        with open(os.path.join(units, "example-sync.service")) as f:
+            service = f.read()
+        self.assertIn("Description=Example daemon (a template)\n", service)
+        self.assertIn("LoadCredential=example-secret:rtopacks-sync.example-secret\n", service)
+        self.assertIn("ExecStart=", service)
+        with open(os.path.join(self.build, "schedules", "example-sync.schedule")) as f:
+            self.assertIn("on_calendar = *-*-* 06:15:00 Australia/Brisbane", f.read())
+        # doctor reads it from the build's schedules folder: the next run comes from its calendar.
+        conf = write_config(self.wd.file("sched.conf"), base_config(self.wd, None, {
+            "paths": {"schedules_dir": os.path.join(self.build, "schedules")}}))
+        d = Daemon(os.path.join(self.bin, "example-sync"), conf, self.wd)
+        self.assertEqual(d.run_once(), 0, d.read_log())
+        p = self.run_bin("syncctl", "-c", conf, "--json", "doctor", "example-sync")
+        job = json.loads(p.stdout)["jobs"][0]
+        self.assertEqual(job["daemon"], "example-sync", p.stderr)
+        self.assertRegex(job.get("next_local", ""), r"06:15", p.stdout)
 
     def test_its_own_section_and_key(self):
         p = self.run_bin("example-sync", "--help-config")

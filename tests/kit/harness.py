@@ -31,6 +31,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 BIN = os.environ.get("RTOPACKS_BUILD_BIN") or os.path.join(REPO, "build", "bin")
 PY = "/usr/bin/python3"
+# Every daemon's schedule, copied by the build from daemons/<name>/<name>.schedule (cmake/Daemons.cmake).
+SCHEDULES = os.path.join(os.path.dirname(BIN), "schedules")
 SHARED = os.environ.get("RTOPACKS_SHARED") or os.path.join(os.path.dirname(REPO), "shared")
 
 

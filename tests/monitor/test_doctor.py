@@ -14,7 +14,7 @@ import shutil
 import sqlite3
 import unittest
 
-from harness import Daemon, Workdir, base_config, syncctl, write_config, refused_port, REPO
+from harness import Daemon, Workdir, base_config, syncctl, write_config, refused_port, REPO, SCHEDULES
 
 NOW = "2026-12-09T00:00:00Z"        # Wednesday 10:00 AEST
 OK, ATTENTION, PROBLEM, FAILED, USAGE = 0, 8, 9, 1, 2
@@ -75,7 +75,7 @@ class DoctorTest(unittest.TestCase):
         self.clock = os.path.join(self.dir, "clock")
         self.set_clock(NOW)
         self.config = write_config(os.path.join(self.dir, "sync.conf"), {
-            "paths": {"state_dir": self.dir, "ops_db": self.ops, "schedules_dir": os.path.join(REPO, "schedules")},
+            "paths": {"state_dir": self.dir, "ops_db": self.ops, "schedules_dir": SCHEDULES},
             "control": {"socket_dir": self.dir}})
 
     def set_clock(self, iso):

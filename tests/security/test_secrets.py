@@ -36,7 +36,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from harness import (REPO, Daemon, Server, Workdir, base_config, free_port, query, syncctl,
+from harness import (REPO, SCHEDULES, Daemon, Server, Workdir, base_config, free_port, query, syncctl,
                      write_config)
 
 FAKES = os.path.join(REPO, "tests", "fakes")
@@ -171,7 +171,7 @@ class SecretsTest(unittest.TestCase):
         cls.metrics_dir = wd.file("metrics")
         os.makedirs(cls.metrics_dir)
         sections = base_config(wd, cls.smtp_ok.port, {
-            "paths": {"metrics_dir": cls.metrics_dir, "schedules_dir": os.path.join(REPO, "schedules")},
+            "paths": {"metrics_dir": cls.metrics_dir, "schedules_dir": SCHEDULES},
             "smtp": {"username": SMTP_USER, "password_file": cls.secret_file("smtp-password", SMTP_PASSWORD),
                      "queue_retry": "1h"},
             "tga-sync": {"base_url": cls.tga.url + "/Deewr.Tga.Webservices", "username": TGA_USER,

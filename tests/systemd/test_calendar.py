@@ -19,9 +19,8 @@ import subprocess
 import unittest
 import zoneinfo
 
-from harness import BIN, REPO
+from harness import BIN, REPO, SCHEDULES
 
-SCHEDULES = os.path.join(REPO, "schedules")
 PROBE = os.path.join(BIN, "calendar-probe")
 UTC = datetime.timezone.utc
 # The coming years: the schedules must hold across every clock change in them.

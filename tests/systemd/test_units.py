@@ -15,11 +15,10 @@ import sys
 import tempfile
 import unittest
 
-from harness import BIN, REPO
+from harness import BIN, REPO, SCHEDULES
 
 BUILD = os.path.dirname(BIN)
 UNITS_DIR = os.path.join(BUILD, "systemd")
-SCHEDULES = os.path.join(REPO, "schedules")
 # The exposure docs/install.md and README.md state (systemd 252): the daemons 1.2, their oneshot -run units 0.2.
 MAX_EXPOSURE = {"daemon": 1.2, "oneshot": 0.2}
 DAEMONS = sorted(f[:-len(".schedule")] for f in os.listdir(SCHEDULES) if f.endswith(".schedule"))
@@ -139,8 +138,10 @@ class UnitTest(unittest.TestCase):
             self.assertIn(d + ".service", u["Unit"]["After"])
 
     def test_daemon_service_shape(self):
-        creds = {"tga-sync": {"tga-password", "smtp-password"}, "cricos-sync": {"smtp-password"},
-                 "qb-reconcile": {"qb-client-secret", "smtp-password"}}
+        # What each daemon's secret_load() calls ask for ([d1]'s token: every daemon mirrors its runs to D1).
+        creds = {"tga-sync": {"tga-password", "smtp-password", "d1-api-token"},
+                 "cricos-sync": {"smtp-password", "d1-api-token"},
+                 "qb-reconcile": {"qb-client-secret", "smtp-password", "d1-api-token"}}
         for d in DAEMONS:
             s = read_unit(os.path.join(UNITS_DIR, d + ".service"))["Service"]
             self.assertEqual(s["Type"], ["notify"])

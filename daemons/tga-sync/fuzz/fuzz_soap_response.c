@@ -18,9 +18,9 @@
 
 #include "log.h"
 
-#include "../daemons/tga-sync/parse.h"
-#include "../daemons/tga-sync/soap.h"
-#include "../daemons/tga-sync/tgatime.h"
+#include "../parse.h"
+#include "../soap.h"
+#include "../tgatime.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 const char *__ubsan_default_options(void);

@@ -20,10 +20,10 @@
 #include "http.h"
 #include "log.h"
 
-#include "../daemons/cricos-sync/ckan-page.h"
-#include "../daemons/cricos-sync/ckan.h"
-#include "../daemons/cricos-sync/clean.h"
-#include "../daemons/cricos-sync/tables.h"
+#include "../ckan-page.h"
+#include "../ckan.h"
+#include "../clean.h"
+#include "../tables.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 const char *__ubsan_default_options(void);

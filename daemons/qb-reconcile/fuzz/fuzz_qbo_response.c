@@ -16,8 +16,8 @@
 #include "log.h"
 #include "timeutil.h"
 
-#include "../daemons/qb-reconcile/qbo-read.h"
-#include "../daemons/qb-reconcile/qbr.h"
+#include "../qbo-read.h"
+#include "../qbr.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 const char *__ubsan_default_options(void);

@@ -16,9 +16,9 @@
 
 #include "log.h"
 
-#include "../daemons/tga-sync/jscan.h"
-#include "../daemons/tga-sync/parse-rest.h"
-#include "../daemons/tga-sync/stage.h"
+#include "../jscan.h"
+#include "../parse-rest.h"
+#include "../stage.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 const char *__ubsan_default_options(void);
