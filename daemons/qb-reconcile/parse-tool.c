@@ -1,5 +1,5 @@
 /*
- * qbr-parse: the QuickBooks answer parsers of qb-reconcile on their own, for tests/qb-reconcile/test_parsers.py
+ * qbr-parse: the QuickBooks answer parsers of qb-reconcile on their own, for daemons/qb-reconcile/tests/test_parsers.py
  * (which feeds them the real fixtures of ../shared/samples/qbo/).  Not installed.
  *
  *   qbr-parse fault FILE      the parsed error body as JSON: {"found","code","type","message","detail"}

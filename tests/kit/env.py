@@ -7,12 +7,12 @@ the mail sink are started by the test (one per class, usually: start_fake(), har
 
 A daemon's subclass sets `binary` (the daemon, also its config section) and `sync_type`, writes what its section
 needs (secret files, keys) and calls configure(keys); what is left in its module is its fake and its oracle (how the
-fake's data must look in our tables).  tests/tga-sync/tgalib.py, tests/cricos-sync/cricoslib.py and
-tests/qb-reconcile/qbenv.py are the three.  The crash kit (crash.py) drives any Env.
+fake's data must look in our tables).  daemons/tga-sync/tests/tgalib.py, daemons/cricos-sync/tests/cricoslib.py and
+daemons/qb-reconcile/tests/qbenv.py are the three.  The crash kit (crash.py) drives any Env.
 
 Run one test file by hand (tests/kit/runtest.py sets the import path; ctest runs every file this way):
 
-    RTOPACKS_BUILD_BIN=build-test/bin /usr/bin/python3 tests/kit/runtest.py tests/cricos-sync/test_paging.py
+    RTOPACKS_BUILD_BIN=build-test/bin /usr/bin/python3 tests/kit/runtest.py daemons/cricos-sync/tests/test_paging.py
 """
 
 import json

@@ -7,11 +7,12 @@
 
 It is also the one way to run a file by hand (no test file changes sys.path itself; this does, once):
 
-    RTOPACKS_BUILD_BIN=build-test/bin /usr/bin/python3 tests/kit/runtest.py tests/tga-sync/test_sync.py [Class.test]
+    RTOPACKS_BUILD_BIN=build-test/bin /usr/bin/python3 tests/kit/runtest.py daemons/tga-sync/tests/test_sync.py [Class.test]
 
 The import path, first match wins: the test's own folder (its helper modules: tgalib, cricoslib, qbenv, hostile...),
 tests/kit (harness, env, crash, the fault matrix kit), tests/fakes (the fakes' modules), then the other folders of
-tests/ (a security or systemd test may use another folder's helpers: qbenv, tgalib, hardening).  A test that still
+tests/ and each daemon's daemons/<name>/tests/ (a security or systemd test may use another folder's helpers: qbenv,
+tgalib, hardening).  A test that still
 inserts a path of its own (tests/lib, its folder) changes nothing: every such folder is already here or gone."""
 
 import importlib.util
@@ -22,6 +23,7 @@ import unittest
 SKIPPED = 77
 KIT = os.path.dirname(os.path.abspath(__file__))
 TESTS = os.path.dirname(KIT)
+REPO = os.path.dirname(TESTS)
 
 
 def import_path(path):
@@ -30,6 +32,9 @@ def import_path(path):
     first = [own, KIT, os.path.join(TESTS, "fakes")]
     others = sorted(os.path.join(TESTS, d) for d in os.listdir(TESTS)
                     if os.path.isdir(os.path.join(TESTS, d)) and not d.startswith((".", "_")))
+    daemons = os.path.join(REPO, "daemons")
+    others += sorted(os.path.join(daemons, d, "tests") for d in os.listdir(daemons)
+                     if os.path.isdir(os.path.join(daemons, d, "tests")))
     out = []
     for d in first + others:
         if d not in out:
