@@ -265,61 +265,37 @@ tc_start(struct xml_parser *p, void *h, int id, int parent, int depth, bool nil)
 }
 
 static const struct field tc_head_fields[] = {
-	{ XN_Code, TC_CODE, FK_TOKEN },
-	{ XN_ComponentType, TC_TYPE, FK_TOKEN },
-	{ XN_Title, TC_TITLE, FK_TEXT },
-	{ XN_ParentCode, TC_PARENT_CODE, FK_TOKEN },
-	{ XN_ParentTitle, TC_PARENT_TITLE, FK_TEXT },
-	{ XN_IsConfidential, TC_CONFIDENTIAL, FK_BOOL },
-	{ XN_IsLegacyData, TC_LEGACY, FK_BOOL },
-	{ XN_CurrencyStatus, TC_CURRENCY_STATUS, FK_TOKEN },
-	{ XN_CreatedDate, TC_CREATED, FK_TOKEN },
-	{ XN_UpdatedDate, TC_UPDATED, FK_TOKEN },
-	{ XN_IscOrganisationCode, TC_ISC_CODE, FK_TOKEN },
+	{ XN_Code, TC_CODE, FK_TOKEN }, { XN_ComponentType, TC_TYPE, FK_TOKEN }, { XN_Title, TC_TITLE, FK_TEXT },
+	{ XN_ParentCode, TC_PARENT_CODE, FK_TOKEN }, { XN_ParentTitle, TC_PARENT_TITLE, FK_TEXT },
+	{ XN_IsConfidential, TC_CONFIDENTIAL, FK_BOOL }, { XN_IsLegacyData, TC_LEGACY, FK_BOOL },
+	{ XN_CurrencyStatus, TC_CURRENCY_STATUS, FK_TOKEN }, { XN_CreatedDate, TC_CREATED, FK_TOKEN },
+	{ XN_UpdatedDate, TC_UPDATED, FK_TOKEN }, { XN_IscOrganisationCode, TC_ISC_CODE, FK_TOKEN },
 };
 static const struct field tc_class_fields[] = {
-	{ XN_SchemeCode, 0, FK_TOKEN },
-	{ XN_ValueCode, 1, FK_TOKEN },
-	{ XN_PurposeCode, 2, FK_TOKEN },
-	{ XN_StartDate, 3, FK_TOKEN },
-	{ XN_EndDate, 4, FK_TOKEN },
+	{ XN_SchemeCode, 0, FK_TOKEN }, { XN_ValueCode, 1, FK_TOKEN }, { XN_PurposeCode, 2, FK_TOKEN },
+	{ XN_StartDate, 3, FK_TOKEN }, { XN_EndDate, 4, FK_TOKEN },
 };
 static const struct field tc_currency_fields[] = {
-	{ XN_Authority, 0, FK_TOKEN },
-	{ XN_StartDate, 1, FK_TOKEN },
-	{ XN_EndDate, 2, FK_TOKEN },
-	{ XN_EndReasonCode, 3, FK_TOKEN },
-	{ XN_EndComment, 4, FK_TEXT },
+	{ XN_Authority, 0, FK_TOKEN }, { XN_StartDate, 1, FK_TOKEN }, { XN_EndDate, 2, FK_TOKEN },
+	{ XN_EndReasonCode, 3, FK_TOKEN }, { XN_EndComment, 4, FK_TEXT },
 };
 static const struct field tc_mapping_fields[] = {
-	{ XN_Code, 0, FK_TOKEN },
-	{ XN_Title, 1, FK_TEXT },
-	{ XN_MapsToCode, 2, FK_TOKEN },
-	{ XN_MapsToTitle, 3, FK_TEXT },
-	{ XN_IsEquivalent, 4, FK_BOOL },
-	{ XN_Notes, 5, FK_TEXT },
+	{ XN_Code, 0, FK_TOKEN }, { XN_Title, 1, FK_TEXT }, { XN_MapsToCode, 2, FK_TOKEN },
+	{ XN_MapsToTitle, 3, FK_TEXT }, { XN_IsEquivalent, 4, FK_BOOL }, { XN_Notes, 5, FK_TEXT },
 };
 static const struct field tc_usage_fields[] = {
-	{ XN_State, 0, FK_TOKEN },
-	{ XN_StartDate, 1, FK_TOKEN },
-	{ XN_EndDate, 2, FK_TOKEN },
+	{ XN_State, 0, FK_TOKEN }, { XN_StartDate, 1, FK_TOKEN }, { XN_EndDate, 2, FK_TOKEN },
 };
 static const struct fields tc_children[] = {
-	{ XN_Classification, FIELDS(tc_class_fields) },
-	{ XN_NrtCurrencyPeriod, FIELDS(tc_currency_fields) },
-	{ XN_Mapping, FIELDS(tc_mapping_fields) },
-	{ XN_UsageRecommendation, FIELDS(tc_usage_fields) },
+	{ XN_Classification, FIELDS(tc_class_fields) }, { XN_NrtCurrencyPeriod, FIELDS(tc_currency_fields) },
+	{ XN_Mapping, FIELDS(tc_mapping_fields) }, { XN_UsageRecommendation, FIELDS(tc_usage_fields) },
 };
 static const struct field tc_release_fields[] = {
-	{ XN_ReleaseNumber, 0, FK_TOKEN },
-	{ XN_ReleaseDate, 1, FK_TOKEN },
-	{ XN_Currency, 2, FK_TOKEN },
+	{ XN_ReleaseNumber, 0, FK_TOKEN }, { XN_ReleaseDate, 1, FK_TOKEN }, { XN_Currency, 2, FK_TOKEN },
 	{ XN_ApprovalProcess, 3, FK_TEXT },
 };
 static const struct field tc_grid_fields[] = {
-	{ XN_Code, 1, FK_TOKEN },
-	{ XN_Title, 2, FK_TEXT },
-	{ XN_IsEssential, 3, FK_BOOL },
+	{ XN_Code, 1, FK_TOKEN }, { XN_Title, 2, FK_TEXT }, { XN_IsEssential, 3, FK_BOOL },
 };
 
 static void
@@ -498,63 +474,37 @@ legal_end(struct pd_ctx *c)
 }
 
 static const struct field org_head_fields[] = {
-	{ XN_CreatedDate, ORG_CREATED, FK_TOKEN },
-	{ XN_UpdatedDate, ORG_UPDATED, FK_TOKEN },
-	{ XN_RegistrationStatus, ORG_STATUS, FK_TOKEN },
-	{ XN_IsLegacyData, ORG_LEGACY, FK_BOOL },
+	{ XN_CreatedDate, ORG_CREATED, FK_TOKEN }, { XN_UpdatedDate, ORG_UPDATED, FK_TOKEN },
+	{ XN_RegistrationStatus, ORG_STATUS, FK_TOKEN }, { XN_IsLegacyData, ORG_LEGACY, FK_BOOL },
 };
 static const struct field org_scope_fields[] = {
-	{ XN_NrtCode, 0, FK_TOKEN },
-	{ XN_IsImplicit, 1, FK_BOOL },
-	{ XN_TrainingComponentType, 2, FK_TOKEN },
-	{ XN_ExtentCode, 3, FK_TOKEN },
-	{ XN_IsRefused, 4, FK_BOOL },
-	{ XN_ScopeDecisionType, 5, FK_TOKEN },
-	{ XN_StartDate, 6, FK_TOKEN },
-	{ XN_EndDate, 7, FK_TOKEN },
+	{ XN_NrtCode, 0, FK_TOKEN }, { XN_IsImplicit, 1, FK_BOOL }, { XN_TrainingComponentType, 2, FK_TOKEN },
+	{ XN_ExtentCode, 3, FK_TOKEN }, { XN_IsRefused, 4, FK_BOOL }, { XN_ScopeDecisionType, 5, FK_TOKEN },
+	{ XN_StartDate, 6, FK_TOKEN }, { XN_EndDate, 7, FK_TOKEN },
 };
-static const struct field org_location_fields[] = {
-	{ XN_StartDate, 7, FK_TOKEN },
-	{ XN_EndDate, 8, FK_TOKEN },
-};
+static const struct field org_location_fields[] = { { XN_StartDate, 7, FK_TOKEN }, { XN_EndDate, 8, FK_TOKEN } };
 /* A trading name's Name or a URL's Link, then the dates. */
 static const struct field org_named_fields[] = {
-	{ XN_Name, 0, FK_TEXT },
-	{ XN_Link, 0, FK_TEXT },
-	{ XN_StartDate, 1, FK_TOKEN },
+	{ XN_Name, 0, FK_TEXT }, { XN_Link, 0, FK_TEXT }, { XN_StartDate, 1, FK_TOKEN },
 	{ XN_EndDate, 2, FK_TOKEN },
 };
 static const struct field org_period_fields[] = {
-	{ XN_StartDate, 0, FK_TOKEN },
-	{ XN_EndDate, 1, FK_TOKEN },
-	{ XN_EndReasonCode, 2, FK_TOKEN },
-	{ XN_EndReasonComments, 3, FK_TEXT },
-	{ XN_Exerciser, 4, FK_TOKEN },
-	{ XN_LegalAuthority, 5, FK_TEXT },
+	{ XN_StartDate, 0, FK_TOKEN }, { XN_EndDate, 1, FK_TOKEN }, { XN_EndReasonCode, 2, FK_TOKEN },
+	{ XN_EndReasonComments, 3, FK_TEXT }, { XN_Exerciser, 4, FK_TOKEN }, { XN_LegalAuthority, 5, FK_TEXT },
 };
 static const struct fields org_children[] = {
-	{ XN_Scope, FIELDS(org_scope_fields) },
-	{ XN_Scope2, FIELDS(org_scope_fields) },
-	{ XN_OrganisationLocation, FIELDS(org_location_fields) },
-	{ XN_TradingName, FIELDS(org_named_fields) },
-	{ XN_Url, FIELDS(org_named_fields) },
-	{ XN_RegistrationPeriod, FIELDS(org_period_fields) },
+	{ XN_Scope, FIELDS(org_scope_fields) }, { XN_Scope2, FIELDS(org_scope_fields) },
+	{ XN_OrganisationLocation, FIELDS(org_location_fields) }, { XN_TradingName, FIELDS(org_named_fields) },
+	{ XN_Url, FIELDS(org_named_fields) }, { XN_RegistrationPeriod, FIELDS(org_period_fields) },
 };
 /* The responsible legal person (c->rel): name, abn (from Abns, below), acn, start, end. */
 static const struct field org_legal_fields[] = {
-	{ XN_Name, 0, FK_TEXT },
-	{ XN_Acn, 2, FK_TOKEN },
-	{ XN_StartDate, 3, FK_TOKEN },
+	{ XN_Name, 0, FK_TEXT }, { XN_Acn, 2, FK_TOKEN }, { XN_StartDate, 3, FK_TOKEN },
 	{ XN_EndDate, 4, FK_TOKEN },
 };
 static const struct field org_address_fields[] = {
-	{ XN_Line1, 0, FK_TEXT },
-	{ XN_Line2, 1, FK_TEXT },
-	{ XN_Suburb, 2, FK_TEXT },
-	{ XN_Postcode, 3, FK_TOKEN },
-	{ XN_StateCode, 4, FK_TOKEN },
-	{ XN_CountryCode, 5, FK_TOKEN },
-	{ XN_StateOverseas, 6, FK_TEXT },
+	{ XN_Line1, 0, FK_TEXT }, { XN_Line2, 1, FK_TEXT }, { XN_Suburb, 2, FK_TEXT }, { XN_Postcode, 3, FK_TOKEN },
+	{ XN_StateCode, 4, FK_TOKEN }, { XN_CountryCode, 5, FK_TOKEN }, { XN_StateOverseas, 6, FK_TEXT },
 };
 
 static void
