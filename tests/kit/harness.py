@@ -27,6 +27,8 @@ import threading
 import time
 import urllib.request
 
+import oskit
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 BIN = os.environ.get("RTOPACKS_BUILD_BIN") or os.path.join(REPO, "build", "bin")
@@ -409,12 +411,7 @@ def ctl(sock_path, cmd, args=None, timeout=10, raw=None):
             s.sendall(raw)
         except BrokenPipeError:
             pass    # refused at connect time: the daemon's answer is already waiting to be read
-        buf = b""
-        while b"\n" not in buf:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
+        buf = oskit.recv_line(s)
         if not buf:
             return {"ok": False, "code": "no_reply"}
         return json.loads(buf.split(b"\n", 1)[0])
