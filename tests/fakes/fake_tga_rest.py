@@ -1178,7 +1178,7 @@ class Response:
         self.status, self.headers, self.parts, self.note, self.rows = status, headers, parts, note, rows
 
 
-class App:
+class App(fakekit.FakeApp):
     def __init__(self, args):
         self.args = args
         self.quiet = args.quiet
@@ -1199,23 +1199,16 @@ class App:
                               + [o["_UpdatedDate"] for o in r.organisations.values()]
                               + [d["_ticks"] for d in r.deleted_components + r.deleted_organisations])
         self.say("fake_tga_rest: %s scale ready in %.1fs" % (args.scale, time.time() - t0))
-        self.faults = []
-        self.fault_lock = threading.Lock()
-        self.stats_lock = threading.Lock()
         self.rate_lock = threading.Lock()
         self.recent = collections.deque()
         self.trace = 0
-        self.reset_stats()
-        self.stop = threading.Event()
+        self.init_state()
 
-    say = staticmethod(fakekit.say)
-
-    def reset_stats(self):
-        with self.stats_lock:
-            self.stats = {"requests": 0, "by_op": collections.Counter(), "by_endpoint": collections.Counter(),
-                          "by_status": collections.Counter(), "bytes_sent": 0, "bytes_by_op": collections.Counter(),
-                          "faults_injected": collections.Counter(), "quirks": collections.Counter(),
-                          "scope_rows_served": 0, "control": 0}
+    def new_stats(self):
+        return {"requests": 0, "by_op": collections.Counter(), "by_endpoint": collections.Counter(),
+                "by_status": collections.Counter(), "bytes_sent": 0, "bytes_by_op": collections.Counter(),
+                "faults_injected": collections.Counter(), "quirks": collections.Counter(), "scope_rows_served": 0,
+                "control": 0}
 
     def count(self, family, endpoint, status, nbytes, injected=None, note=None, rows=0):
         with self.stats_lock:
@@ -1231,11 +1224,6 @@ class App:
                 s["faults_injected"][injected] += 1
             if note:
                 s["quirks"][note] += 1
-
-    def count_bytes(self, family, delta):
-        with self.stats_lock:
-            self.stats["bytes_sent"] += delta
-            self.stats["bytes_by_op"][family] += delta
 
     def take_fault(self, family, target):
         with self.fault_lock:

@@ -701,7 +701,7 @@ TRANSPORT_FAULTS = {"http500", "http503", "http429", "hang", "reset", "truncate"
 PROTOCOL_FAULTS = {"soap_fault", "server_fault", "auth", "missing_code"}
 
 
-class App:
+class App(fakekit.FakeApp):
     def __init__(self, args):
         self.args = args
         self.quiet = args.quiet
@@ -721,24 +721,16 @@ class App:
         # One lock for mutations, re-rendering and anything that iterates the register.
         self.mutate_lock = self.store.lock
         self.say("fake_tga_soap: %s scale ready in %.1fs" % (args.scale, time.time() - t0))
-        self.faults = []
-        self.fault_lock = threading.Lock()
-        self.stats_lock = threading.Lock()
-        self.reset_stats()
-        self.stop = threading.Event()
+        self.init_state()
         self._wsdl_cache = {}
         path_re = r"^/deewr\.tga\.webservices/(trainingcomponentservice|organisationservice)%s\.svc(/[^?]*)?$" % (
             self.vtag.lower())
         self.path_re = re.compile(path_re)
 
-    say = staticmethod(fakekit.say)
-
-    def reset_stats(self):
-        with self.stats_lock:
-            self.stats = {"requests": 0, "by_op": collections.Counter(), "by_service_op": collections.Counter(),
-                          "by_status": collections.Counter(), "bytes_sent": 0, "bytes_by_op": collections.Counter(),
-                          "soap_faults": collections.Counter(), "faults_injected": collections.Counter(),
-                          "control": 0}
+    def new_stats(self):
+        return {"requests": 0, "by_op": collections.Counter(), "by_service_op": collections.Counter(),
+                "by_status": collections.Counter(), "bytes_sent": 0, "bytes_by_op": collections.Counter(),
+                "soap_faults": collections.Counter(), "faults_injected": collections.Counter(), "control": 0}
 
     def count(self, service, op, status, nbytes, injected=None, faultcode=None):
         with self.stats_lock:
@@ -753,11 +745,6 @@ class App:
                 s["faults_injected"][injected] += 1
             if faultcode:
                 s["soap_faults"][faultcode] += 1
-
-    def count_bytes(self, op, delta):
-        with self.stats_lock:
-            self.stats["bytes_sent"] += delta
-            self.stats["bytes_by_op"][op] += delta
 
     def take_fault(self, service, op, kinds):
         with self.fault_lock:

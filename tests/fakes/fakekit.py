@@ -127,3 +127,33 @@ def remove_stale_caches(cache_dir, register, keep, say):
         if old.startswith(stem) and path != keep and os.path.isdir(path):
             shutil.rmtree(path, ignore_errors=True)
             say("cache: removed stale %s" % path)
+
+
+# ------------------------------------------------------------------------------------------------ the app's state
+
+class FakeApp:
+    """What the TGA fakes' apps share: the armed faults and the stats, each behind its lock, the stop event, and
+    the stats counters every fake keeps. A subclass calls init_state() and says what its stats hold
+    (new_stats(): a fresh dict with at least bytes_sent, bytes_by_op and control)."""
+
+    say = staticmethod(say)
+
+    def init_state(self):
+        self.faults = []
+        self.fault_lock = threading.Lock()
+        self.stats_lock = threading.Lock()
+        self.reset_stats()
+        self.stop = threading.Event()
+
+    def new_stats(self):
+        raise NotImplementedError
+
+    def reset_stats(self):
+        with self.stats_lock:
+            self.stats = self.new_stats()
+
+    def count_bytes(self, op, delta):
+        """A response sent more or fewer bytes than counted beforehand (a fault cut it short)."""
+        with self.stats_lock:
+            self.stats["bytes_sent"] += delta
+            self.stats["bytes_by_op"][op] += delta
