@@ -38,6 +38,16 @@ SCHEDULES = os.path.join(os.path.dirname(BIN), "schedules")
 SHARED = os.environ.get("RTOPACKS_SHARED") or os.path.join(os.path.dirname(REPO), "shared")
 
 
+def run_bin(binary, *args, env=None):
+    """A built binary (bin/<binary>) run to its end, its output captured as text; without the caller's systemd
+    credentials (CREDENTIALS_DIRECTORY), plus env."""
+    e = dict(os.environ)
+    e.pop("CREDENTIALS_DIRECTORY", None)
+    e.update(env or {})
+    return subprocess.run([os.path.join(BIN, binary)] + list(args), capture_output=True, text=True, timeout=60,
+                          env=e)
+
+
 def wait_for(pred, timeout=15.0, interval=0.05, what="the condition"):
     """Poll pred() until it returns something truthy; return that, or fail the test after timeout seconds."""
     deadline = time.monotonic() + timeout
