@@ -46,6 +46,16 @@ parse_uint(const char **pp, long *out)
 	return true;
 }
 
+/* Where a comma list of s stops at p (not at a comma): NULL at the end of s, else the error. */
+static const char *
+list_end(const char *s, const char *p, char *err, size_t errlen)
+{
+	if (*p == '\0')
+		return NULL;
+	snprintf(err, errlen, "'%s': unexpected '%c'", s, *p);
+	return err;
+}
+
 /*
  * One field: a comma list of '*', v, a..b, each optionally /step.  Bits (v - lo) are set in words[] for values
  * in [lo, hi].  Returns NULL or an error message.
@@ -57,7 +67,7 @@ parse_field(const char *s, int lo, int hi, uint64_t *words, char *err, size_t er
 
 	if (*p == '\0')
 		return "empty field";
-	for (;;) {
+	for (;; p++) {
 		long a, b, step = 0, v;
 		bool star = *p == '*';
 
@@ -100,13 +110,8 @@ parse_field(const char *s, int lo, int hi, uint64_t *words, char *err, size_t er
 		}
 		for (v = a; v <= b; v += step > 0 ? step : 1)
 			set_bit(words, (int)(v - lo));
-		if (*p == '\0')
-			return NULL;
-		if (*p != ',') {
-			snprintf(err, errlen, "'%s': unexpected '%c'", s, *p);
-			return err;
-		}
-		p++;
+		if (*p != ',')
+			return list_end(s, p, err, errlen);
 	}
 }
 
@@ -130,7 +135,7 @@ parse_weekdays(const char *s, uint8_t *wdays, char *err, size_t errlen)
 {
 	const char *p = s;
 
-	for (;;) {
+	for (;; p++) {
 		size_t n = strcspn(p, ",.");
 		int a = weekday_index(p, n), b;
 
@@ -151,14 +156,17 @@ parse_weekdays(const char *s, uint8_t *wdays, char *err, size_t errlen)
 		}
 		for (; a <= b; a++)
 			*wdays |= (uint8_t)(1u << ((a + 1) % 7));	/* to tm_wday: Sunday 0 */
-		if (*p == '\0')
-			return NULL;
-		if (*p != ',') {
-			snprintf(err, errlen, "'%s': unexpected '%c'", s, *p);
-			return err;
-		}
-		p++;
+		if (*p != ',')
+			return list_end(s, p, err, errlen);
 	}
+}
+
+/* One field of at most 64 values (months, days, hours, minutes, seconds) into *word, cleared first. */
+static const char *
+parse_word(const char *s, int lo, int hi, uint64_t *word, char *err, size_t errlen)
+{
+	*word = 0;
+	return parse_field(s, lo, hi, word, err, errlen);
 }
 
 /* Split "a-b-c" or "a:b:c" into at most three parts. */
@@ -182,7 +190,7 @@ static const char *
 parse_date(char *s, struct calspec *c, char *err, size_t errlen)
 {
 	char *parts[3], **md;
-	uint64_t w[1];
+	uint64_t w;
 	const char *e;
 	int n = split3(s, '-', parts);
 
@@ -201,14 +209,12 @@ parse_date(char *s, struct calspec *c, char *err, size_t errlen)
 		md = parts + 1;
 	} else
 		md = parts;
-	w[0] = 0;
-	if ((e = parse_field(md[0], 1, 12, w, err, errlen)) != NULL)
+	if ((e = parse_word(md[0], 1, 12, &w, err, errlen)) != NULL)
 		return e;
-	c->months = (uint16_t)w[0];
-	w[0] = 0;
-	if ((e = parse_field(md[1], 1, 31, w, err, errlen)) != NULL)
+	c->months = (uint16_t)w;
+	if ((e = parse_word(md[1], 1, 31, &w, err, errlen)) != NULL)
 		return e;
-	c->mdays = (uint32_t)w[0];
+	c->mdays = (uint32_t)w;
 	return NULL;
 }
 
@@ -216,7 +222,7 @@ static const char *
 parse_time(char *s, struct calspec *c, char *err, size_t errlen)
 {
 	char *parts[3];
-	uint64_t w[1];
+	uint64_t w;
 	const char *e;
 	int n = split3(s, ':', parts);
 
@@ -224,19 +230,16 @@ parse_time(char *s, struct calspec *c, char *err, size_t errlen)
 		snprintf(err, errlen, "'%s' is not a time (expected HH:MM[:SS])", s);
 		return err;
 	}
-	w[0] = 0;
-	if ((e = parse_field(parts[0], 0, 23, w, err, errlen)) != NULL)
+	if ((e = parse_word(parts[0], 0, 23, &w, err, errlen)) != NULL)
 		return e;
-	c->hours = (uint32_t)w[0];
-	c->minutes = 0;
-	if ((e = parse_field(parts[1], 0, 59, &c->minutes, err, errlen)) != NULL)
+	c->hours = (uint32_t)w;
+	if ((e = parse_word(parts[1], 0, 59, &c->minutes, err, errlen)) != NULL)
 		return e;
-	c->seconds = 0;
-	if (n == 3 && (e = parse_field(parts[2], 0, 59, &c->seconds, err, errlen)) != NULL)
-		return e;
-	if (n == 2)
-		c->seconds = 1;
-	return NULL;
+	if (n == 2) {
+		c->seconds = 1;		/* HH:MM is HH:MM:00 */
+		return NULL;
+	}
+	return parse_word(parts[2], 0, 59, &c->seconds, err, errlen);
 }
 
 static const char *

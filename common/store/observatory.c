@@ -108,24 +108,38 @@ obs_run_set_phase(struct db *db, const char *run_id, const char *phase, char **c
 	return db_step_done(db, st, cause);
 }
 
-int
-obs_run_finish(struct db *db, const char *run_id, const char *status, const char *error, const char *finished_at,
-    char **cause)
+/*
+ * Finish a run (SQL_RUN_FINISH) or one of its steps (SQL_STEP_FINISH): its status, its error (sanitised; NULL
+ * keeps the one it has), finished_at, then the row's key (run_id; or run_id, sync_type and step).
+ */
+static int
+finish_row(struct db *db, const char *sql, const char *status, const char *error, const char *finished_at,
+    const char *const *key, int nkey, char **cause)
 {
 	sqlite3_stmt *st;
 	char *clean;
-	int rc;
+	int i, rc;
 
-	if ((st = db_stmt(db, SQL_RUN_FINISH, cause)) == NULL)
+	if ((st = db_stmt(db, sql, cause)) == NULL)
 		return -1;
 	clean = sanitize_dup(error, 0);
 	db_bind_text(st, 1, status);
 	db_bind_text(st, 2, clean);
 	db_bind_text(st, 3, finished_at);
-	db_bind_text(st, 4, run_id);
+	for (i = 0; i < nkey; i++)
+		db_bind_text(st, 4 + i, key[i]);
 	rc = db_step_done(db, st, cause);
 	free(clean);
 	return rc;
+}
+
+int
+obs_run_finish(struct db *db, const char *run_id, const char *status, const char *error, const char *finished_at,
+    char **cause)
+{
+	const char *key[] = { run_id };
+
+	return finish_row(db, SQL_RUN_FINISH, status, error, finished_at, key, 1, cause);
 }
 
 int
@@ -179,42 +193,30 @@ int
 obs_step_finish(struct db *db, const char *run_id, const char *sync_type, const char *step, const char *status,
     const char *error, const char *finished_at, char **cause)
 {
-	sqlite3_stmt *st;
-	char *clean;
-	int rc;
+	const char *key[] = { run_id, sync_type, step };
 
-	if ((st = db_stmt(db, SQL_STEP_FINISH, cause)) == NULL)
+	return finish_row(db, SQL_STEP_FINISH, status, error, finished_at, key, 3, cause);
+}
+
+/* Mark the sync type's running rows stale as of now (SQL_STALE_STEPS or SQL_STALE_RUNS); how many, or -1. */
+static int
+mark_stale(struct db *db, const char *sql, const char *sync_type, const char *now, char **cause)
+{
+	sqlite3_stmt *st;
+
+	if ((st = db_stmt(db, sql, cause)) == NULL)
 		return -1;
-	clean = sanitize_dup(error, 0);
-	db_bind_text(st, 1, status);
-	db_bind_text(st, 2, clean);
-	db_bind_text(st, 3, finished_at);
-	db_bind_text(st, 4, run_id);
-	db_bind_text(st, 5, sync_type);
-	db_bind_text(st, 6, step);
-	rc = db_step_done(db, st, cause);
-	free(clean);
-	return rc;
+	db_bind_text(st, 1, now);
+	db_bind_text(st, 2, sync_type);
+	if (db_step_done(db, st, cause) == -1)
+		return -1;
+	return sqlite3_changes(db_handle(db));
 }
 
 int
 obs_mark_stale(struct db *db, const char *sync_type, const char *now, char **cause)
 {
-	sqlite3_stmt *st;
-	int n;
-
-	if ((st = db_stmt(db, SQL_STALE_STEPS, cause)) == NULL)
+	if (mark_stale(db, SQL_STALE_STEPS, sync_type, now, cause) == -1)
 		return -1;
-	db_bind_text(st, 1, now);
-	db_bind_text(st, 2, sync_type);
-	if (db_step_done(db, st, cause) == -1)
-		return -1;
-	if ((st = db_stmt(db, SQL_STALE_RUNS, cause)) == NULL)
-		return -1;
-	db_bind_text(st, 1, now);
-	db_bind_text(st, 2, sync_type);
-	if (db_step_done(db, st, cause) == -1)
-		return -1;
-	n = sqlite3_changes(db_handle(db));
-	return n;
+	return mark_stale(db, SQL_STALE_RUNS, sync_type, now, cause);
 }

@@ -31,6 +31,14 @@ num(struct buf *b, double v)
 	buf_adds(b, out);
 }
 
+/* The number at `key` in o, written as num() does, then the text after it. */
+static void
+num_text(struct buf *b, const cJSON *o, const char *key, const char *text)
+{
+	num(b, json_num(o, key, 0));
+	buf_adds(b, text);
+}
+
 static void
 items(struct buf *b, const cJSON *t, const char *key, const char *mark, double count)
 {
@@ -121,14 +129,10 @@ cricos_format_summary(const cJSON *sum, struct buf *b)
 		if (t == NULL)
 			continue;
 		buf_printf(b, "\n%s: ", TITLES[i]);
-		num(b, json_num(t, "new", 0));
-		buf_adds(b, " new, ");
-		num(b, json_num(t, "changed", 0));
-		buf_adds(b, " changed, ");
-		num(b, json_num(t, "removed", 0));
-		buf_adds(b, " removed (");
-		num(b, json_num(t, "rows", 0));
-		buf_adds(b, " current)");
+		num_text(b, t, "new", " new, ");
+		num_text(b, t, "changed", " changed, ");
+		num_text(b, t, "removed", " removed (");
+		num_text(b, t, "rows", " current)");
 		if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "synced")))
 			buf_adds(b, " - not read: unchanged upstream");
 		buf_addc(b, '\n');
@@ -142,16 +146,11 @@ cricos_format_summary(const cJSON *sum, struct buf *b)
 		int shown = 0;
 
 		buf_adds(b, "\nTGA link: ");
-		num(b, json_num(link, "courses_with_code", 0));
-		buf_adds(b, " current courses have a VET National Code: ");
-		num(b, json_num(link, "matched", 0));
-		buf_adds(b, " matched, ");
-		num(b, json_num(link, "deleted", 0));
-		buf_adds(b, " to a component removed on TGA, ");
-		num(b, json_num(link, "unmatched", 0));
-		buf_adds(b, " unmatched (");
-		num(b, json_num(link, "unmatched_codes", 0));
-		buf_adds(b, " codes)\n");
+		num_text(b, link, "courses_with_code", " current courses have a VET National Code: ");
+		num_text(b, link, "matched", " matched, ");
+		num_text(b, link, "deleted", " to a component removed on TGA, ");
+		num_text(b, link, "unmatched", " unmatched (");
+		num_text(b, link, "unmatched_codes", " codes)\n");
 		if (json_str(link, "note")[0] != '\0')
 			buf_printf(b, "  Note: %s.\n", json_str(link, "note"));
 		if (cJSON_GetArraySize(codes) > 0) {

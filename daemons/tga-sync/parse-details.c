@@ -90,6 +90,64 @@ set_bool(struct xml_parser *p, struct rec *r, int i, int id, const char *text, s
 	rec_set_bool(r, i, b);
 }
 
+/* How an element's text goes into its column: as a token (set_token), as text (set_text) or as a boolean. */
+enum field_kind { FK_TOKEN, FK_TEXT, FK_BOOL };
+
+/* One member of a record: element `id` fills column `col`. */
+struct field {
+	int id;
+	int col;
+	enum field_kind kind;
+};
+
+/* The members of the records that element `parent` holds. */
+struct fields {
+	int parent;
+	const struct field *f;
+	size_t n;
+};
+
+#define FIELDS(a) (a), sizeof (a) / sizeof (a)[0]
+
+/* Set the column that the table names for element `id`; an element it does not name is ignored. */
+static void
+set_field(struct xml_parser *p, struct rec *r, const struct field *f, size_t n, int id, const char *text,
+    size_t len, bool nil)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (f[i].id != id)
+			continue;
+		switch (f[i].kind) {
+		case FK_TOKEN:
+			set_token(r, f[i].col, text, len, nil);
+			break;
+		case FK_TEXT:
+			set_text(r, f[i].col, text, len, nil);
+			break;
+		case FK_BOOL:
+			set_bool(p, r, f[i].col, id, text, len, nil);
+			break;
+		}
+		return;
+	}
+}
+
+/* Set the column for element `id` inside `parent`, from the table of `parent`'s members. */
+static void
+set_member(struct xml_parser *p, struct rec *r, const struct fields *t, size_t n, int parent, int id,
+    const char *text, size_t len, bool nil)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (t[i].parent == parent) {
+			set_field(p, r, t[i].f, t[i].n, id, text, len, nil);
+			return;
+		}
+}
+
 static void
 put(struct xml_parser *p, struct pd_ctx *c, const struct rec *r)
 {
@@ -206,12 +264,45 @@ tc_start(struct xml_parser *p, void *h, int id, int parent, int depth, bool nil)
 	return XM_SKIP;
 }
 
+static const struct field tc_head_fields[] = {
+	{ XN_Code, TC_CODE, FK_TOKEN }, { XN_ComponentType, TC_TYPE, FK_TOKEN }, { XN_Title, TC_TITLE, FK_TEXT },
+	{ XN_ParentCode, TC_PARENT_CODE, FK_TOKEN }, { XN_ParentTitle, TC_PARENT_TITLE, FK_TEXT },
+	{ XN_IsConfidential, TC_CONFIDENTIAL, FK_BOOL }, { XN_IsLegacyData, TC_LEGACY, FK_BOOL },
+	{ XN_CurrencyStatus, TC_CURRENCY_STATUS, FK_TOKEN }, { XN_CreatedDate, TC_CREATED, FK_TOKEN },
+	{ XN_UpdatedDate, TC_UPDATED, FK_TOKEN }, { XN_IscOrganisationCode, TC_ISC_CODE, FK_TOKEN },
+};
+static const struct field tc_class_fields[] = {
+	{ XN_SchemeCode, 0, FK_TOKEN }, { XN_ValueCode, 1, FK_TOKEN }, { XN_PurposeCode, 2, FK_TOKEN },
+	{ XN_StartDate, 3, FK_TOKEN }, { XN_EndDate, 4, FK_TOKEN },
+};
+static const struct field tc_currency_fields[] = {
+	{ XN_Authority, 0, FK_TOKEN }, { XN_StartDate, 1, FK_TOKEN }, { XN_EndDate, 2, FK_TOKEN },
+	{ XN_EndReasonCode, 3, FK_TOKEN }, { XN_EndComment, 4, FK_TEXT },
+};
+static const struct field tc_mapping_fields[] = {
+	{ XN_Code, 0, FK_TOKEN }, { XN_Title, 1, FK_TEXT }, { XN_MapsToCode, 2, FK_TOKEN },
+	{ XN_MapsToTitle, 3, FK_TEXT }, { XN_IsEquivalent, 4, FK_BOOL }, { XN_Notes, 5, FK_TEXT },
+};
+static const struct field tc_usage_fields[] = {
+	{ XN_State, 0, FK_TOKEN }, { XN_StartDate, 1, FK_TOKEN }, { XN_EndDate, 2, FK_TOKEN },
+};
+static const struct fields tc_children[] = {
+	{ XN_Classification, FIELDS(tc_class_fields) }, { XN_NrtCurrencyPeriod, FIELDS(tc_currency_fields) },
+	{ XN_Mapping, FIELDS(tc_mapping_fields) }, { XN_UsageRecommendation, FIELDS(tc_usage_fields) },
+};
+static const struct field tc_release_fields[] = {
+	{ XN_ReleaseNumber, 0, FK_TOKEN }, { XN_ReleaseDate, 1, FK_TOKEN }, { XN_Currency, 2, FK_TOKEN },
+	{ XN_ApprovalProcess, 3, FK_TEXT },
+};
+static const struct field tc_grid_fields[] = {
+	{ XN_Code, 1, FK_TOKEN }, { XN_Title, 2, FK_TEXT }, { XN_IsEssential, 3, FK_BOOL },
+};
+
 static void
 tc_end(struct xml_parser *p, void *h, int id, int parent, int grandparent, int depth, const char *text,
     size_t len, bool nil)
 {
 	struct pd_ctx *c = h;
-	struct rec *r;
 	int rel;
 
 	if (c->result_depth < 0)
@@ -222,20 +313,7 @@ tc_end(struct xml_parser *p, void *h, int id, int parent, int grandparent, int d
 		c->result_depth = -1;
 		return;
 	case 1:
-		r = &c->head;
-		switch (id) {
-		case XN_Code: set_token(r, TC_CODE, text, len, nil); break;
-		case XN_ComponentType: set_token(r, TC_TYPE, text, len, nil); break;
-		case XN_Title: set_text(r, TC_TITLE, text, len, nil); break;
-		case XN_ParentCode: set_token(r, TC_PARENT_CODE, text, len, nil); break;
-		case XN_ParentTitle: set_text(r, TC_PARENT_TITLE, text, len, nil); break;
-		case XN_IsConfidential: set_bool(p, r, TC_CONFIDENTIAL, id, text, len, nil); break;
-		case XN_IsLegacyData: set_bool(p, r, TC_LEGACY, id, text, len, nil); break;
-		case XN_CurrencyStatus: set_token(r, TC_CURRENCY_STATUS, text, len, nil); break;
-		case XN_CreatedDate: set_token(r, TC_CREATED, text, len, nil); break;
-		case XN_UpdatedDate: set_token(r, TC_UPDATED, text, len, nil); break;
-		case XN_IscOrganisationCode: set_token(r, TC_ISC_CODE, text, len, nil); break;
-		}
+		set_field(p, &c->head, FIELDS(tc_head_fields), id, text, len, nil);
 		return;
 	case 2:
 		if (id == XN_Release)
@@ -249,62 +327,18 @@ tc_end(struct xml_parser *p, void *h, int id, int parent, int grandparent, int d
 			put(p, c, &c->child);
 		return;
 	case 3:
-		r = &c->child;
-		switch (parent) {
-		case XN_Classification:
-			switch (id) {
-			case XN_SchemeCode: set_token(r, 0, text, len, nil); break;
-			case XN_ValueCode: set_token(r, 1, text, len, nil); break;
-			case XN_PurposeCode: set_token(r, 2, text, len, nil); break;
-			case XN_StartDate: set_token(r, 3, text, len, nil); break;
-			case XN_EndDate: set_token(r, 4, text, len, nil); break;
-			}
-			break;
-		case XN_NrtCurrencyPeriod:
-			switch (id) {
-			case XN_Authority: set_token(r, 0, text, len, nil); break;
-			case XN_StartDate: set_token(r, 1, text, len, nil); break;
-			case XN_EndDate: set_token(r, 2, text, len, nil); break;
-			case XN_EndReasonCode: set_token(r, 3, text, len, nil); break;
-			case XN_EndComment: set_text(r, 4, text, len, nil); break;
-			}
-			break;
-		case XN_Mapping:
-			switch (id) {
-			case XN_Code: set_token(r, 0, text, len, nil); break;
-			case XN_Title: set_text(r, 1, text, len, nil); break;
-			case XN_MapsToCode: set_token(r, 2, text, len, nil); break;
-			case XN_MapsToTitle: set_text(r, 3, text, len, nil); break;
-			case XN_IsEquivalent: set_bool(p, r, 4, id, text, len, nil); break;
-			case XN_Notes: set_text(r, 5, text, len, nil); break;
-			}
-			break;
-		case XN_UsageRecommendation:
-			switch (id) {
-			case XN_State: set_token(r, 0, text, len, nil); break;
-			case XN_StartDate: set_token(r, 1, text, len, nil); break;
-			case XN_EndDate: set_token(r, 2, text, len, nil); break;
-			}
-			break;
-		case XN_Release:
-			r = &c->rel;
-			switch (id) {
-			case XN_ReleaseNumber:
-				set_token(r, 0, text, len, nil);
-				if (!nil) {
-					parse_trim(&text, &len);
-					if (len >= sizeof c->release_number)
-						len = sizeof c->release_number - 1;
-					memcpy(c->release_number, text, len);
-					c->release_number[len] = '\0';
-					c->release_has_number = true;
-				}
-				break;
-			case XN_ReleaseDate: set_token(r, 1, text, len, nil); break;
-			case XN_Currency: set_token(r, 2, text, len, nil); break;
-			case XN_ApprovalProcess: set_text(r, 3, text, len, nil); break;
-			}
-			break;
+		if (parent != XN_Release) {
+			set_member(p, &c->child, FIELDS(tc_children), parent, id, text, len, nil);
+			return;
+		}
+		set_field(p, &c->rel, FIELDS(tc_release_fields), id, text, len, nil);
+		if (id == XN_ReleaseNumber && !nil) {
+			parse_trim(&text, &len);
+			if (len >= sizeof c->release_number)
+				len = sizeof c->release_number - 1;
+			memcpy(c->release_number, text, len);
+			c->release_number[len] = '\0';
+			c->release_has_number = true;
 		}
 		return;
 	case 4:
@@ -312,12 +346,7 @@ tc_end(struct xml_parser *p, void *h, int id, int parent, int grandparent, int d
 			put(p, c, &c->child);
 		return;
 	case 5:
-		r = &c->child;
-		switch (id) {
-		case XN_Code: set_token(r, 1, text, len, nil); break;
-		case XN_Title: set_text(r, 2, text, len, nil); break;
-		case XN_IsEssential: set_bool(p, r, 3, id, text, len, nil); break;
-		}
+		set_field(p, &c->child, FIELDS(tc_grid_fields), id, text, len, nil);
 		return;
 	}
 }
@@ -444,6 +473,40 @@ legal_end(struct pd_ctx *c)
 	c->legal_current = current;
 }
 
+static const struct field org_head_fields[] = {
+	{ XN_CreatedDate, ORG_CREATED, FK_TOKEN }, { XN_UpdatedDate, ORG_UPDATED, FK_TOKEN },
+	{ XN_RegistrationStatus, ORG_STATUS, FK_TOKEN }, { XN_IsLegacyData, ORG_LEGACY, FK_BOOL },
+};
+static const struct field org_scope_fields[] = {
+	{ XN_NrtCode, 0, FK_TOKEN }, { XN_IsImplicit, 1, FK_BOOL }, { XN_TrainingComponentType, 2, FK_TOKEN },
+	{ XN_ExtentCode, 3, FK_TOKEN }, { XN_IsRefused, 4, FK_BOOL }, { XN_ScopeDecisionType, 5, FK_TOKEN },
+	{ XN_StartDate, 6, FK_TOKEN }, { XN_EndDate, 7, FK_TOKEN },
+};
+static const struct field org_location_fields[] = { { XN_StartDate, 7, FK_TOKEN }, { XN_EndDate, 8, FK_TOKEN } };
+/* A trading name's Name or a URL's Link, then the dates. */
+static const struct field org_named_fields[] = {
+	{ XN_Name, 0, FK_TEXT }, { XN_Link, 0, FK_TEXT }, { XN_StartDate, 1, FK_TOKEN },
+	{ XN_EndDate, 2, FK_TOKEN },
+};
+static const struct field org_period_fields[] = {
+	{ XN_StartDate, 0, FK_TOKEN }, { XN_EndDate, 1, FK_TOKEN }, { XN_EndReasonCode, 2, FK_TOKEN },
+	{ XN_EndReasonComments, 3, FK_TEXT }, { XN_Exerciser, 4, FK_TOKEN }, { XN_LegalAuthority, 5, FK_TEXT },
+};
+static const struct fields org_children[] = {
+	{ XN_Scope, FIELDS(org_scope_fields) }, { XN_Scope2, FIELDS(org_scope_fields) },
+	{ XN_OrganisationLocation, FIELDS(org_location_fields) }, { XN_TradingName, FIELDS(org_named_fields) },
+	{ XN_Url, FIELDS(org_named_fields) }, { XN_RegistrationPeriod, FIELDS(org_period_fields) },
+};
+/* The responsible legal person (c->rel): name, abn (from Abns, below), acn, start, end. */
+static const struct field org_legal_fields[] = {
+	{ XN_Name, 0, FK_TEXT }, { XN_Acn, 2, FK_TOKEN }, { XN_StartDate, 3, FK_TOKEN },
+	{ XN_EndDate, 4, FK_TOKEN },
+};
+static const struct field org_address_fields[] = {
+	{ XN_Line1, 0, FK_TEXT }, { XN_Line2, 1, FK_TEXT }, { XN_Suburb, 2, FK_TEXT }, { XN_Postcode, 3, FK_TOKEN },
+	{ XN_StateCode, 4, FK_TOKEN }, { XN_CountryCode, 5, FK_TOKEN }, { XN_StateOverseas, 6, FK_TEXT },
+};
+
 static void
 org_end(struct xml_parser *p, void *h, int id, int parent, int grandparent, int depth, const char *text,
     size_t len, bool nil)
@@ -468,12 +531,7 @@ org_end(struct xml_parser *p, void *h, int id, int parent, int grandparent, int 
 		return;
 	}
 	case 1:
-		switch (id) {
-		case XN_CreatedDate: set_token(&c->head, ORG_CREATED, text, len, nil); break;
-		case XN_UpdatedDate: set_token(&c->head, ORG_UPDATED, text, len, nil); break;
-		case XN_RegistrationStatus: set_token(&c->head, ORG_STATUS, text, len, nil); break;
-		case XN_IsLegacyData: set_bool(p, &c->head, ORG_LEGACY, id, text, len, nil); break;
-		}
+		set_field(p, &c->head, FIELDS(org_head_fields), id, text, len, nil);
 		return;
 	case 2:
 		switch (id) {
@@ -490,67 +548,15 @@ org_end(struct xml_parser *p, void *h, int id, int parent, int grandparent, int 
 		}
 		return;
 	case 3:
-		switch (parent) {
-		case XN_Scope:
-		case XN_Scope2:
-			switch (id) {
-			case XN_NrtCode: set_token(r, 0, text, len, nil); break;
-			case XN_IsImplicit: set_bool(p, r, 1, id, text, len, nil); break;
-			case XN_TrainingComponentType: set_token(r, 2, text, len, nil); break;
-			case XN_ExtentCode: set_token(r, 3, text, len, nil); break;
-			case XN_IsRefused: set_bool(p, r, 4, id, text, len, nil); break;
-			case XN_ScopeDecisionType: set_token(r, 5, text, len, nil); break;
-			case XN_StartDate: set_token(r, 6, text, len, nil); break;
-			case XN_EndDate: set_token(r, 7, text, len, nil); break;
-			}
-			break;
-		case XN_OrganisationLocation:
-			if (id == XN_StartDate)
-				set_token(r, 7, text, len, nil);
-			else if (id == XN_EndDate)
-				set_token(r, 8, text, len, nil);
-			break;
-		case XN_ResponsibleLegalPerson:
-			switch (id) {
-			case XN_Name: set_text(&c->rel, 0, text, len, nil); break;
-			case XN_Acn: set_token(&c->rel, 2, text, len, nil); break;
-			case XN_StartDate: set_token(&c->rel, 3, text, len, nil); break;
-			case XN_EndDate: set_token(&c->rel, 4, text, len, nil); break;
-			}
-			break;
-		case XN_TradingName:
-		case XN_Url:
-			switch (id) {
-			case XN_Name:
-			case XN_Link: set_text(r, 0, text, len, nil); break;
-			case XN_StartDate: set_token(r, 1, text, len, nil); break;
-			case XN_EndDate: set_token(r, 2, text, len, nil); break;
-			}
-			break;
-		case XN_RegistrationPeriod:
-			switch (id) {
-			case XN_StartDate: set_token(r, 0, text, len, nil); break;
-			case XN_EndDate: set_token(r, 1, text, len, nil); break;
-			case XN_EndReasonCode: set_token(r, 2, text, len, nil); break;
-			case XN_EndReasonComments: set_text(r, 3, text, len, nil); break;
-			case XN_Exerciser: set_token(r, 4, text, len, nil); break;
-			case XN_LegalAuthority: set_text(r, 5, text, len, nil); break;
-			}
-			break;
-		}
+		if (parent == XN_ResponsibleLegalPerson)
+			set_field(p, &c->rel, FIELDS(org_legal_fields), id, text, len, nil);
+		else
+			set_member(p, r, FIELDS(org_children), parent, id, text, len, nil);
 		return;
 	case 4:
-		if (parent == XN_Address) {
-			switch (id) {
-			case XN_Line1: set_text(r, 0, text, len, nil); break;
-			case XN_Line2: set_text(r, 1, text, len, nil); break;
-			case XN_Suburb: set_text(r, 2, text, len, nil); break;
-			case XN_Postcode: set_token(r, 3, text, len, nil); break;
-			case XN_StateCode: set_token(r, 4, text, len, nil); break;
-			case XN_CountryCode: set_token(r, 5, text, len, nil); break;
-			case XN_StateOverseas: set_text(r, 6, text, len, nil); break;
-			}
-		} else if (parent == XN_Abns && id == XN_string && !c->abn_seen && !nil) {
+		if (parent == XN_Address)
+			set_field(p, r, FIELDS(org_address_fields), id, text, len, nil);
+		else if (parent == XN_Abns && id == XN_string && !c->abn_seen && !nil) {
 			/* The first ABN of the legal person (the register has one), digits only as the REST source
 			 * stores it (parse.h). */
 			char abn[64];

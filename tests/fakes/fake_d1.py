@@ -30,7 +30,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import socket
 import sqlite3
 import struct
@@ -40,6 +39,7 @@ import threading
 import time
 import urllib.parse
 
+import fakekit
 import http_wire
 
 DEFAULT_ACCOUNT = "023e105f4ecef8ad9ca31a8372d0c353"          # the example account id of Cloudflare's API docs
@@ -479,9 +479,7 @@ class App:
         self.server = None
         self.reset_stats()
 
-    def say(self, msg):
-        sys.stderr.write(msg + "\n")
-        sys.stderr.flush()
+    say = staticmethod(fakekit.say)
 
     def reset_stats(self):
         with self.stats_lock:
@@ -876,8 +874,7 @@ def env_default(name, fallback):
 
 def build_parser():
     ap = argparse.ArgumentParser(description="Fake Cloudflare D1 HTTP API (query/raw) backed by SQLite files")
-    ap.add_argument("--port", type=int, default=0)
-    ap.add_argument("--port-file")
+    fakekit.add_listen_args(ap)
     ap.add_argument("--data-dir", help="where the databases' SQLite files live (default: a temporary folder, "
                                        "removed on exit)")
     ap.add_argument("--account-id", default=DEFAULT_ACCOUNT)
@@ -940,23 +937,12 @@ def rebind(server, port):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     app = make_app(args)
-    server = Server(("127.0.0.1", args.port), app)
+    server, port = fakekit.listen(Server, app, args)
     app.server = server
-    port = server.server_address[1]
-    if args.port_file:
-        tmp = args.port_file + ".tmp"
-        with open(tmp, "w") as f:
-            f.write("%d\n" % port)
-        os.replace(tmp, args.port_file)
     app.say("fake_d1: listening on 127.0.0.1:%d account %s, %s; rate %d/%gs block %gs; timeout %gs (tokens never "
             "logged)" % (port, args.account_id, ", ".join("%s=%s" % (d.name, d.uuid) for d in app.databases.values()),
                          args.rate_limit, args.rate_window, args.rate_block, args.request_timeout))
-
-    def stop(signum, frame):
-        app.stop.set()
-        threading.Thread(target=server.shutdown, daemon=True).start()
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    fakekit.stop_on_signals(app, server)
     try:
         while not app.stop.is_set():
             server.serve_forever(poll_interval=0.2)

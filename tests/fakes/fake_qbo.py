@@ -809,6 +809,22 @@ class Store:
         if str(st) != rec.ent["SyncToken"]:
             raise err_5010()
 
+    def _find_synced(self, kind, body, now, fx):
+        """The record an update, void or delete of `kind` names, checked against its SyncToken."""
+        rec = self._find_for_write(kind, body)
+        self._check_sync(rec, body, now, fx)
+        return rec
+
+    @staticmethod
+    def _update_fields(rec, body, computed):
+        """An update's input fields: the body's, over the record's own when the update is sparse; never the
+        `computed` ones."""
+        if _is_true(body.get("sparse")):
+            fields = {k: v for k, v in rec.ent.items() if k not in computed}
+            fields.update((k, v) for k, v in body.items() if k not in computed)
+            return fields
+        return {k: v for k, v in body.items() if k not in computed}
+
     def _bump(self, rec, now):
         rec.ent = dict(rec.ent, SyncToken=str(int(rec.ent["SyncToken"]) + 1),
                        MetaData=self._meta(rec.created, now))
@@ -980,11 +996,7 @@ class Store:
         if rec is None:
             raise err_610()
         self._check_sync(rec, body, now, fx)
-        if _is_true(body.get("sparse")):
-            fields = {k: v for k, v in rec.ent.items() if k not in INVOICE_COMPUTED}
-            fields.update((k, v) for k, v in body.items() if k not in INVOICE_COMPUTED)
-        else:
-            fields = {k: v for k, v in body.items() if k not in INVOICE_COMPUTED}
+        fields = self._update_fields(rec, body, INVOICE_COMPUTED)
         doc = self._docnum(fields) or rec.ent["DocNumber"]
         fields["DocNumber"] = doc
         old_doc = rec.ent["DocNumber"]
@@ -1047,8 +1059,7 @@ class Store:
         return rec
 
     def delete_invoice(self, body, now, fx=_no_fault):
-        rec = self._find_for_write("Invoice", body)
-        self._check_sync(rec, body, now, fx)
+        rec = self._find_synced("Invoice", body, now, fx)
         inv_id = rec.id
         cust = rec.ent["CustomerRef"]["value"]
         self._cust_add(cust, -dec_of(rec.ent["Balance"]))
@@ -1069,8 +1080,7 @@ class Store:
         self._touch(tomb, now)
 
     def void_invoice(self, body, now, fx=_no_fault):
-        rec = self._find_for_write("Invoice", body)
-        self._check_sync(rec, body, now, fx)
+        rec = self._find_synced("Invoice", body, now, fx)
         inv_id = rec.id
         self._cust_add(rec.ent["CustomerRef"]["value"], -dec_of(rec.ent["Balance"]))
         self._detach_payments(inv_id, now)
@@ -1194,13 +1204,8 @@ class Store:
 
     def update_payment(self, body, now, fx=_no_fault):
         self._check_fields(body, PAYMENT_INPUT, "Payment")
-        rec = self._find_for_write("Payment", body)
-        self._check_sync(rec, body, now, fx)
-        if _is_true(body.get("sparse")):
-            fields = {k: v for k, v in rec.ent.items() if k not in PAYMENT_COMPUTED}
-            fields.update((k, v) for k, v in body.items() if k not in PAYMENT_COMPUTED)
-        else:
-            fields = {k: v for k, v in body.items() if k not in PAYMENT_COMPUTED}
+        rec = self._find_synced("Payment", body, now, fx)
+        fields = self._update_fields(rec, body, PAYMENT_COMPUTED)
         cust, total, per_inv, lines_out, unapplied = self._payment_plan(fields, rec.id)
         old_cust = rec.ent["CustomerRef"]["value"]
         if cust.id != old_cust and self.pay_apps.get(rec.id):
@@ -1219,8 +1224,7 @@ class Store:
         return ent
 
     def void_payment(self, body, now, fx=_no_fault):
-        rec = self._find_for_write("Payment", body)
-        self._check_sync(rec, body, now, fx)
+        rec = self._find_synced("Payment", body, now, fx)
         self._set_applications(rec.id, {}, now)
         self._cust_add(rec.ent["CustomerRef"]["value"], dec_of(rec.ent["UnappliedAmt"]))
         lines = [dict(ln, Amount=0) for ln in rec.ent["Line"]]
@@ -1231,8 +1235,7 @@ class Store:
         return rec.ent
 
     def delete_payment(self, body, now, fx=_no_fault):
-        rec = self._find_for_write("Payment", body)
-        self._check_sync(rec, body, now, fx)
+        rec = self._find_synced("Payment", body, now, fx)
         self._set_applications(rec.id, {}, now)
         cust = rec.ent["CustomerRef"]["value"]
         self._cust_add(cust, dec_of(rec.ent["UnappliedAmt"]))
@@ -1296,13 +1299,8 @@ class Store:
 
     def update_customer(self, body, now, fx=_no_fault):
         self._check_fields(body, CUSTOMER_INPUT, "Customer")
-        rec = self._find_for_write("Customer", body)
-        self._check_sync(rec, body, now, fx)
-        if _is_true(body.get("sparse")):
-            fields = {k: v for k, v in rec.ent.items() if k not in CUSTOMER_COMPUTED}
-            fields.update((k, v) for k, v in body.items() if k not in CUSTOMER_COMPUTED)
-        else:
-            fields = {k: v for k, v in body.items() if k not in CUSTOMER_COMPUTED}
+        rec = self._find_synced("Customer", body, now, fx)
+        fields = self._update_fields(rec, body, CUSTOMER_COMPUTED)
         ent = self._customer_entity(fields, rec.id, rec.created, now, int(rec.ent["SyncToken"]) + 1)
         old, new = rec.ent["DisplayName"].lower(), ent["DisplayName"].lower()
         if new != old:

@@ -55,8 +55,6 @@ import json
 import marshal
 import os
 import re
-import shutil
-import signal
 import sys
 import threading
 import time
@@ -65,6 +63,7 @@ import uuid
 import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+import fakekit
 import http_wire
 import tga_register as reg
 from tga_register import format_instant, TICKS_PER_SECOND
@@ -769,12 +768,7 @@ class Store:
     # -------------------------------------------------------------------------------------------- disk cache
 
     def _cache_key(self):
-        h = hashlib.sha256()
-        for name in ("tga_register.py", "fake_tga_rest.py", "nrt_codes.py"):
-            with open(os.path.join(HERE, name), "rb") as f:
-                h.update(f.read())
-        h.update(FORMAT.encode())
-        return "%s-seed%d-%s" % (self.r.scale, self.r.seed, h.hexdigest()[:16])
+        return fakekit.cache_key(self.r, ("tga_register.py", "fake_tga_rest.py", "nrt_codes.py"), FORMAT)
 
     def _load_or_build(self, cache_dir, rebuild):
         d = os.path.join(cache_dir, self._cache_key())
@@ -795,13 +789,7 @@ class Store:
                 self.say("cache: loaded %s in %.1fs" % (d, time.time() - t0))
                 return
         os.makedirs(d, exist_ok=True)
-        # Caches of older sources for the same scale and seed are GBs each and never used again.
-        stem = "%s-seed%d-" % (self.r.scale, self.r.seed)
-        for old in os.listdir(cache_dir):
-            path = os.path.join(cache_dir, old)
-            if old.startswith(stem) and path != d and os.path.isdir(path):
-                shutil.rmtree(path, ignore_errors=True)
-                self.say("cache: removed stale %s" % path)
+        fakekit.remove_stale_caches(cache_dir, self.r, d, self.say)
         t0 = time.time()
         parts, index, comp = self._build_parallel(d)
         self.comp = comp
@@ -1190,7 +1178,7 @@ class Response:
         self.status, self.headers, self.parts, self.note, self.rows = status, headers, parts, note, rows
 
 
-class App:
+class App(fakekit.FakeApp):
     def __init__(self, args):
         self.args = args
         self.quiet = args.quiet
@@ -1211,25 +1199,16 @@ class App:
                               + [o["_UpdatedDate"] for o in r.organisations.values()]
                               + [d["_ticks"] for d in r.deleted_components + r.deleted_organisations])
         self.say("fake_tga_rest: %s scale ready in %.1fs" % (args.scale, time.time() - t0))
-        self.faults = []
-        self.fault_lock = threading.Lock()
-        self.stats_lock = threading.Lock()
         self.rate_lock = threading.Lock()
         self.recent = collections.deque()
         self.trace = 0
-        self.reset_stats()
-        self.stop = threading.Event()
+        self.init_state()
 
-    def say(self, msg):
-        sys.stderr.write(msg + "\n")
-        sys.stderr.flush()
-
-    def reset_stats(self):
-        with self.stats_lock:
-            self.stats = {"requests": 0, "by_op": collections.Counter(), "by_endpoint": collections.Counter(),
-                          "by_status": collections.Counter(), "bytes_sent": 0, "bytes_by_op": collections.Counter(),
-                          "faults_injected": collections.Counter(), "quirks": collections.Counter(),
-                          "scope_rows_served": 0, "control": 0}
+    def new_stats(self):
+        return {"requests": 0, "by_op": collections.Counter(), "by_endpoint": collections.Counter(),
+                "by_status": collections.Counter(), "bytes_sent": 0, "bytes_by_op": collections.Counter(),
+                "faults_injected": collections.Counter(), "quirks": collections.Counter(), "scope_rows_served": 0,
+                "control": 0}
 
     def count(self, family, endpoint, status, nbytes, injected=None, note=None, rows=0):
         with self.stats_lock:
@@ -1245,11 +1224,6 @@ class App:
                 s["faults_injected"][injected] += 1
             if note:
                 s["quirks"][note] += 1
-
-    def count_bytes(self, family, delta):
-        with self.stats_lock:
-            self.stats["bytes_sent"] += delta
-            self.stats["bytes_by_op"][family] += delta
 
     def take_fault(self, family, target):
         with self.fault_lock:
@@ -1560,13 +1534,9 @@ class App:
             spec = json.loads(body.decode("utf-8") or "{}") if method == "POST" else {}
         except ValueError as e:
             return self.json({"error": "bad JSON: %s" % e}, 400)
-        if path == "/_fake/stats" and method == "GET":
-            with self.stats_lock:
-                s = {k: (dict(v) if isinstance(v, collections.Counter) else v) for k, v in self.stats.items()}
-            return self.json(s)
-        if path == "/_fake/stats/reset" and method == "POST":
-            self.reset_stats()
-            return self.json({"ok": True})
+        common = fakekit.common_control(self, method, path)
+        if common is not None:
+            return self.json(common[1], common[0])
         if path == "/_fake/fault" and method == "GET":
             with self.fault_lock:
                 return self.json([dict(f.spec, count=f.count, skip=f.skip) for f in self.faults if f.count != 0])
@@ -1580,10 +1550,6 @@ class App:
             with self.fault_lock:
                 self.faults.append(Fault(spec))
                 return self.json({"ok": True, "armed": len(self.faults)})
-        if path == "/_fake/fault/clear" and method == "POST":
-            with self.fault_lock:
-                self.faults = []
-            return self.json({"ok": True})
         if path == "/_fake/clock":
             if method == "POST":
                 try:
@@ -1728,17 +1694,9 @@ class Handler(http_wire.Handler):
     def send(self, res, keep, fault, family, endpoint, t0, method, target, control=False):
         app = self.server.app
         kind = fault.kind if fault is not None else None
-        hbytes, parts = self.render(res.status, res.headers, res.parts, keep, kind, control)
-        if method == "HEAD":
-            parts = []
-        planned = self.planned_bytes(hbytes, parts)
-        if control:
-            self.count_control()
-        else:
-            app.count(family, endpoint, res.status, planned, kind, res.note, res.rows)
-        sent, keep = self.write(hbytes, parts, fault, keep)
-        if not control and sent != planned:
-            app.count_bytes(family, sent - planned)
+        sent, keep = self.respond(res.status, res.headers, res.parts, keep, fault, control,
+                                  lambda n: app.count(family, endpoint, res.status, n, kind, res.note, res.rows),
+                                  lambda delta: app.count_bytes(family, delta), head_only=method == "HEAD")
         self.log(method, target, family, res.status, sent, t0, kind or res.note)
         return keep
 
@@ -1749,10 +1707,8 @@ class Server(http_wire.Server):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Fake training.gov.au public REST API (NTR Web API)")
-    ap.add_argument("--port", type=int, default=0)
-    ap.add_argument("--port-file")
-    ap.add_argument("--scale", choices=sorted(reg.nrt_codes.SCALES), default="small")
-    ap.add_argument("--seed", type=int, default=1)
+    fakekit.add_listen_args(ap)
+    fakekit.add_register_args(ap, reg)
     ap.add_argument("--max-page-size", type=int, default=1000,
                     help="largest pageSize of searches and scope; above it the quirk status (default 1000)")
     ap.add_argument("--oversize-status", type=int, choices=(417, 500), default=417)
@@ -1772,37 +1728,13 @@ def main(argv=None):
                     "their totals (-1 = off)")
     ap.add_argument("--no-quirks", action="store_true",
                     help="no 500 on isImplicit==false, no omission in unfiltered scope (for debugging a client)")
-    ap.add_argument("--now", default=reg.DEFAULT_NOW, help="initial fake clock (UTC)")
-    ap.add_argument("--frozen-clock", action="store_true", help="the clock only moves through /_fake/clock")
-    ap.add_argument("--cache-dir", default=os.path.join("/tmp", "fake-tga-rest-cache"),
-                    help="pre-rendered full-scale responses (small scale renders in memory)")
-    ap.add_argument("--rebuild-cache", action="store_true")
-    ap.add_argument("--quiet", action="store_true", help="no per-request log lines")
+    fakekit.add_clock_cache_args(ap, reg, "fake-tga-rest-cache")
     args = ap.parse_args(argv)
 
     app = App(args)
-    server = Server(("127.0.0.1", args.port), app)
-    port = server.server_address[1]
-    if args.port_file:
-        tmp = args.port_file + ".tmp"
-        with open(tmp, "w") as f:
-            f.write("%d\n" % port)
-        os.replace(tmp, args.port_file)
+    server, port = fakekit.listen(Server, app, args)
     app.say("fake_tga_rest: listening on 127.0.0.1:%d (scale %s, seed %d)" % (port, args.scale, args.seed))
-
-    def stop(signum, frame):
-        app.stop.set()
-        threading.Thread(target=server.shutdown, daemon=True).start()
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    try:
-        server.serve_forever(poll_interval=0.2)
-    finally:
-        app.stop.set()
-        server.server_close()
-    # Tearing down a full-scale register object by object takes seconds; nothing is left to flush.
-    sys.stderr.flush()
-    os._exit(0)
+    fakekit.serve_then_exit(app, server)
 
 
 if __name__ == "__main__":

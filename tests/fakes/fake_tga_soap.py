@@ -47,14 +47,11 @@ Mutations (POST /_fake/mutate): see tga_register.py; e.g. {"action": "update", "
 import argparse
 import bisect
 import collections
-import hashlib
 import json
 import marshal
 import os
 import random
 import re
-import shutil
-import signal
 import sys
 import threading
 import time
@@ -62,6 +59,7 @@ import urllib.parse
 import xml.etree.ElementTree as ET
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+import fakekit
 import http_wire
 import tga_register as reg
 from tga_register import format_instant, sydney_offset_minutes, TICKS_PER_SECOND
@@ -392,12 +390,7 @@ class Store:
                 self.org_types[code] = o["_kind"]
 
     def _cache_key(self):
-        h = hashlib.sha256()
-        for name in ("tga_register.py", "fake_tga_soap.py", "nrt_codes.py"):
-            with open(os.path.join(HERE, name), "rb") as f:
-                h.update(f.read())
-        h.update(FORMAT.encode())
-        return "%s-seed%d-%s" % (self.r.scale, self.r.seed, h.hexdigest()[:16])
+        return fakekit.cache_key(self.r, ("tga_register.py", "fake_tga_soap.py", "nrt_codes.py"), FORMAT)
 
     def _load_or_build(self, cache_dir, rebuild):
         d = os.path.join(cache_dir, self._cache_key())
@@ -414,13 +407,7 @@ class Store:
             self.say("cache: loaded %s in %.1fs" % (d, time.time() - t0))
             return
         os.makedirs(d, exist_ok=True)
-        # Caches of older sources for the same scale and seed are 2 GB each and never used again.
-        stem = "%s-seed%d-" % (self.r.scale, self.r.seed)
-        for old in os.listdir(cache_dir):
-            path = os.path.join(cache_dir, old)
-            if old.startswith(stem) and path != d and os.path.isdir(path):
-                shutil.rmtree(path, ignore_errors=True)
-                self.say("cache: removed stale %s" % path)
+        fakekit.remove_stale_caches(cache_dir, self.r, d, self.say)
         t0 = time.time()
         self._render_all_components()
         self.say("cache: rendered %d training components in %.1fs" % (len(self.details), time.time() - t0))
@@ -714,7 +701,7 @@ TRANSPORT_FAULTS = {"http500", "http503", "http429", "hang", "reset", "truncate"
 PROTOCOL_FAULTS = {"soap_fault", "server_fault", "auth", "missing_code"}
 
 
-class App:
+class App(fakekit.FakeApp):
     def __init__(self, args):
         self.args = args
         self.quiet = args.quiet
@@ -734,26 +721,16 @@ class App:
         # One lock for mutations, re-rendering and anything that iterates the register.
         self.mutate_lock = self.store.lock
         self.say("fake_tga_soap: %s scale ready in %.1fs" % (args.scale, time.time() - t0))
-        self.faults = []
-        self.fault_lock = threading.Lock()
-        self.stats_lock = threading.Lock()
-        self.reset_stats()
-        self.stop = threading.Event()
+        self.init_state()
         self._wsdl_cache = {}
         path_re = r"^/deewr\.tga\.webservices/(trainingcomponentservice|organisationservice)%s\.svc(/[^?]*)?$" % (
             self.vtag.lower())
         self.path_re = re.compile(path_re)
 
-    def say(self, msg):
-        sys.stderr.write(msg + "\n")
-        sys.stderr.flush()
-
-    def reset_stats(self):
-        with self.stats_lock:
-            self.stats = {"requests": 0, "by_op": collections.Counter(), "by_service_op": collections.Counter(),
-                          "by_status": collections.Counter(), "bytes_sent": 0, "bytes_by_op": collections.Counter(),
-                          "soap_faults": collections.Counter(), "faults_injected": collections.Counter(),
-                          "control": 0}
+    def new_stats(self):
+        return {"requests": 0, "by_op": collections.Counter(), "by_service_op": collections.Counter(),
+                "by_status": collections.Counter(), "bytes_sent": 0, "bytes_by_op": collections.Counter(),
+                "soap_faults": collections.Counter(), "faults_injected": collections.Counter(), "control": 0}
 
     def count(self, service, op, status, nbytes, injected=None, faultcode=None):
         with self.stats_lock:
@@ -768,11 +745,6 @@ class App:
                 s["faults_injected"][injected] += 1
             if faultcode:
                 s["soap_faults"][faultcode] += 1
-
-    def count_bytes(self, op, delta):
-        with self.stats_lock:
-            self.stats["bytes_sent"] += delta
-            self.stats["bytes_by_op"][op] += delta
 
     def take_fault(self, service, op, kinds):
         with self.fault_lock:
@@ -1198,13 +1170,9 @@ class App:
             spec = json.loads(body.decode("utf-8") or "{}") if method == "POST" else {}
         except ValueError as e:
             return self.json(400, {"error": "bad JSON: %s" % e})
-        if path == "/_fake/stats" and method == "GET":
-            with self.stats_lock:
-                s = {k: (dict(v) if isinstance(v, collections.Counter) else v) for k, v in self.stats.items()}
-            return self.json(200, s)
-        if path == "/_fake/stats/reset" and method == "POST":
-            self.reset_stats()
-            return self.json(200, {"ok": True})
+        common = fakekit.common_control(self, method, path)
+        if common is not None:
+            return self.json(*common)
         if path == "/_fake/fault" and method == "POST":
             kind = spec.get("kind")
             if kind not in TRANSPORT_FAULTS | PROTOCOL_FAULTS:
@@ -1224,10 +1192,6 @@ class App:
         if path == "/_fake/fault" and method == "GET":
             with self.fault_lock:
                 return self.json(200, [dict(f.spec, count=f.count, fired=f.fired) for f in self.faults])
-        if path == "/_fake/fault/clear" and method == "POST":
-            with self.fault_lock:
-                self.faults = []
-            return self.json(200, {"ok": True})
         if path == "/_fake/clock":
             if method == "POST":
                 try:
@@ -1349,15 +1313,9 @@ class Handler(http_wire.Handler):
         app = self.server.app
         status, hdrs, parts = res
         injected = fault.kind if fault is not None else None
-        hbytes, parts = self.render(status, hdrs, parts, keep, injected, control)
-        planned = self.planned_bytes(hbytes, parts)
-        if control:
-            self.count_control()
-        else:
-            app.count(service, op, status, planned, injected, faultcode)
-        sent, keep = self.write(hbytes, parts, fault, keep)
-        if not control and sent != planned:
-            app.count_bytes(op, sent - planned)
+        sent, keep = self.respond(status, hdrs, parts, keep, fault, control,
+                                  lambda n: app.count(service, op, status, n, injected, faultcode),
+                                  lambda delta: app.count_bytes(op, delta))
         self.log(method, path, op, status, sent, t0, injected or faultcode)
         return keep
 
@@ -1440,46 +1398,20 @@ SCOPE_DECISION_TYPE = """
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Fake training.gov.au SOAP web services")
-    ap.add_argument("--port", type=int, default=0)
-    ap.add_argument("--port-file")
-    ap.add_argument("--scale", choices=sorted(reg.nrt_codes.SCALES), default="small")
-    ap.add_argument("--seed", type=int, default=1)
+    fakekit.add_listen_args(ap)
+    fakekit.add_register_args(ap, reg)
     ap.add_argument("--version", type=int, default=13, help="service version (namespace and path); 1 = unversioned")
     ap.add_argument("--username", default="WebService.Read")
     ap.add_argument("--password-file", help="file holding the password (default: the public sandbox one)")
     ap.add_argument("--max-page-size", type=int, default=1000)
-    ap.add_argument("--now", default=reg.DEFAULT_NOW, help="initial fake clock (UTC)")
-    ap.add_argument("--frozen-clock", action="store_true", help="the clock only moves through /_fake/clock")
-    ap.add_argument("--cache-dir", default=os.path.join("/tmp", "fake-tga-soap-cache"),
-                    help="pre-rendered full-scale responses (small scale renders in memory)")
-    ap.add_argument("--rebuild-cache", action="store_true")
-    ap.add_argument("--quiet", action="store_true", help="no per-request log lines")
+    fakekit.add_clock_cache_args(ap, reg, "fake-tga-soap-cache")
     args = ap.parse_args(argv)
 
     app = App(args)
-    server = Server(("127.0.0.1", args.port), app)
-    port = server.server_address[1]
-    if args.port_file:
-        tmp = args.port_file + ".tmp"
-        with open(tmp, "w") as f:
-            f.write("%d\n" % port)
-        os.replace(tmp, args.port_file)
+    server, port = fakekit.listen(Server, app, args)
     app.say("fake_tga_soap: listening on 127.0.0.1:%d (version %d, scale %s, seed %d)"
             % (port, args.version, args.scale, args.seed))
-
-    def stop(signum, frame):
-        app.stop.set()
-        threading.Thread(target=server.shutdown, daemon=True).start()
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    try:
-        server.serve_forever(poll_interval=0.2)
-    finally:
-        app.stop.set()
-        server.server_close()
-    # Tearing down a full-scale register object by object takes seconds; nothing is left to flush.
-    sys.stderr.flush()
-    os._exit(0)
+    fakekit.serve_then_exit(app, server)
 
 
 if __name__ == "__main__":

@@ -185,6 +185,25 @@ class Handler(socketserver.BaseRequestHandler):
             keep = False
         return sent, keep
 
+    def respond(self, status, headers, parts, keep, fault, control, count, recount, head_only=False):
+        """Render and write a response, counted before it is written (see planned_bytes): a control request in
+        stats["control"], any other with count(planned bytes), then recount(sent - planned) when what went out
+        differs. A HEAD answer (head_only) has no body. Returns (bytes sent, whether the connection may stay
+        open)."""
+        kind = fault.kind if fault is not None else None
+        hbytes, parts = self.render(status, headers, parts, keep, kind, control)
+        if head_only:
+            parts = []
+        planned = self.planned_bytes(hbytes, parts)
+        if control:
+            self.count_control()
+        else:
+            count(planned)
+        sent, keep = self.write(hbytes, parts, fault, keep)
+        if not control and sent != planned:
+            recount(sent - planned)
+        return sent, keep
+
     def send_parts(self, hbytes, parts):
         """Coalesce adjacent byte parts into one write; file ranges go out with sendfile."""
         sent = 0

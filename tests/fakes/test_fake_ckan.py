@@ -23,6 +23,7 @@ from urllib.parse import urlencode, urlsplit
 
 HERE = Path(__file__).resolve().parent
 import cricos_editions as ce
+import fakeproc
 import nrt_codes
 
 SAMPLE_ENVELOPE = ce.samples_dir().parent / "ckan-api" / "datagovau-datastore_search-response-shape.json"
@@ -38,16 +39,9 @@ class Fake:
         self.dir = tempfile.mkdtemp(prefix="fake_ckan_test.")
         port_file = os.path.join(self.dir, "port")
         self.log = open(os.path.join(self.dir, "stderr"), "w+")
-        self.proc = subprocess.Popen([sys.executable, str(HERE / "fake_ckan.py"), "--port", "0", "--port-file",
-                                      port_file] + list(args), stderr=self.log, stdout=subprocess.DEVNULL)
-        deadline = time.time() + 30
-        while not os.path.exists(port_file):
-            if self.proc.poll() is not None or time.time() > deadline:
-                self.log.seek(0)
-                raise RuntimeError("fake did not start: " + self.log.read())
-            time.sleep(0.02)
-        with open(port_file) as f:
-            self.port = int(f.read())
+        self.proc, self.port = fakeproc.launch([sys.executable, str(HERE / "fake_ckan.py"), "--port", "0",
+                                                "--port-file", port_file] + list(args), port_file, self.log, 30,
+                                               stdout=subprocess.DEVNULL)
 
     def stop(self):
         self.log.close()
@@ -64,15 +58,9 @@ class Fake:
     # -- raw HTTP ------------------------------------------------------------------------------------------------
     def request(self, method, path, body=None, headers=None, timeout=10):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        hdrs = dict(headers or {})
-        if isinstance(body, (dict, list)):
-            body = json.dumps(body)
-            hdrs.setdefault("Content-Type", "application/json")
         try:
-            conn.request(method, path, body=body, headers=hdrs)
-            resp = conn.getresponse()
-            data = resp.read()
-            return resp.status, dict(resp.getheaders()), data
+            status, hdrs, data = fakeproc.exchange(conn, method, path, body, headers)
+            return status, dict(hdrs), data
         finally:
             conn.close()
 

@@ -10,7 +10,6 @@ import http.client as http_client
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -19,6 +18,8 @@ import time
 import unittest
 import urllib.error
 import urllib.request
+
+import fakeproc
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FAKE = os.path.join(HERE, "fake_d1.py")
@@ -42,26 +43,18 @@ def start(name, *extra, env=None, data_dir=None):
     if os.path.exists(port_file):
         os.unlink(port_file)
     log = open(os.path.join(d, "stderr.log"), "a")
-    proc = subprocess.Popen(
+    proc, port = fakeproc.launch(
         ["/usr/bin/python3", FAKE, "--port", "0", "--port-file", port_file, "--account-id", ACCOUNT,
          "--token-file", os.path.join(d, "tokens"), "--data-dir", data_dir or os.path.join(d, "data"),
          "--database", "rtopacks-db=" + CORPUS, "--database", "ops-db=" + OPS] + list(extra),
-        stderr=log, stdout=subprocess.DEVNULL, env=dict(os.environ, **(env or {})))
-    deadline = time.time() + 15
-    while not os.path.exists(port_file):
-        if proc.poll() is not None or time.time() > deadline:
-            raise RuntimeError("fake %s did not start; see %s" % (name, log.name))
-        time.sleep(0.05)
-    with open(port_file) as fh:
-        port = int(fh.read())
+        port_file, log, 15, stdout=subprocess.DEVNULL, env=dict(os.environ, **(env or {})))
     SERVERS[name] = {"proc": proc, "port": port, "log": log, "dir": d}
     return port
 
 
 def stop(name):
     s = SERVERS.pop(name)
-    s["proc"].send_signal(signal.SIGTERM)
-    rc = s["proc"].wait(10)
+    rc = fakeproc.terminate(s["proc"])
     s["log"].close()
     return rc
 
@@ -82,15 +75,7 @@ def tearDownModule():
         shutil.rmtree(TMP, ignore_errors=True)
 
 
-class Resp:
-    def __init__(self, status, headers, body):
-        self.status, self.headers, self.body = status, headers, body
-
-    def json(self):
-        return json.loads(self.body)
-
-    def header(self, name):
-        return self.headers.get(name.lower())
+Resp = fakeproc.Response
 
 
 def http(server, method, path, body=None, headers=None, timeout=20):

@@ -20,6 +20,8 @@ import time
 import unittest
 import urllib.parse
 
+import fakeproc
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 FAKE = os.path.join(HERE, "fake_qbo.py")
 REALM = "9341453908059321"
@@ -40,18 +42,11 @@ def start(name, *extra):
         fh.write("RT1-11-H0-1700000000initialtokenvalue01\n")
     port_file = os.path.join(d, "port")
     log = open(os.path.join(d, "stderr.log"), "w")
-    proc = subprocess.Popen(
+    proc, port = fakeproc.launch(
         ["/usr/bin/python3", FAKE, "--port", "0", "--port-file", port_file, "--client-id", CLIENT_ID,
          "--client-secret-file", os.path.join(d, "secret"), "--refresh-token-file", os.path.join(d, "rt"),
          "--token-state-file", os.path.join(d, "state.json"), "--realm-id", REALM] + list(extra),
-        stderr=log, stdout=subprocess.DEVNULL)
-    deadline = time.time() + 15
-    while not os.path.exists(port_file):
-        if proc.poll() is not None or time.time() > deadline:
-            raise RuntimeError("fake %s did not start; see %s" % (name, log.name))
-        time.sleep(0.05)
-    with open(port_file) as fh:
-        port = int(fh.read())
+        port_file, log, 15, stdout=subprocess.DEVNULL)
     with open(os.path.join(d, "state.json")) as fh:
         state = json.load(fh)
     SERVERS[name] = {"proc": proc, "port": port, "dir": d, "state": state, "log": log}
@@ -77,30 +72,16 @@ def tearDownModule():
         shutil.rmtree(TMP, ignore_errors=True)
 
 
-class Response:
-    def __init__(self, status, headers, body):
-        self.status, self.headers, self.body = status, headers, body
-
-    def json(self):
-        return json.loads(self.body)
-
-    def header(self, name):
-        return self.headers.get(name.lower())
+Response = fakeproc.Response
 
 
 def call(port, method, path, body=None, headers=None, timeout=10, conn=None):
     own = conn is None
     if own:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    hdrs = dict(headers or {})
-    if isinstance(body, (dict, list)):
-        body = json.dumps(body)
-        hdrs.setdefault("Content-Type", "application/json")
     try:
-        conn.request(method, path, body=body, headers=hdrs)
-        r = conn.getresponse()
-        data = r.read()
-        resp = Response(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
+        status, hdrs, data = fakeproc.exchange(conn, method, path, body, headers)
+        resp = Response(status, {k.lower(): v for k, v in hdrs}, data)
     finally:
         if own:
             conn.close()

@@ -13,15 +13,15 @@ rebuild after the same mutation is applied to both fakes.
 import http.client
 import json
 import os
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
 import unittest
 import urllib.parse
 import xml.etree.ElementTree as ET
+
+import fakeproc
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REST = os.path.join(HERE, "fake_tga_rest.py")
@@ -35,32 +35,20 @@ TYPE_IDS = {"AccreditedCourse": 1, "Qualification": 2, "Unit": 4, "SkillSet": 8,
 RELEASE_CURRENCY = {"current": "Current", "replaced": "Superseded"}
 
 
-class FakeServer:
+class FakeServer(fakeproc.ControlClient):
     def __init__(self, script, *extra):
         self.dir = tempfile.mkdtemp(prefix="fake-tga-rest-test-")
         self.port_file = os.path.join(self.dir, "port")
         self.log = open(os.path.join(self.dir, "log"), "w+")
-        self.proc = subprocess.Popen([sys.executable, script, "--port", "0", "--port-file", self.port_file,
-                                      "--scale", "small", "--quiet"] + list(extra), stderr=self.log)
-        deadline = time.time() + 30
-        while not os.path.exists(self.port_file):
-            if self.proc.poll() is not None or time.time() > deadline:
-                self.log.seek(0)
-                raise RuntimeError("fake did not start:\n" + self.log.read())
-            time.sleep(0.02)
-        with open(self.port_file) as f:
-            self.port = int(f.read())
+        self.proc, self.port = fakeproc.launch([sys.executable, script, "--port", "0", "--port-file", self.port_file,
+                                                "--scale", "small", "--quiet"] + list(extra),
+                                               self.port_file, self.log, 30)
         self.conn = None
 
     def stop(self):
         if self.conn:
             self.conn.close()
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            raise
+        fakeproc.terminate(self.proc)
         self.log.close()
 
     def http(self, method, path, body=None, headers=None, timeout=10, fresh=False):
@@ -95,13 +83,6 @@ class FakeServer:
         st, h, body = self.get(path)
         assert st == status, (path, st, body[:500])
         assert h["content-type"].startswith("application/json"), (path, h)
-        return json.loads(body)
-
-    def control(self, path, obj=None):
-        st, _, body = self.http("POST" if obj is not None else "GET", "/_fake/" + path,
-                                json.dumps(obj).encode() if obj is not None else None,
-                                {"Content-Type": "application/json"})
-        assert st == 200, (st, body)
         return json.loads(body)
 
 

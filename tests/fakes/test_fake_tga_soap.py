@@ -11,14 +11,14 @@ DERIVED below is transcribed from those stubs, not taken from the fake, so the t
 import http.client
 import json
 import os
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
 import unittest
 import xml.etree.ElementTree as ET
+
+import fakeproc
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FAKE = os.path.join(HERE, "fake_tga_soap.py")
@@ -102,7 +102,7 @@ def local(tag):
     return tag.rsplit("}", 1)[-1]
 
 
-class FakeServer:
+class FakeServer(fakeproc.ControlClient):
     def __init__(self, *extra):
         self.dir = tempfile.mkdtemp(prefix="fake-tga-test-")
         self.port_file = os.path.join(self.dir, "port")
@@ -110,25 +110,12 @@ class FakeServer:
         with open(pwfile, "w") as f:
             f.write(PASSWORD + "\n")
         self.log = open(os.path.join(self.dir, "log"), "w+")
-        self.proc = subprocess.Popen([sys.executable, FAKE, "--port", "0", "--port-file", self.port_file,
-                                      "--scale", "small", "--username", USER, "--password-file", pwfile,
-                                      "--max-page-size", "100"] + list(extra), stderr=self.log)
-        deadline = time.time() + 20
-        while not os.path.exists(self.port_file):
-            if self.proc.poll() is not None or time.time() > deadline:
-                self.log.seek(0)
-                raise RuntimeError("fake did not start:\n" + self.log.read())
-            time.sleep(0.02)
-        with open(self.port_file) as f:
-            self.port = int(f.read())
+        self.proc, self.port = fakeproc.launch([sys.executable, FAKE, "--port", "0", "--port-file", self.port_file,
+                                                "--scale", "small", "--username", USER, "--password-file", pwfile,
+                                                "--max-page-size", "100"] + list(extra), self.port_file, self.log, 20)
 
     def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            raise
+        fakeproc.terminate(self.proc)
         self.log.close()
 
     def http(self, method, path, body=None, headers=None, timeout=10):
@@ -139,13 +126,6 @@ class FakeServer:
             return r.status, dict((k.lower(), v) for k, v in r.getheaders()), r.read()
         finally:
             c.close()
-
-    def control(self, path, obj=None):
-        st, _, body = self.http("POST" if obj is not None else "GET", "/_fake/" + path,
-                                json.dumps(obj).encode() if obj is not None else None,
-                                {"Content-Type": "application/json"})
-        assert st == 200, (st, body)
-        return json.loads(body)
 
     def soap(self, service, op, inner, action=None, ctype="text/xml; charset=utf-8", path=None, timeout=10,
              quoted=True, **kw):

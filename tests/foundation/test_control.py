@@ -10,6 +10,7 @@ import subprocess
 import time
 import unittest
 
+import oskit
 from harness import (CtlConn, Daemon, Server, SmtpSink, Workdir, base_config, ctl, cursor, query, runs,
                      wait_for, write_config, REPO, BIN)
 
@@ -19,29 +20,11 @@ NOBODY = 65534
 
 def as_user(uid, gids, fn):
     """Run fn() in a child process with another uid (and supplementary groups); return what it returns."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        try:
-            os.setgroups(gids)
-            os.setgid(gids[0] if gids else NOBODY)
-            os.setuid(uid)
-            out = repr(fn())
-        except Exception as e:  # report, never raise out of the child
-            out = repr({"child_error": repr(e)})
-        os.write(w, out.encode())
-        os._exit(0)
-    os.close(w)
-    data = b""
-    while True:
-        chunk = os.read(r, 65536)
-        if not chunk:
-            break
-        data += chunk
-    os.waitpid(pid, 0)
-    import ast
-    return ast.literal_eval(data.decode())
+    def become():
+        os.setgroups(gids)
+        os.setgid(gids[0] if gids else NOBODY)
+        os.setuid(uid)
+    return oskit.in_child(become, fn, lambda e: {"child_error": repr(e)})
 
 
 class ControlTest(unittest.TestCase):

@@ -15,6 +15,7 @@ import threading
 import time
 import unittest
 
+import oskit
 from harness import Daemon, Server, Workdir, base_config, ctl, write_config, REPO
 
 ITEMS_SERVER = os.path.join(REPO, "tests", "kit", "items_server.py")
@@ -82,12 +83,7 @@ class HostileClientsTest(unittest.TestCase):
                     s.sendall(payload)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
-                buf = b""
-                while b"\n" not in buf:
-                    chunk = s.recv(4096)
-                    if not chunk:
-                        break
-                    buf += chunk
+                buf = oskit.recv_line(s)
                 try:
                     code = json.loads(buf.split(b"\n", 1)[0]).get("code", "ok") if buf else "no_reply"
                 except ValueError:
@@ -182,13 +178,7 @@ class HostileClientsTest(unittest.TestCase):
             return pid, r_fd
 
         def collect(pid, r_fd):
-            data = b""
-            while True:
-                chunk = os.read(r_fd, 4096)
-                if not chunk:
-                    break
-                data += chunk
-            os.close(r_fd)
+            data = oskit.read_all(r_fd)
             _, status = os.waitpid(pid, 0)
             self.assertTrue(os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0,
                             "an attacker process died (wait status %d)" % status)

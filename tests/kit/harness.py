@@ -27,6 +27,8 @@ import threading
 import time
 import urllib.request
 
+import oskit
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 BIN = os.environ.get("RTOPACKS_BUILD_BIN") or os.path.join(REPO, "build", "bin")
@@ -34,6 +36,16 @@ PY = "/usr/bin/python3"
 # Every daemon's schedule, copied by the build from daemons/<name>/<name>.schedule (cmake/Daemons.cmake).
 SCHEDULES = os.path.join(os.path.dirname(BIN), "schedules")
 SHARED = os.environ.get("RTOPACKS_SHARED") or os.path.join(os.path.dirname(REPO), "shared")
+
+
+def run_bin(binary, *args, env=None):
+    """A built binary (bin/<binary>) run to its end, its output captured as text; without the caller's systemd
+    credentials (CREDENTIALS_DIRECTORY), plus env."""
+    e = dict(os.environ)
+    e.pop("CREDENTIALS_DIRECTORY", None)
+    e.update(env or {})
+    return subprocess.run([os.path.join(BIN, binary)] + list(args), capture_output=True, text=True, timeout=60,
+                          env=e)
 
 
 def wait_for(pred, timeout=15.0, interval=0.05, what="the condition"):
@@ -409,12 +421,7 @@ def ctl(sock_path, cmd, args=None, timeout=10, raw=None):
             s.sendall(raw)
         except BrokenPipeError:
             pass    # refused at connect time: the daemon's answer is already waiting to be read
-        buf = b""
-        while b"\n" not in buf:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
+        buf = oskit.recv_line(s)
         if not buf:
             return {"ok": False, "code": "no_reply"}
         return json.loads(buf.split(b"\n", 1)[0])

@@ -9,20 +9,11 @@ pass.  (The tests run as root: "another user" is nobody, uid 65534.)
 """
 
 import os
-import subprocess
 import unittest
 
-from harness import BIN, Workdir, base_config, write_config
+from harness import Workdir, base_config, run_bin, write_config
 
 NOBODY = 65534
-
-
-def run(binary, *args, env=None):
-    e = dict(os.environ)
-    e.pop("CREDENTIALS_DIRECTORY", None)
-    e.update(env or {})
-    return subprocess.run([os.path.join(BIN, binary)] + list(args), capture_output=True, text=True, timeout=60,
-                          env=e)
 
 
 @unittest.skipUnless(os.geteuid() == 0, "needs root to give files to another user")
@@ -41,7 +32,7 @@ class ConfigFileTest(unittest.TestCase):
 
     def assert_refused(self, path, *needles):
         for args in (["-n", "-c", path], ["-f", "--once", "-c", path]):
-            p = run("test-sync", *args)
+            p = run_bin("test-sync", *args)
             self.assertEqual(p.returncode, 5, "%s: %s" % (args, p.stderr))
             for n in needles:
                 self.assertIn(n, p.stderr)
@@ -51,7 +42,7 @@ class ConfigFileTest(unittest.TestCase):
         path = self.config("world.conf", 0o646)
         self.assert_refused(path, "writable by every user (mode 0646)", "chmod 0640 %s" % path)
         # syncctl reads the same file (socket paths): it refuses it too.
-        p = run("syncctl", "-c", path, "status")
+        p = run_bin("syncctl", "-c", path, "status")
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("writable by every user", p.stderr)
 
@@ -59,7 +50,7 @@ class ConfigFileTest(unittest.TestCase):
         path = self.config("group.conf", 0o664, gid=NOBODY)
         self.assert_refused(path, "writable by its group (mode 0664)")
         ok = self.config("rootgroup.conf", 0o664, gid=0)
-        p = run("test-sync", "-n", "-c", ok)
+        p = run_bin("test-sync", "-n", "-c", ok)
         self.assertEqual(p.returncode, 0, p.stderr)
 
     def test_config_file_owned_by_another_user_is_refused(self):
@@ -69,7 +60,7 @@ class ConfigFileTest(unittest.TestCase):
 
     def test_root_owned_config_readable_by_the_daemons_group_passes(self):
         path = self.config("good.conf", 0o640, gid=NOBODY)
-        p = run("test-sync", "-n", "-c", path)
+        p = run_bin("test-sync", "-n", "-c", path)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(p.stdout, "configuration OK\n")
 
@@ -82,7 +73,7 @@ class ConfigFileTest(unittest.TestCase):
         for mode, who in ((0o640, "its group"), (0o604, "every user"), (0o620, "its group"), (0o644, "every user")):
             with self.subTest(mode=oct(mode)):
                 os.chmod(pw, mode)
-                p = run("test-sync", "-f", "--once", "-c", path)
+                p = run_bin("test-sync", "-f", "--once", "-c", path)
                 self.assertEqual(p.returncode, 5, p.stderr)
                 self.assertIn("secret.conf:", p.stderr)
                 self.assertIn("[smtp] password_file: %s is open to %s (mode %04o): a secret file is for its owner "
@@ -91,7 +82,7 @@ class ConfigFileTest(unittest.TestCase):
         for mode in (0o600, 0o400):
             with self.subTest(mode=oct(mode)):
                 os.chmod(pw, mode)
-                p = run("test-sync", "-f", "--once", "-c", path)
+                p = run_bin("test-sync", "-f", "--once", "-c", path)
                 self.assertNotIn("password_file", p.stderr)
                 self.assertNotIn("secret file", p.stderr)
 

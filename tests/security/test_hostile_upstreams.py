@@ -29,6 +29,7 @@ import sys
 import time
 import unittest
 
+from cleanups import ClassCleanups
 from harness import (BIN, REPO, Daemon, Server, Workdir, base_config, dump_db, query, slow_factor,
                      syncctl, write_config)
 from hostile import Body, Bomb, Hostile, Rewrite, Stream
@@ -106,30 +107,38 @@ def json_bomb(n):
     return b"[" + b"0," * (n - 1) + b"0]"
 
 
-class HostileBase(unittest.TestCase):
+class HostileBase(ClassCleanups):
     daemon_name = None
     sync_type = None
 
     @classmethod
-    def setUpClass(cls):
-        cls.cleanups = []
-        try:
-            cls.setup_env()
-            cls.sanitized = sanitized(cls.daemon.binary)
-            cls.baseline = cls.measure_baseline() if cls.sanitized else 0.0
-            cls.prepare()
-        except BaseException:
-            cls.tearDownClass()
-            raise
+    def set_up_class(cls):
+        cls.setup_env()
+        cls.sanitized = sanitized(cls.daemon.binary)
+        cls.baseline = cls.measure_baseline() if cls.sanitized else 0.0
+        cls.prepare()
 
     @classmethod
-    def tearDownClass(cls):
-        for fn in reversed(cls.cleanups):
-            try:
-                fn()
-            except Exception as e:  # a cleanup must not hide the test's own failure
-                sys.stderr.write("cleanup: %r\n" % e)
-        cls.cleanups = []
+    def behind_proxy(cls, name, start_fake):
+        """cls.wd (named name), cls.fake (start_fake(wd)) and cls.hostile, the proxy in front of it, each cleaned up
+        with the class; returns the work dir."""
+        cls.wd = wd = Workdir(name)
+        cls.cleanups.append(wd.cleanup)
+        cls.fake = start_fake(wd)
+        cls.cleanups.append(cls.fake.stop)
+        cls.hostile = Hostile(cls.fake.url)
+        cls.cleanups.append(cls.hostile.stop)
+        return wd
+
+    @classmethod
+    def use_config(cls, wd, daemon, cfg):
+        """Write cfg, with no HTTP retries (each probe's answer comes once), and set cls.config, cls.ops, cls.corpus
+        and cls.daemon (not started)."""
+        cfg["http"]["retries"] = "0"
+        cls.config = write_config(wd.file("sync.conf"), cfg)
+        cls.ops = os.path.join(wd.state, "ops.db")
+        cls.corpus = os.path.join(wd.state, "rtopacks.db")
+        cls.daemon = Daemon(daemon, cls.config, wd)
 
     # --- what a probe checks ---------------------------------------------------------------------------------
 
@@ -237,12 +246,7 @@ class TgaSyncHostile(HostileBase):
 
     @classmethod
     def setup_env(cls):
-        cls.wd = wd = Workdir("hostile-tga")
-        cls.cleanups.append(wd.cleanup)
-        cls.fake = tgalib.start_fake(wd)
-        cls.cleanups.append(cls.fake.stop)
-        cls.hostile = Hostile(cls.fake.url)
-        cls.cleanups.append(cls.hostile.stop)
+        wd = cls.behind_proxy("hostile-tga", tgalib.start_fake)
         pw = wd.file("tga-password")
         with open(pw, "w") as f:
             f.write(tgalib.PASSWORD)
@@ -251,11 +255,7 @@ class TgaSyncHostile(HostileBase):
             "base_url": cls.hostile.url + "/Deewr.Tga.Webservices", "username": "WebService.Read",
             "password_file": pw, "epoch": tgalib.EPOCH, "page_size": 50, "step_retries": 0,
             "step_backoff": "50ms", "step_backoff_max": "100ms", "notify": "no"}})
-        cfg["http"]["retries"] = "0"
-        cls.config = write_config(wd.file("sync.conf"), cfg)
-        cls.ops = os.path.join(wd.state, "ops.db")
-        cls.corpus = os.path.join(wd.state, "rtopacks.db")
-        cls.daemon = Daemon("tga-sync", cls.config, wd)
+        cls.use_config(wd, "tga-sync", cfg)
 
     # The same request answered with an empty page: the cycle goes on to its other searches and ends.
     baseline_answer = (soap_op("SearchByModifiedDate"), Body(SEARCH_OPEN + EMPTY_PAGE + SEARCH_CLOSE,
@@ -345,21 +345,12 @@ class TgaSyncRestHostile(HostileBase):
 
     @classmethod
     def setup_env(cls):
-        cls.wd = wd = Workdir("hostile-tga-rest")
-        cls.cleanups.append(wd.cleanup)
-        cls.fake = tgalib.start_rest_fake(wd)
-        cls.cleanups.append(cls.fake.stop)
-        cls.hostile = Hostile(cls.fake.url)
-        cls.cleanups.append(cls.hostile.stop)
+        wd = cls.behind_proxy("hostile-tga-rest", tgalib.start_rest_fake)
         cfg = base_config(wd, None, {"tga-sync": {
             "source": "rest", "rest_base_url": cls.hostile.url + "/api", "epoch": tgalib.EPOCH,
             "rest_page_size": 50, "rest_scope_page_size": 100, "step_retries": 0, "parse_retries": 0,
             "step_backoff": "50ms", "step_backoff_max": "100ms", "notify": "no"}})
-        cfg["http"]["retries"] = "0"
-        cls.config = write_config(wd.file("sync.conf"), cfg)
-        cls.ops = os.path.join(wd.state, "ops.db")
-        cls.corpus = os.path.join(wd.state, "rtopacks.db")
-        cls.daemon = Daemon("tga-sync", cls.config, wd)
+        cls.use_config(wd, "tga-sync", cfg)
 
     # The first search answered with an error: a harmless cycle that stops where the probes do.
     baseline_answer = (rest("/search/"), Body(b'{"title": "Not Found"}', status=404))
@@ -446,22 +437,14 @@ class CricosSyncHostile(HostileBase):
 
     @classmethod
     def setup_env(cls):
-        cls.wd = wd = Workdir("hostile-cricos")
-        cls.cleanups.append(wd.cleanup)
-        cls.fake = Server(os.path.join(REPO, "tests", "fakes", "fake_ckan.py"), "--scale", "small", wd=wd)
-        cls.cleanups.append(cls.fake.stop)
-        cls.hostile = Hostile(cls.fake.url)
-        cls.cleanups.append(cls.hostile.stop)
+        wd = cls.behind_proxy("hostile-cricos", lambda wd: Server(
+            os.path.join(REPO, "tests", "fakes", "fake_ckan.py"), "--scale", "small", wd=wd))
         cfg = base_config(wd, None, {"cricos-sync": {
             "base_url": cls.hostile.url + "/data", "page_size": 500, "step_retries": 0, "step_backoff": "50ms",
             "step_backoff_max": "100ms", "notify": "no", "edition_watch": "no",
             # The configured page limit (default 256 MB, spooled to disk): smaller here to keep the probe short.
             "max_page_bytes": 16 * MB}})
-        cfg["http"]["retries"] = "0"
-        cls.config = write_config(wd.file("sync.conf"), cfg)
-        cls.ops = os.path.join(wd.state, "ops.db")
-        cls.corpus = os.path.join(wd.state, "rtopacks.db")
-        cls.daemon = Daemon("cricos-sync", cls.config, wd)
+        cls.use_config(wd, "cricos-sync", cfg)
 
     # A harmless cycle of the same shape: the first page answered with a CKAN error, so nothing is stored.
     baseline_answer = (ckan("datastore_search"), Body(b'{"success": false, "error": {"__type": "Not Found Error",'

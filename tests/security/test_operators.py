@@ -31,6 +31,7 @@ import subprocess
 import threading
 import unittest
 
+import oskit
 from harness import (BIN, REPO, Daemon, Server, Workdir, ctl, runs, wait_for,
                      write_config)
 
@@ -42,31 +43,17 @@ SCTL_FAILED, SCTL_DENIED = 1, 7
 def as_user(name, fn, group=None):
     """Run fn() in a child process as user name (its groups from /etc/group); return (result, exception name)."""
     pw = pwd.getpwnam(name)
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        try:
-            os.initgroups(name, pw.pw_gid)
-            os.setgid(pw.pw_gid)
-            os.setuid(pw.pw_uid)
-            out = repr((fn(), None))
-        except OSError as e:
-            out = repr((None, "%s:%d" % (type(e).__name__, e.errno)))
-        except Exception as e:  # never raise out of the child
-            out = repr((None, type(e).__name__ + ": " + str(e)))
-        os.write(w, out.encode())
-        os._exit(0)
-    os.close(w)
-    data = b""
-    while True:
-        chunk = os.read(r, 65536)
-        if not chunk:
-            break
-        data += chunk
-    os.waitpid(pid, 0)
-    import ast
-    return ast.literal_eval(data.decode())
+
+    def become():
+        os.initgroups(name, pw.pw_gid)
+        os.setgid(pw.pw_gid)
+        os.setuid(pw.pw_uid)
+
+    def error(e):
+        if isinstance(e, OSError):
+            return None, "%s:%d" % (type(e).__name__, e.errno)
+        return None, type(e).__name__ + ": " + str(e)
+    return oskit.in_child(become, lambda: (fn(), None), error)
 
 
 def run_as(name, argv):

@@ -128,14 +128,20 @@ class RedirectProbeTest(unittest.TestCase):
 class RedirectDaemonTest(unittest.TestCase):
     """tga-sync's SOAP requests carry the TGA password in their body: a 307 elsewhere must not deliver it."""
 
+    def elsewhere(self, certdir, rule=None, **recorder):
+        """(the CA file, the other host: a TLS Recorder on 127.0.0.2, the origin: a Redirector with rule, by default
+        a 307 to the same path on the other host), both stopped after the test."""
+        cert, key = make_cert(certdir)
+        other = Recorder("127.0.0.2", tls=(cert, key), **recorder)
+        self.addCleanup(other.stop)
+        origin = Redirector(rule or (lambda path: (307, other.url + path)))
+        self.addCleanup(origin.stop)
+        return cert, other, origin
+
     def test_tga_soap_body_never_reaches_another_host(self):
         wd = Workdir("redir-tga")
         self.addCleanup(wd.cleanup)
-        cert, key = make_cert(wd.path)
-        other = Recorder("127.0.0.2", tls=(cert, key))
-        self.addCleanup(other.stop)
-        origin = Redirector(lambda path: (307, other.url + path))
-        self.addCleanup(origin.stop)
+        cert, other, origin = self.elsewhere(wd.path)
         pw = wd.file("tga-password")
         with open(pw, "w") as f:
             f.write(SECRET + "\n")
@@ -162,12 +168,9 @@ class RedirectDaemonTest(unittest.TestCase):
         # is refused all the same: the run fails naming it, and nothing is written.
         wd = Workdir("redir-pub")
         self.addCleanup(wd.cleanup)
-        cert, key = make_cert(wd.path)
-        other = Recorder("127.0.0.2", tls=(cert, key), body=b'{"success": true, "result": {}}')
-        self.addCleanup(other.stop)
         target = {}
-        origin = Redirector(lambda path: (302, target["loc"](path)))
-        self.addCleanup(origin.stop)
+        cert, other, origin = self.elsewhere(wd.path, lambda path: (302, target["loc"](path)),
+                                             body=b'{"success": true, "result": {}}')
         common = {"follow_redirects": True, "ca_file": cert, "retries": 0, "step_retries": 0, "notify": False}
         daemons = [("cricos-sync", "cricos_sync", {"base_url": origin.url + "/data"}),
                    ("tga-sync", "tga_sync", {"source": "rest", "rest_base_url": origin.url + "/api"})]
@@ -196,11 +199,7 @@ class RedirectDaemonTest(unittest.TestCase):
         from qbenv import QBEnv
         certs = Workdir("redir-qb-cert")
         self.addCleanup(certs.cleanup)
-        cert, key = make_cert(certs.path)
-        other = Recorder("127.0.0.2", tls=(cert, key))
-        self.addCleanup(other.stop)
-        origin = Redirector(lambda path: (307, other.url + path))
-        self.addCleanup(origin.stop)
+        cert, other, origin = self.elsewhere(certs.path)
         env = QBEnv("redir-qb", token_url=origin.url + "/oauth2/v1/tokens/bearer", api_base_url=origin.url,
                     follow_redirects=True, ca_file=cert, retries=0, step_retries=0)
         self.addCleanup(env.wd.cleanup)

@@ -29,13 +29,13 @@ import os
 import re
 import sqlite3
 import stat
-import sys
 import threading
 import unittest
 import urllib.error
 import urllib.parse
 import urllib.request
 
+from cleanups import ClassCleanups
 from harness import (REPO, SCHEDULES, Daemon, Server, Workdir, base_config, free_port, query, syncctl,
                      write_config)
 
@@ -107,26 +107,12 @@ class AuthSmtp:
         self.controller.stop()
 
 
-class SecretsTest(unittest.TestCase):
+class SecretsTest(ClassCleanups):
     """One scenario (setUpClass) over all four daemons; each test checks one place secrets must not reach."""
 
     @classmethod
-    def setUpClass(cls):
-        cls.cleanups = []
-        try:
-            cls.scenario()
-        except BaseException:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        for fn in reversed(cls.cleanups):
-            try:
-                fn()
-            except Exception as e:  # a cleanup must not hide the test's own failure
-                sys.stderr.write("cleanup: %r\n" % e)
-        cls.cleanups = []
+    def set_up_class(cls):
+        cls.scenario()
 
     # --- the scenario ------------------------------------------------------------------------------------------
 

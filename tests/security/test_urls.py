@@ -14,22 +14,13 @@ client secret, a bad cricos timezone_offset, and an SMTP password file that is m
 """
 
 import os
-import subprocess
 import unittest
 
-from harness import BIN, Daemon, Workdir, base_config, write_config
+from harness import Daemon, Workdir, base_config, run_bin, write_config
 from url_upstreams import Recorder
 
 SECRET = "UrlPolicyPw-S3cr3t-51c0"
 QB_CLIENT_ID = "ABfakeQBOclient0000000000000000000000000000000000"
-
-
-def run(binary, *args, env=None):
-    e = dict(os.environ)
-    e.pop("CREDENTIALS_DIRECTORY", None)
-    e.update(env or {})
-    return subprocess.run([os.path.join(BIN, binary)] + list(args), capture_output=True, text=True, timeout=60,
-                          env=e)
 
 
 class Base(unittest.TestCase):
@@ -65,7 +56,7 @@ class Base(unittest.TestCase):
         return write_config(self.wd.file("c%d.conf" % self.n), sections)
 
     def check_refused(self, daemon, config, *needles):
-        p = run(daemon, "-n", "-c", config)
+        p = run_bin(daemon, "-n", "-c", config)
         self.assertEqual(p.returncode, 5, "%s -n accepted it:\n%s%s" % (daemon, p.stdout, p.stderr))
         self.assertNotIn("configuration OK", p.stdout)
         for n in needles:
@@ -78,12 +69,12 @@ class UrlPolicyTest(Base):
     def test_good_configs_pass(self):
         for daemon in ("tga-sync", "cricos-sync", "qb-reconcile"):
             with self.subTest(daemon=daemon):
-                p = run(daemon, "-n", "-c", self.config(daemon))
+                p = run_bin(daemon, "-n", "-c", self.config(daemon))
                 self.assertEqual((p.returncode, p.stdout), (0, "configuration OK\n"), p.stderr)
-        p = run("tga-sync", "-n", "-c", self.config("tga-sync", {"base_url": "http://127.0.0.1:1/x",
+        p = run_bin("tga-sync", "-n", "-c", self.config("tga-sync", {"base_url": "http://127.0.0.1:1/x",
                                                                  "rest_base_url": "http://[::1]:2/api"}))
         self.assertEqual(p.returncode, 0, p.stderr)
-        p = run("qb-reconcile", "-n", "-c", self.config("qb-reconcile", {"token_url": "http://localhost:3/t"}))
+        p = run_bin("qb-reconcile", "-n", "-c", self.config("qb-reconcile", {"token_url": "http://localhost:3/t"}))
         self.assertEqual(p.returncode, 0, p.stderr)
 
     def test_bypasses_of_the_loopback_exception_are_refused(self):
@@ -116,7 +107,7 @@ class UrlPolicyTest(Base):
         self.check_refused("cricos-sync", cfg, "[smtp] url: the URL holds a user name or password")
         cfg = self.config("cricos-sync", extra={"smtp": {"url": "smtp://mail.example.invalid:587",
                                                          "tls": "starttls"}})
-        self.assertEqual(run("cricos-sync", "-n", "-c", cfg).returncode, 0)
+        self.assertEqual(run_bin("cricos-sync", "-n", "-c", cfg).returncode, 0)
 
     def test_userinfo_bypass_sends_nothing_to_the_other_host(self):
         other = Recorder("127.0.0.2")
@@ -131,7 +122,7 @@ class UrlPolicyTest(Base):
 
 class CheckRunsStartupChecksTest(Base):
     def startup_refuses_too(self, daemon, config, needle):
-        p = run(daemon, "-f", "--once", "-c", config)
+        p = run_bin(daemon, "-f", "--once", "-c", config)
         self.assertEqual(p.returncode, 5, p.stderr)
         self.assertIn(needle, p.stderr)
 
@@ -158,7 +149,7 @@ class CheckRunsStartupChecksTest(Base):
         self.assertEqual(err.count("[tga-sync] username"), 1, err)
         self.startup_refuses_too("tga-sync", cfg, "required with source = soap")
         cfg = self.config("tga-sync", {"source": "rest"}, drop=("username", "password_file"))
-        self.assertEqual(run("tga-sync", "-n", "-c", cfg).returncode, 0)
+        self.assertEqual(run_bin("tga-sync", "-n", "-c", cfg).returncode, 0)
 
     def test_qb_client_secret_and_settings(self):
         cfg = self.config("qb-reconcile", {"client_secret_file": self.wd.file("missing")})
@@ -167,7 +158,7 @@ class CheckRunsStartupChecksTest(Base):
         self.check_refused("qb-reconcile", cfg, "default_item: 'abc' is not a QuickBooks Item Id")
         # -n creates nothing: the token directory under state_dir is made at start, not by a check.
         cfg = self.config("qb-reconcile", drop=("token_file",))
-        self.assertEqual(run("qb-reconcile", "-n", "-c", cfg).returncode, 0)
+        self.assertEqual(run_bin("qb-reconcile", "-n", "-c", cfg).returncode, 0)
         self.assertFalse(os.path.exists(os.path.join(self.wd.state, "qb-reconcile")))
 
     def test_cricos_settings(self):
