@@ -28,7 +28,6 @@
 #include "log.h"
 #include "parse-rest.h"
 #include "parse.h"
-#include "source-rest.h"
 #include "tga.h"
 #include "tgatime.h"
 #include "xmalloc.h"

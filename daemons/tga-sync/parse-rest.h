@@ -75,6 +75,12 @@ struct pr_scope_page {
 int pr_scope_page(const char *body, size_t len, const char *rto, bool explicit_on, bool implicit_on,
     struct stage *, struct pr_scope *, struct pr_scope_page *, char *msg, size_t msglen);
 
+/* REST ComponentType names <-> SOAP ones ("unit" <-> "Unit", "accreditedUnit" <-> "AccreditedCourseModule"). */
+const char *rest_type_from_soap(const char *soap);
+void rest_type_to_soap(const char *rest, size_t len, char *out, size_t outlen);
+/* The Type/Id filter number of a SOAP ComponentType ([Flags] enum of the NRT), or -1 if the REST search has none. */
+int rest_type_id(const char *soap);
+
 /* A ProblemDetails or other error body, shortened for a message. */
 void pr_error_text(const char *body, size_t len, char *out, size_t outlen);
 

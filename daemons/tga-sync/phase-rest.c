@@ -46,6 +46,7 @@
 #include "db.h"
 #include "log.h"
 #include "plan.h"
+#include "parse-rest.h"
 #include "source-rest.h"
 #include "stage.h"
 #include "store.h"

@@ -85,10 +85,4 @@ struct rest_fetch {
 void rest_details(struct rest_source *, struct http_group *, struct rest_fetch *, struct stage *, rest_done_fn,
     void *arg);
 
-/* REST ComponentType names <-> SOAP ones ("unit" <-> "Unit", "accreditedUnit" <-> "AccreditedCourseModule"). */
-const char *rest_type_from_soap(const char *soap);
-void rest_type_to_soap(const char *rest, size_t len, char *out, size_t outlen);
-/* The Type/Id filter number of a SOAP ComponentType ([Flags] enum of the NRT), or -1 if the REST search has none. */
-int rest_type_id(const char *soap);
-
 #endif
