@@ -10,7 +10,7 @@
 #   ORDER        where it comes in syncctl's lists (help, status, doctor): by ORDER, then by name (default 50)
 #   HIDDEN       syncctl reaches it by name but does not list it (the test daemon)
 #   CTL_SOURCES  files linked into syncctl (relative to the daemon's folder); they define
-#                `const struct sctl_hooks sctl_hooks_<sync_type>` (ctl/syncctl.h): the daemon's syncctl
+#                `const struct sctl_hooks sctl_hooks_<sync_type>` (ctl/sctl.h): the daemon's syncctl
 #                subcommands and doctor checks
 #   DESCRIPTION  its systemd service's Description= (systemd/CMakeLists.txt)
 #   CREDENTIALS  the systemd credentials its service loads (the names its secret_load() calls ask for)
@@ -129,7 +129,7 @@ function(rtopacks_generate_daemons)
   string(APPEND sections "\tNULL,\n};\n")
   rtopacks_write_if_changed(${gen}/daemon-sections.c "${sections}")
   rtopacks_write_if_changed(${gen}/syncctl-daemons.c "${head}#include <stdbool.h>\n#include <stddef.h>\n\n\
-#include \"syncctl.h\"\n\n${externs}\nconst struct sctl_daemon sctl_daemons[] = {\n${rows}\
+#include \"sctl.h\"\n\n${externs}\nconst struct sctl_daemon sctl_daemons[] = {\n${rows}\
 \t{ NULL, NULL, false, NULL },\n};\n")
   target_sources(rtopacks_common PRIVATE ${gen}/daemon-sections.c)
   if(TARGET syncctl)

@@ -13,7 +13,7 @@
 #include "buf.h"
 #include "config.h"
 #include "ctl-proto.h"
-#include "syncctl.h"
+#include "sctl.h"
 #include "xmalloc.h"
 
 struct sctl_conn {

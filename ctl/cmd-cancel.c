@@ -1,7 +1,7 @@
 /* syncctl cancel DAEMON: stop the running run at the next step boundary (the next trigger resumes it). */
 #include <stdio.h>
 
-#include "syncctl.h"
+#include "sctl.h"
 
 static int
 cmd_cancel_exec(struct sctl *s, int argc, char **argv)

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "db.h"
-#include "syncctl.h"
+#include "sctl.h"
 
 static int
 cmd_cursor_exec(struct sctl *s, int argc, char **argv)

@@ -25,7 +25,7 @@
 #include "db.h"
 #include "health.h"
 #include "schedule.h"
-#include "syncctl.h"
+#include "sctl.h"
 #include "timeutil.h"
 #include "xmalloc.h"
 

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "db.h"
-#include "syncctl.h"
+#include "sctl.h"
 #include "timeutil.h"
 
 static const char SQL_RUNS[] =

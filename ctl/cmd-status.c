@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "syncctl.h"
+#include "sctl.h"
 
 static void
 print_human(const char *name, const cJSON *r)

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "db.h"
-#include "syncctl.h"
+#include "sctl.h"
 
 static const char SQL_STEPS[] =
     "SELECT step, status, records_in, records_out, rejected, attempts, started_at, finished_at, error, detail"

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "syncctl.h"
+#include "sctl.h"
 
 static int
 result_code(const char *status)

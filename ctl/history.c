@@ -8,7 +8,7 @@
 
 #include "config.h"
 #include "db.h"
-#include "syncctl.h"
+#include "sctl.h"
 #include "timeutil.h"
 #include "xmalloc.h"
 

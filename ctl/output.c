@@ -12,7 +12,7 @@
 
 #include "fdio.h"
 #include "log.h"
-#include "syncctl.h"
+#include "sctl.h"
 
 struct filter {
 	int fd;

@@ -5,7 +5,7 @@
 
 #include "config.h"
 #include "log.h"
-#include "syncctl.h"
+#include "sctl.h"
 
 extern const struct sctl_cmd sctl_cmd_doctor;	/* cmd-doctor.c: health of every job */
 
@@ -49,36 +49,6 @@ static const struct sctl_cmd *
 match_cmd(const struct sctl_cmd *c, void *arg)
 {
 	return strcmp(c->name, arg) == 0 ? c : NULL;
-}
-
-const struct sctl_daemon *
-sctl_find_daemon(const char *name)
-{
-	const struct sctl_daemon *d;
-
-	/* Hidden daemons (the engine's test daemon) are reachable too, but not advertised. */
-	for (d = sctl_daemons; d->name != NULL; d++)
-		if (strcmp(d->name, name) == 0 || strcmp(d->sync_type, name) == 0)
-			return d;
-	return NULL;
-}
-
-void
-sctl_print_daemons(FILE *fp, bool type, const char *last_sep)
-{
-	const struct sctl_daemon *d;
-	size_t n = 0, i = 0;
-
-	for (d = sctl_daemons; d->name != NULL; d++)
-		n += !d->hidden;
-	for (d = sctl_daemons; d->name != NULL; d++) {
-		if (d->hidden)
-			continue;
-		if (i > 0)
-			fputs(i == n - 1 ? last_sep : ", ", fp);
-		fputs(type ? d->sync_type : d->name, fp);
-		i++;
-	}
 }
 
 static void

@@ -8,7 +8,7 @@
 #include <time.h>
 
 #include "db.h"
-#include "syncctl.h"
+#include "sctl.h"
 
 static const char SQL_LATE_EDITION[] =
     "SELECT kind, alert_key, created_at, detail FROM sync_alerts WHERE sync_type = ? AND kind LIKE '%late%'"

@@ -16,7 +16,7 @@
 
 #include "db.h"
 #include "health-qb.h"
-#include "syncctl.h"
+#include "sctl.h"
 #include "timeutil.h"
 #include "xmalloc.h"
 

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <time.h>
 
-#include "syncctl.h"
+#include "sctl.h"
 
 static int
 cmd_example_exec(struct sctl *s, int argc, char **argv)

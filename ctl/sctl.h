@@ -1,10 +1,11 @@
 /*
- * syncctl: the operator's command line for the sync daemons.  Commands that act on a daemon talk to its control
- * socket; run-history commands read ops.db read-only (they work while a daemon writes, and when none runs).
+ * sctl.h: what every syncctl command and each daemon's syncctl hooks use.  syncctl is the operator's command line
+ * for the sync daemons.  Commands that act on a daemon talk to its control socket; run-history commands read ops.db
+ * read-only (they work while a daemon writes, and when none runs).
  * One file per command (cmd-*.c), listed in syncctl.c; each daemon adds its own (struct sctl_hooks) from its folder.
  */
-#ifndef RTOPACKS_SYNCCTL_H
-#define RTOPACKS_SYNCCTL_H
+#ifndef RTOPACKS_SCTL_H
+#define RTOPACKS_SCTL_H
 
 #include <cJSON.h>
 #include <stdbool.h>
