@@ -361,7 +361,10 @@ on_sent(const struct d1_result *r, void *arg)
 		b->fails = 0;
 		b->not_before = 0;
 		clear_sent(b);
-		drain(b);	/* the rest, or report the flush */
+		/* The rest, or report the flush: from the loop, not from inside D1's callback. */
+		ev_timer_stop(q->d->loop, &b->kick);
+		ev_timer_set(&b->kick, 0.0, 0.0);
+		ev_timer_start(q->d->loop, &b->kick);
 		return;
 	}
 	mark(b, r->error, NULL);
