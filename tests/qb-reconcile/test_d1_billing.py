@@ -280,6 +280,17 @@ class D1Billing(unittest.TestCase):
         self.assert_consistent(env, range(1, 5), ["K-%d" % i for i in range(1, 5)])
         self.assertEqual(env.stats()["by_op"].get("invoice.create"), 4)
 
+    def test_lost_answer_is_replayed_or_adopted(self):
+        """test_crash's lost-answer case, with billing in D1: the same requestid replays, nothing is created twice."""
+        env = self.env("qbd1-lost")
+        env.dcustomer(1, "Lost RTO")
+        env.dinvoice(1, 1, "LA-1")
+        env.fault("invoice.create", "lost_response", 1)
+        rc, res = env.once()
+        self.assertEqual((rc, res), (0, result(synced=1)), env.daemon.read_log()[-3000:])
+        self.assertGreaterEqual(env.stats()["api"].get("replays", 0), 1)
+        self.assert_consistent(env, (1,), ("LA-1",))
+
     def test_kill_during_write_back_then_restart(self):
         env = self.env("qbd1-killwb")
         env.dcustomer(1, "Kill WB RTO")
