@@ -291,6 +291,45 @@ class D1Billing(unittest.TestCase):
         self.assertGreaterEqual(env.stats()["api"].get("replays", 0), 1)
         self.assert_consistent(env, (1,), ("LA-1",))
 
+    def test_kill_while_the_create_is_in_flight(self):
+        """test_crash's in-flight kill, with billing in D1."""
+        env = self.env("qbd1-inflight")
+        env.dcustomer(1, "Flight RTO")
+        env.dinvoice(1, 1, "F-1")
+        env.fault("invoice.create", "slow", 1, delay=30)
+        with open(env.daemon.log_path, "ab") as log:
+            p = subprocess.Popen(env.daemon.command([], once=True), stdout=subprocess.DEVNULL, stderr=log)
+            wait_for(lambda: env.ledger()["total_created"] == 1, timeout=30 * slow_factor(), what="the create")
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+        env.fake.post("/_fake/fault/clear")
+        self.assertEqual(env.dinv(1)["qb_sync_status"], "pending")
+        rc, res = env.once()
+        self.assertEqual((rc, res), (0, result(synced=1)), env.daemon.read_log()[-3000:])
+        self.assert_consistent(env, (1,), ("F-1",))
+
+    def test_sigterm_during_a_hung_push_rolls_back_and_resumes(self):
+        """test_crash's SIGTERM with a hung create, with billing in D1."""
+        env = self.env("qbd1-hung")
+        with open(env.config) as f:
+            conf = f.read()
+        with open(env.config, "w") as f:
+            f.write(conf.replace("[qb-reconcile]\n", "[qb-reconcile]\nstop_grace = 300ms\n"))
+        env.dcustomer(1, "Hung RTO")
+        for i in range(1, 4):
+            env.dinvoice(i, 1, "H-%d" % i)
+        env.fault("invoice.create", "hang", -1)
+        env.daemon.start()
+        env.ctl("trigger", "qb-reconcile")
+        wait_for(lambda: env.stats()["by_op"].get("invoice.create", 0) >= 1, timeout=20 * slow_factor(),
+                 what="a create in flight")
+        self.assertEqual(env.daemon.stop(), 0, env.daemon.read_log()[-3000:])
+        env.fake.post("/_fake/fault/clear")
+        self.assertEqual([env.inv(i)["status"] for i in range(1, 4)], ["pending"] * 3)
+        rc, res = env.once()
+        self.assertEqual((rc, res), (0, result(synced=3)), env.daemon.read_log()[-3000:])
+        self.assert_consistent(env, range(1, 4), ("H-1", "H-2", "H-3"))
+
     def test_kill_during_write_back_then_restart(self):
         env = self.env("qbd1-killwb")
         env.dcustomer(1, "Kill WB RTO")
