@@ -373,10 +373,24 @@ class D1Billing(unittest.TestCase):
         env.dcustomer(1, "Timeout RTO")
         env.dinvoice(1, 1, "T-1")
         env.dinvoice(2, 1, "T-2")
-        # D1 requests answer 504 after committing (the pull, write-backs, the mirror's): replayed, harmlessly
-        self.d1.post("/_fake/fault", {"op": "query", "kind": "timeout_504", "count": 3})
-        rc, res = env.once()
-        self.assertEqual((rc, res), (0, result(synced=2)), env.daemon.read_log()[-3000:])
+        # a 504 after D1 committed, at the pull (the first requests) ...
+        self.d1.post("/_fake/fault", {"op": "query", "kind": "timeout_504", "count": 2})
+        env.fault("invoice.create", "slow", 2, delay=1)
+        env.daemon.start()
+        try:
+            env.ctl("trigger", "qb-reconcile")
+            wait_for(lambda: env.sql("SELECT count(*) FROM qb_d1_base")[0][0] == 2, timeout=60, what="the pull")
+            # ... and at the outcomes' write-back: replayed, and the compare-and-set accepts its own write
+            self.d1.post("/_fake/fault", {"op": "query", "kind": "timeout_504", "count": 3})
+            wait_for(lambda: env.sql("SELECT count(*) FROM sync_runs WHERE status != 'running'")[0][0] >= 1,
+                     timeout=120, what="the run")
+        finally:
+            env.daemon.stop()
+        status, summary = env.sql("SELECT status, summary FROM sync_runs ORDER BY started_at DESC LIMIT 1")[0]
+        self.assertEqual((status, json.loads(summary)), ("complete", result(synced=2)),
+                         env.daemon.read_log()[-3000:])
+        self.assertIn("write-back: HTTP 504", env.daemon.read_log())
+        self.assertNotIn("was changed in D1 since it was pulled", env.daemon.read_log())
         self.assert_consistent(env, (1, 2), ("T-1", "T-2"))
 
     def test_outage_at_the_pull_pushes_nothing(self):
