@@ -205,6 +205,12 @@ d1_mirror_busy(const struct d1_mirror *m)
 	return m != NULL && (m->in_flight || (ev_is_active(&m->kick) && m->fails == 0));
 }
 
+struct d1 *
+d1_mirror_client(struct d1_mirror *m)
+{
+	return m != NULL && m->enabled ? m->d1 : NULL;
+}
+
 void
 d1_mirror_kick(struct d1_mirror *m, bool now)
 {

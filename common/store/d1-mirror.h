@@ -41,6 +41,11 @@ bool d1_mirror_enabled(const struct d1_mirror *);
 void d1_mirror_kick(struct d1_mirror *, bool now);
 /* A request is in flight or about to start (--once waits for it, bounded, before exiting). */
 bool d1_mirror_busy(const struct d1_mirror *);
+/*
+ * The daemon's D1 client, shared with the daemon's own D1 work (one request budget paces both: [d1]
+ * requests_per_5min is the daemon's share of the account's limit); NULL when the mirror is off.
+ */
+struct d1 *d1_mirror_client(struct d1_mirror *);
 /* For `status`: "d1" {enabled, waiting, since, attempts, last_error, blocked_until} and a line in "notes". */
 void d1_mirror_status(struct d1_mirror *, cJSON *out);
 

@@ -127,6 +127,11 @@ cmd_retry(struct ctl_client *c, const cJSON *args, char **cause)
 		ctl_reply_error(c, "busy", "this invoice is being pushed right now", NULL);
 		return CTL_DONE;
 	}
+	if (q->billing_d1) {
+		/* The invoice is billing's, in D1: reset it there as the admin's Retry does; the next run pushes it. */
+		qbd1_retry(q, c, id);
+		return CTL_ASYNC;
+	}
 	r = xcalloc(1, sizeof *r);
 	r->q = q;
 	r->client = ctl_client_id(c);

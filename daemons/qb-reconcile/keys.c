@@ -49,5 +49,7 @@ const struct cfg_key qbr_config_keys[] = {
 	    "How long the URL of `syncctl qb connect` stays usable." },
 	{ "digest", CFG_BOOL, "no", 0, 0, NULL, 0, "Mail a summary after every cycle, not only when something needs "
 	    "the operator." },
+	{ "billing_source", CFG_ENUM, "local", 0, 0, "local|d1", 0,
+	    "Where billing writes the invoices: local (ops.db) or d1 (the ops database of [d1]; docs/qb-reconcile.md)." },
 	{ NULL, 0, NULL, 0, 0, NULL, 0, NULL },
 };

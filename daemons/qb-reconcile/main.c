@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "control.h"
+#include "d1.h"
 #include "cycle.h"
 #include "daemon.h"
 #include "db.h"
@@ -210,6 +211,21 @@ load_config(struct qbr *q, const struct config *cfg, bool check_only, char **cau
 	q->hard_warn_s = config_ms(cfg, QBR_SECTION, "hard_expiry_warn") / 1000;
 	q->state_lifetime_s = config_ms(cfg, QBR_SECTION, "connect_state_lifetime") / 1000;
 	q->digest = config_bool(cfg, QBR_SECTION, "digest");
+	q->billing_d1 = strcmp(config_str(cfg, QBR_SECTION, "billing_source"), "d1") == 0;
+	if (q->billing_d1) {
+		/* The billing tables are in D1's ops database: [d1] must name it (and be usable). */
+		struct d1_settings ds;
+
+		if (d1_settings_load(&ds, cfg, "qb_reconcile", 0, cause) == -1)
+			return -1;
+		if (!ds.enabled || ds.ops_id == NULL) {
+			d1_settings_clear(&ds);
+			xasprintf(cause, "[qb-reconcile] billing_source = d1 needs [d1] account_id, ops_database_id and its "
+			    "token (the billing tables are in D1's ops database)");
+			return -1;
+		}
+		d1_settings_clear(&ds);
+	}
 	if (q->production && strncmp(q->api_base, "https://", 8) != 0)
 		log_warnx("[qb-reconcile] environment is production but api_base_url is not https: %s", q->api_base);
 	return 0;
@@ -248,6 +264,7 @@ move_config(struct qbr *q, struct qbr *src)
 	q->hard_warn_s = src->hard_warn_s;
 	q->state_lifetime_s = src->state_lifetime_s;
 	q->digest = src->digest;
+	q->billing_d1 = src->billing_d1;
 }
 
 /* --- hooks -------------------------------------------------------------------------------------------------- */
@@ -289,6 +306,8 @@ qbr_init(struct daemon *d, char **cause)
 	if (q->have_tokens && strcmp(ci.state, "not_connected") == 0 &&
 	    conn_tokens_stored(q, &q->tok, false, NULL, cause) == -1)
 		return -1;	/* a store seeded by hand: the row follows it */
+	if (qbd1_setup(q, cause) == -1)
+		return -1;
 	log_info("QuickBooks %s, company %s, connection %s; token store %s", q->environment,
 	    q->have_tokens ? q->tok.realm_id : "-", q->have_tokens ? "present" : "absent", q->token_file);
 	return 0;
@@ -314,7 +333,7 @@ qbr_reload(struct daemon *d, char **cause)
 	}
 	move_config(q, &tmp);
 	http_settings(q, d->cfg);
-	return 0;
+	return qbd1_setup(q, cause);
 }
 
 static const char SQL_LAST_STATE[] = "SELECT cycle_state FROM qb_reconcile_cursor WHERE id = 1";
@@ -358,6 +377,7 @@ qbr_fini(struct daemon *d)
 	if (d->once && d->cycle != NULL)
 		qbr_print_result(q);
 	qbr_oauth_fini(q);
+	qbd1_fini(q);
 	http_client_free(q->api);
 	http_client_free(q->oauth);
 	tokens_clear(&q->tok);
@@ -382,6 +402,9 @@ qbr_status(struct daemon *d, cJSON *out)
 	} else
 		free(cause);
 	cJSON_AddStringToObject(o, "environment", q->environment);
+	cJSON_AddStringToObject(o, "billing_source", q->billing_d1 ? "d1" : "local");
+	if (q->billing_d1)
+		cJSON_AddNumberToObject(o, "d1_writebacks_waiting", (double)qbd1_waiting(d->db));
 	if (q->last_result != NULL)
 		cJSON_AddItemToObject(o, "last_result", cJSON_Parse(q->last_result));
 	cJSON_AddItemToObject(out, "quickbooks", o);
@@ -402,8 +425,19 @@ qbr_status(struct daemon *d, cJSON *out)
 	}
 }
 
+static void
+qbr_housekeeping(struct daemon *d)
+{
+	struct qbr *q = d->job_ctx;
+
+	/* Write-backs left by a failed delivery go out between runs too (with their back-off). */
+	if (q != NULL && q->billing_d1 && qbd1_waiting(d->db) > 0)
+		qbd1_kick(q, false);
+}
+
 static const struct phase_def qbr_phases[] = {
 	{ "heartbeat", phase_heartbeat, 0 },
+	{ "pull", phase_pull, 0 },
 	{ "push", phase_push, 0 },
 	{ "reconcile", phase_reconcile, 0 },
 	{ "summary", phase_summary, 0 },
@@ -424,6 +458,7 @@ static const struct job_def qbr_job = {
 	.fini = qbr_fini,
 	.reload = qbr_reload,
 	.status = qbr_status,
+	.housekeeping = qbr_housekeeping,
 	.metrics = qbr_metrics,
 	.ctl_cmds = qbr_cmds,
 };

@@ -21,6 +21,10 @@
 
 static const char SQL_BATCH[] =
     "SELECT id FROM billing_invoices WHERE qb_sync_status IN ('pending', 'failed') AND id > ? ORDER BY id LIMIT ?";
+/* billing_source = d1: the invoices this cycle's pull brought from D1 (d1billing.c), nothing older. */
+static const char SQL_BATCH_D1[] =
+    "SELECT id FROM billing_invoices WHERE qb_sync_status IN ('pending', 'failed') AND id > ?1"
+    " AND id IN (SELECT invoice_id FROM qb_d1_base WHERE cycle_id = ?3) ORDER BY id LIMIT ?2";
 
 struct pushstep {
 	struct step *st;
@@ -89,8 +93,12 @@ push_done(struct pusher *p, void *arg)
 	{
 		bool last = lost || ps->last_batch;
 
+		struct qbr *q = ps->q;
+
 		ps_free(ps);
 		step_done(st, last ? STEP_PHASE_DONE : STEP_MORE);
+		/* billing_source = d1: the outcomes just committed go back to D1 at once (after this commit). */
+		qbd1_kick(q, false);
 	}
 }
 
@@ -123,14 +131,23 @@ phase_push(struct step *st)
 		step_done(st, STEP_PHASE_DONE);
 		return;
 	}
+	if (q->billing_d1 && cJSON_IsString(cJSON_GetObjectItem(step_cycle_state(st), "d1_error"))) {
+		/* The pull could not read D1: pushing what ops.db has could push an invoice billing changed or
+		 * withdrew meanwhile; nothing goes out (no attempt counted). */
+		step_set_status(st, "failed", cJSON_GetObjectItem(step_cycle_state(st), "d1_error")->valuestring);
+		step_done(st, STEP_PHASE_DONE);
+		return;
+	}
 	ps = xcalloc(1, sizeof *ps);
 	ps->st = st;
 	ps->q = q;
 	ps->last_id = after;
-	if ((s = db_stmt(d->db, SQL_BATCH, &cause)) == NULL)
+	if ((s = db_stmt(d->db, q->billing_d1 ? SQL_BATCH_D1 : SQL_BATCH, &cause)) == NULL)
 		goto fail;
 	db_bind_int(s, 1, after);
 	db_bind_int(s, 2, q->push_batch);
+	if (q->billing_d1)
+		db_bind_text(s, 3, step_cycle_id(st));
 	ps->invs = xcalloc((size_t)q->push_batch, sizeof *ps->invs);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		int64_t id = sqlite3_column_int64(s, 0);

@@ -61,7 +61,9 @@ qbr_result_json(const cJSON *cs)
 	hb = cJSON_IsTrue(cJSON_GetObjectItem(cs, "heartbeat"));
 	/* Key order as the operator's runbook prints it. */
 	cJSON_AddStringToObject(o, "status", failed > 0 || abandoned > 0 || !hb ||
-	    cJSON_IsTrue(cJSON_GetObjectItem(cs, "connection_lost")) ? "degraded" : "ok");
+	    cJSON_IsTrue(cJSON_GetObjectItem(cs, "connection_lost")) ||
+	    cJSON_IsString(cJSON_GetObjectItem(cs, "d1_error")) ||
+	    cJSON_IsString(cJSON_GetObjectItem(cs, "d1_writeback_error")) ? "degraded" : "ok");
 	cJSON_AddNumberToObject(o, "synced", synced);
 	cJSON_AddNumberToObject(o, "failed", failed);
 	cJSON_AddNumberToObject(o, "abandoned", abandoned);
@@ -126,6 +128,10 @@ degraded_reason(struct step *st, const cJSON *res, char **cause)
 		buf_printf(&b, "the heartbeat failed (%s); the refresh token still works until %s (hard limit %s): a "
 		    "heartbeat must succeed before then, or QuickBooks must be reconnected", hb_error, rolling,
 		    strcmp(hard, "-") == 0 ? "unknown" : hard);
+	if (cJSON_IsString(cJSON_GetObjectItem(cs, "d1_error")))
+		buf_printf(&b, "%s%s", b.len > 0 ? "; " : "", cJSON_GetObjectItem(cs, "d1_error")->valuestring);
+	if (cJSON_IsString(cJSON_GetObjectItem(cs, "d1_writeback_error")))
+		buf_printf(&b, "%s%s", b.len > 0 ? "; " : "", cJSON_GetObjectItem(cs, "d1_writeback_error")->valuestring);
 	if (failed > 0 || abandoned > 0)
 		buf_printf(&b, "%s%.0f invoice%s failed and %.0f abandoned in this cycle (syncctl qb status lists them)",
 		    b.len > 0 ? "; " : "", failed, failed == 1 ? "" : "s", abandoned);
@@ -192,8 +198,66 @@ fail:
 	return -1;
 }
 
+static void summary_run(struct step *);
+
+/* billing_source = d1: every outcome goes back to D1 before the result is made (a flush, in the first step). */
+struct sumflush {
+	struct step *st;	/* NULL once aborted */
+	struct qbr *q;
+};
+
+static void
+sum_abort(void *arg)
+{
+	struct sumflush *f = arg;
+	struct step *st = f->st;
+
+	qbd1_flush_forget(f->q, f);
+	free(f);
+	step_fail(st, STEP_RETRY, "stopped");
+}
+
+static void
+sum_flushed(bool ok, const char *error, void *arg)
+{
+	struct sumflush *f = arg;
+	struct step *st = f->st;
+	cJSON *cs = step_cycle_state(st);
+	char msg[1024];
+
+	free(f);
+	step_on_abort(st, NULL, NULL);
+	cJSON_DeleteItemFromObject(cs, "d1_writeback_error");
+	if (!ok) {
+		int64_t n = qbd1_waiting(step_daemon(st)->db);
+
+		snprintf(msg, sizeof msg, "%" PRId64 " write-back%s to D1 not delivered (%s): the admin panel shows an "
+		    "older QuickBooks status until they go out (the next run sends them first; syncctl qb status)", n,
+		    n == 1 ? "" : "s", error ? error : "?");
+		cJSON_AddStringToObject(cs, "d1_writeback_error", msg);
+	}
+	summary_run(st);
+}
+
 void
 phase_summary(struct step *st)
+{
+	struct qbr *q = step_job(st);
+	struct sumflush *f;
+
+	if (!q->billing_d1 || *step_cursor(st) != '\0') {
+		summary_run(st);
+		return;
+	}
+	f = xcalloc(1, sizeof *f);
+	f->st = st;
+	f->q = q;
+	step_on_abort(st, sum_abort, f);
+	qbd1_flush(q, sum_flushed, f);
+}
+
+static void
+summary_run(struct step *st)
 {
 	struct daemon *d = step_daemon(st);
 	struct qbr *q = step_job(st);
@@ -237,7 +301,9 @@ phase_summary(struct step *st)
 	if ((new_issues = count_new_issues(d->db, step_cycle_id(st), &cause)) == -1 ||
 	    conn_read(d->db, &ci, &cause) == -1)
 		goto fail;
-	attention = cJSON_GetObjectItem(res, "failed")->valuedouble > 0 ||
+	attention = cJSON_IsString(cJSON_GetObjectItem(cs, "d1_error")) ||
+	    cJSON_IsString(cJSON_GetObjectItem(cs, "d1_writeback_error")) ||
+	    cJSON_GetObjectItem(res, "failed")->valuedouble > 0 ||
 	    cJSON_GetObjectItem(res, "abandoned")->valuedouble > 0 || new_issues > 0 ||
 	    (!hb && strcmp(ci.state, "reconnect_required") != 0);
 	if ((reason = degraded_reason(st, res, &cause)) == NULL && cause != NULL)

@@ -110,6 +110,10 @@ struct qbr {
 	int64_t *busy;
 	size_t nbusy, busy_cap;
 
+	/* [qb-reconcile] billing_source = d1: the contract tables live in D1's ops database (d1billing.c). */
+	bool billing_d1;
+	struct qbd1 *d1b;
+
 	/* Result of the last cycle, printed by --once. */
 	char *last_result;
 };
@@ -290,6 +294,25 @@ int issue_resolve(struct db *, int64_t invoice_id, const char *kind, char **caus
 bool qbr_busy(struct qbr *, int64_t invoice_id);
 void qbr_busy_add(struct qbr *, int64_t invoice_id);
 void qbr_busy_del(struct qbr *, int64_t invoice_id);
+
+/* --- d1billing.c: billing_source = d1 --------------------------------------------------------------------- */
+
+struct ctl_client;
+struct qbd1;
+typedef void (*qbd1_flush_fn)(bool ok, const char *error, void *arg);
+/* Record the mode in ops.db (the write-back triggers follow it); make the drain.  At start and reload. */
+int qbd1_setup(struct qbr *, char **cause);
+void qbd1_fini(struct qbr *);
+/* Deliver the queued write-backs: soon (coalescing), or at once. */
+void qbd1_kick(struct qbr *, bool now);
+/* Deliver until none is left (ok) or a request fails (!ok, error); cb runs later, from the loop. */
+void qbd1_flush(struct qbr *, qbd1_flush_fn, void *arg);
+void qbd1_flush_forget(struct qbr *, void *arg);
+/* Write-backs waiting in ops.db. */
+int64_t qbd1_waiting(struct db *);
+/* `syncctl qb retry` with billing in D1: reset the invoice there (the admin's Retry) and reply. */
+void qbd1_retry(struct qbr *, struct ctl_client *, int64_t invoice_id);
+void phase_pull(struct step *);
 
 /* --- phases and control commands ------------------------------------------------------------------------------ */
 

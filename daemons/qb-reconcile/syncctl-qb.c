@@ -26,6 +26,11 @@ static const char SQL_CONN[] =
     " last_error, last_intuit_tid FROM qb_connection WHERE id = 1";
 static const char SQL_COUNTS[] =
     "SELECT qb_sync_status, count(*) FROM billing_invoices GROUP BY qb_sync_status";
+/* billing_source = d1: outcomes not yet written back to D1 (schema/ops/0006). */
+static const char SQL_WRITEBACKS[] =
+    "SELECT count(*), min(queued_at), max(attempts),"
+    " (SELECT last_error FROM qb_d1_writeback WHERE last_error IS NOT NULL ORDER BY attempts DESC LIMIT 1),"
+    " (SELECT mode FROM qb_d1_state WHERE id = 1) FROM qb_d1_writeback";
 static const char SQL_ISSUES[] = "SELECT count(*) FROM qb_reconcile_issues WHERE resolved_at IS NULL";
 static const char SQL_LAST[] =
     "SELECT run_id, status, summary, finished_at, error FROM sync_runs WHERE sync_type = 'qb_reconcile'"
@@ -104,6 +109,25 @@ qb_status(struct sctl *s)
 		sqlite3_reset(st);
 	} else
 		xfree(&cause);
+	if ((st = db_stmt(db, SQL_WRITEBACKS, &cause)) != NULL) {
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			cJSON *wb = cJSON_CreateObject();
+
+			cJSON_AddStringToObject(wb, "billing_source", sqlite3_column_type(st, 4) == SQLITE_NULL ? "local" :
+			    db_col_text(st, 4));
+			cJSON_AddNumberToObject(wb, "waiting", (double)sqlite3_column_int64(st, 0));
+			for (i = 1; i <= 3; i++)
+				if (sqlite3_column_type(st, i) != SQLITE_NULL) {
+					if (i == 2)
+						cJSON_AddNumberToObject(wb, "attempts", (double)sqlite3_column_int64(st, i));
+					else
+						cJSON_AddStringToObject(wb, i == 1 ? "since" : "last_error", db_col_text(st, i));
+				}
+			cJSON_AddItemToObject(out, "d1_writeback", wb);
+		}
+		sqlite3_reset(st);
+	} else
+		xfree(&cause);
 	cJSON_AddItemToObject(out, "connection", conn);
 	cJSON_AddItemToObject(out, "invoices", counts);
 	if ((st = db_stmt(db, SQL_LAST, &cause)) != NULL) {
@@ -165,6 +189,19 @@ qb_status(struct sctl *s)
 	    cJSON_GetObjectItem(counts, "pending")->valuedouble, cJSON_GetObjectItem(counts, "synced")->valuedouble,
 	    cJSON_GetObjectItem(counts, "failed")->valuedouble, cJSON_GetObjectItem(counts, "abandoned")->valuedouble,
 	    cJSON_IsNumber(v = cJSON_GetObjectItem(out, "open_issues")) ? v->valuedouble : 0);
+	if ((v = cJSON_GetObjectItem(out, "d1_writeback")) != NULL &&
+	    strcmp(str_or(v, "billing_source", "local"), "d1") == 0) {
+		const cJSON *n = cJSON_GetObjectItem(v, "waiting");
+
+		printf("Billing in D1: ");
+		if (cJSON_IsNumber(n) && n->valuedouble > 0)
+			printf("%.0f write-back%s not yet delivered, waiting since %s%s%s%s\n", n->valuedouble,
+			    n->valuedouble == 1 ? "" : "s", str_or(v, "since", "?"),
+			    cJSON_IsString(cJSON_GetObjectItem(v, "last_error")) ? " (last error: " : "",
+			    str_or(v, "last_error", ""), cJSON_IsString(cJSON_GetObjectItem(v, "last_error")) ? ")" : "");
+		else
+			printf("every write-back delivered\n");
+	}
 	if ((v = cJSON_GetObjectItem(out, "last_result")) != NULL) {
 		char *j = cJSON_PrintUnformatted(v);
 
@@ -248,7 +285,9 @@ qb_retry(struct sctl *s, const char *idstr)
 		if (cJSON_IsString(cJSON_GetObjectItem(res, "note")))
 			printf("  %s\n", str_or(res, "note", ""));
 	}
-	rc = strcmp(str_or(res, "status", ""), "synced") == 0 ? SCTL_OK : SCTL_FAILED;
+	/* billing_source = d1: the reset in D1 is the outcome (the next run pushes the invoice). */
+	rc = strcmp(str_or(res, "status", ""), "synced") == 0 || cJSON_IsTrue(cJSON_GetObjectItem(res, "reset_in_d1")) ?
+	    SCTL_OK : SCTL_FAILED;
 	cJSON_Delete(reply);
 	return rc;
 }
@@ -438,6 +477,22 @@ qb_doctor(struct sctl_report *r, const struct sctl_daemon *d, struct db *db, tim
 	}
 	if (!q.present)
 		return;	/* no billing schema yet: qb-reconcile has not started with it */
+	{
+		sqlite3_stmt *st;
+
+		if ((st = db_stmt(db, SQL_WRITEBACKS, NULL)) != NULL) {
+			if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) > 0)
+				sctl_finding(r, SCTL_LEVEL_WARN, "quickbooks",
+				    "check [d1] and D1's status; the next qb-reconcile run sends them first (`syncctl qb "
+				    "status`)",
+				    "%lld QuickBooks outcome%s not yet written back to the billing tables in D1, waiting since "
+				    "%s%s%s%s: the admin panel shows an older sync status",
+				    (long long)sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 0) == 1 ? "" : "s",
+				    db_col_text(st, 1), sqlite3_column_type(st, 3) != SQLITE_NULL ? " (last error: " : "",
+				    db_col_text(st, 3), sqlite3_column_type(st, 3) != SQLITE_NULL ? ")" : "");
+			sqlite3_reset(st);
+		}
+	}
 	o = cJSON_AddObjectToObject(sctl_report_json(r), "quickbooks");
 	cJSON_AddStringToObject(o, "state", q.state);
 	sctl_json_time(o, "refresh_expires_at", q.refresh_expires);
