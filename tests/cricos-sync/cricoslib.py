@@ -257,7 +257,7 @@ def stop_fake(srv):
 
 # Columns naming runs, cycles or times differ between any two runs by design.
 VOLATILE = ("added_cycle", "changed_cycle", "seen_cycle", "removed_cycle", "first_seen_at", "updated_at",
-            "deleted_at", "cycle_id", "synced_at", "run_id", "updated_at", "seq")
+            "deleted_at", "cycle_id", "synced_at", "run_id", "updated_at", "seq", "link_cycle")
 
 
 class Env:
