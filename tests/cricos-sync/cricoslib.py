@@ -263,7 +263,7 @@ VOLATILE = ("added_cycle", "changed_cycle", "seen_cycle", "removed_cycle", "firs
 class Env:
     """A workdir, a cricos-sync config pointing at a fake CKAN server, and the daemon."""
 
-    def __init__(self, fake, smtp=None, name="cricos", env=None, http=None, **keys):
+    def __init__(self, fake, smtp=None, name="cricos", env=None, http=None, sections=None, **keys):
         self.wd = Workdir(name)
         section = {"base_url": fake.url + "/data", "page_size": 100, "step_retries": 1, "step_backoff": "100ms",
                    "step_backoff_max": "200ms", "housekeeping_interval": "200ms"}
@@ -271,6 +271,7 @@ class Env:
         extra = {"cricos-sync": section}
         if http:
             extra["http"] = http
+        extra.update(sections or {})
         self.config = write_config(self.wd.file("sync.conf"), base_config(self.wd, smtp.port if smtp else None,
                                                                           extra))
         self.ops = os.path.join(self.wd.state, "ops.db")
