@@ -122,6 +122,11 @@ class PublishTest(unittest.TestCase):
         total = sum(len(self.local_rows(env, t)) for t in TABLES)
         self.assertEqual(sum(v for k, v in det.items() if k.endswith(".upserted")), total, det)
         self.assertEqual(det.get("verified_rows"), total, det)
+        # The completion mail says what went to D1.
+        mail = query(env.ops, "SELECT message FROM mail_outbox WHERE mail_key LIKE 'cricos_sync/complete/%'"
+                              " ORDER BY id DESC LIMIT 1")[0][0]
+        self.assertIn("Published to D1: full republish, verified: 5 tables, %s rows" % format(total, ","), mail)
+        self.assertRegex(mail, r"cricos_courses +[0-9,]+ upserted")
         migrations = self.d1.get("/_fake/dump?database=rtopacks-db&table=d1_schema_migrations")
         self.assertEqual(len(migrations["rows"]), 1, migrations)
         state = self.d1.get("/_fake/dump?database=rtopacks-db&table=d1_publish_state")
@@ -164,7 +169,9 @@ class PublishTest(unittest.TestCase):
         self.assert_d1_equal(env, "after --republish")
         # The steps and the mail show it.
         r = syncctl(env.config, "steps", last_run(env.ops)["run_id"])
-        self.assertIn("publish", r.stdout + r.stderr)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("Published to D1: full republish, verified: 5 tables", r.stdout)
+        self.assertRegex(r.stdout, r"cricos_course_locations +[0-9,]+ upserted")
 
     def test_disabled_without_d1(self):
         env = self.env("pub-off", d1=False)
