@@ -698,8 +698,9 @@ done:
 }
 
 /*
- * A child list's delta: the children of the parents changed since `since`, after parent key `key`, each list
- * followed by a DELETE of what lies past its end (into dels).  Returns rows added or -1.
+ * Rows reached through their parents in a delta (publish.h, struct pub_table): the parents changed since `since`
+ * after parent key `key`, then each one's rows; a child list's followed by a DELETE of what lies past its end (into
+ * dels).  Returns rows added or -1.
  */
 static int64_t
 add_children(struct publisher *p, struct step *st, size_t t, const char *since, const cJSON *key, int64_t max,
@@ -713,45 +714,56 @@ add_children(struct publisher *p, struct step *st, size_t t, const char *since, 
 	sqlite3_stmt *s = NULL, *c = NULL;
 	int64_t n = 0, parents = 0;
 	char why[256];
-	int rc, crc;
+	int rc, crc, seq_idx = -1;
 	size_t i;
+	const char *list_only = tb->seq_col != NULL ? "" : NULL;
 
 	buf_init(&q);
 	buf_init(&cq);
-	buf_printf(&q, "SELECT \"%s\" FROM \"%s\" WHERE (%s)", pi->cols[0], pt->name, pt->changed);
+	buf_printf(&q, "SELECT \"%s\" FROM \"%s\" WHERE (%s)", pi->cols[0], pt->name,
+	    tb->parent_changed != NULL ? tb->parent_changed : pt->changed);
 	if (key != NULL)
 		buf_printf(&q, " AND \"%s\" > ?2", pi->cols[0]);
 	buf_printf(&q, " ORDER BY \"%s\" LIMIT %d", pi->cols[0], PUB_PARENTS);
 	buf_adds(&cq, "SELECT ");
 	list_cols(&cq, ti, 0, ti->ncols);
-	buf_printf(&cq, " FROM \"%s\" WHERE \"%s\" = ?1 ORDER BY \"%s\"", tb->name, tb->parent_col, tb->seq_col);
+	buf_printf(&cq, " FROM \"%s\" WHERE \"%s\" = ?2", tb->name, tb->parent_col);
+	if (list_only == NULL && tb->changed != NULL)
+		buf_printf(&cq, " AND (%s)", tb->changed);
+	buf_adds(&cq, " ORDER BY ");
+	list_cols(&cq, ti, 0, ti->npk);
 	if (sqlite3_prepare_v2(db_handle(p->db), q.data, -1, &s, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db_handle(p->db), cq.data, -1, &c, NULL) != SQLITE_OK) {
 		db_error(p->db, cause, tb->name);
 		n = -1;
 		goto done;
 	}
+	for (i = 0; tb->seq_col != NULL && i < ti->ncols; i++)
+		if (strcmp(ti->cols[i], tb->seq_col) == 0)
+			seq_idx = (int)i;
 	bind_mark(p, s, 1, since);
 	if (key != NULL)
 		bind_json(s, 2, cJSON_GetArrayItem(key, 0));
 	*exhausted = true;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		const char *parent = db_col_text(s, 0);
-		int seq_idx = -1;
 		int64_t last_seq = -1;
 		bool any = false;
 
 		parents++;
-		for (i = 0; i < ti->ncols; i++)
-			if (strcmp(ti->cols[i], tb->seq_col) == 0)
-				seq_idx = (int)i;
-		sqlite3_bind_value(c, 1, sqlite3_column_value(s, 0));
+		bind_mark(p, c, 1, since);
+		sqlite3_bind_value(c, 2, sqlite3_column_value(s, 0));
 		while ((crc = sqlite3_step(c)) == SQLITE_ROW) {
 			row_values(c, v, ti->ncols);
 			if (d1_upsert_row(u, seg, v, why, sizeof why) == -1)
 				step_reject(st, 1, "%s: a row not published: %s", tb->name, why);
-			else
+			else {
 				n++;
+				if (tb->deleted_col != NULL)
+					for (i = 0; i < ti->ncols; i++)
+						if (strcmp(ti->cols[i], tb->deleted_col) == 0 && v[i].type != D1V_NULL)
+							p->counts[t].deleted++;
+			}
 			if (seq_idx >= 0) {
 				last_seq = sqlite3_column_int64(c, seq_idx);
 				any = true;
@@ -763,12 +775,14 @@ add_children(struct publisher *p, struct step *st, size_t t, const char *since, 
 			n = -1;
 			goto done;
 		}
-		buf_printf(dels, "DELETE FROM \"%s\" WHERE \"%s\" = ", tb->name, tb->parent_col);
-		lit_text(dels, parent);
-		if (any)
-			buf_printf(dels, " AND \"%s\" > %" PRId64, tb->seq_col, last_seq);
-		buf_adds(dels, ";\n");
-		(*ndels)++;
+		if (tb->seq_col != NULL) {
+			buf_printf(dels, "DELETE FROM \"%s\" WHERE \"%s\" = ", tb->name, tb->parent_col);
+			lit_text(dels, parent);
+			if (any)
+				buf_printf(dels, " AND \"%s\" > %" PRId64, tb->seq_col, last_seq);
+			buf_adds(dels, ";\n");
+			(*ndels)++;
+		}
 		cJSON_Delete(p->next_key);
 		p->next_key = cJSON_CreateArray();
 		cJSON_AddItemToArray(p->next_key, cJSON_CreateString(parent));

@@ -49,14 +49,17 @@ struct pub_table {
 	 */
 	const char *changed;
 	const char *deleted_col;	/* a row with this column set is a soft delete (counted as deleted), or NULL */
-	/* A child list: replaced with its parent (an earlier table of the list), keyed by (parent_col, seq_col). */
+	/*
+	 * Rows reached through a parent (an earlier table of the list) in a delta: the parents whose condition holds
+	 * (parent_changed, else the parent's own `changed`) are read in key order, then their rows here by
+	 * parent_col (an index prefix).  With seq_col, a child list: all its rows, then DELETE … WHERE parent_col =
+	 * … AND seq_col > <the last local seq> (a list that got shorter).  Without seq_col, rows kept with soft
+	 * deletes (scope): the rows of those parents whose own `changed` holds; so a delta never scans the table.
+	 */
 	int parent;			/* index of the parent table, -1: none */
 	const char *parent_col;
 	const char *seq_col;
-	/*
-	 * The rows changed since ?1 are few and an index finds them: a delta walks the table by its primary key
-	 * among the rows the condition selects (without this, the same).  A hint for the docs and the planner only.
-	 */
+	const char *parent_changed;
 };
 
 struct pub_def {

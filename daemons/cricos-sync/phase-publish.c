@@ -14,11 +14,11 @@
 #define STAMPS "added_cycle > ?1 OR changed_cycle > ?1 OR seen_cycle > ?1 OR removed_cycle > ?1"
 
 static const struct pub_table cricos_pub_tables[] = {
-	{ "cricos_institutions", STAMPS, "removed_cycle", -1, NULL, NULL },
-	{ "cricos_courses", STAMPS " OR link_cycle > ?1", "removed_cycle", -1, NULL, NULL },
-	{ "cricos_locations", STAMPS, "removed_cycle", -1, NULL, NULL },
-	{ "cricos_course_locations", STAMPS, "removed_cycle", -1, NULL, NULL },
-	{ "cricos_editions", "cycle_id > ?1", NULL, -1, NULL, NULL },
+	{ "cricos_institutions", STAMPS, "removed_cycle", -1, NULL, NULL, NULL },
+	{ "cricos_courses", STAMPS " OR link_cycle > ?1", "removed_cycle", -1, NULL, NULL, NULL },
+	{ "cricos_locations", STAMPS, "removed_cycle", -1, NULL, NULL, NULL },
+	{ "cricos_course_locations", STAMPS, "removed_cycle", -1, NULL, NULL, NULL },
+	{ "cricos_editions", "cycle_id > ?1", NULL, -1, NULL, NULL, NULL },
 };
 
 static int

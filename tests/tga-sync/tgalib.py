@@ -36,7 +36,7 @@ def start_fake(wd, *args, now=None):
 class Env:
     """A workdir, a config for tga-sync against a fake TGA server, and the daemon."""
 
-    def __init__(self, fake, smtp=None, name="tga", password=PASSWORD, **keys):
+    def __init__(self, fake, smtp=None, name="tga", password=PASSWORD, sections=None, **keys):
         self.wd = Workdir(name)
         self.fake = fake
         pw = self.wd.file("tga-password")
@@ -47,7 +47,9 @@ class Env:
                "password_file": pw, "epoch": EPOCH, "page_size": 50, "step_backoff": "50ms",
                "step_backoff_max": "200ms", "step_retries": 1, "overlap": "1h"}
         tga.update(keys)
-        cfg = base_config(self.wd, smtp.port if smtp else None, {"tga-sync": tga})
+        extra = {"tga-sync": tga}
+        extra.update(sections or {})
+        cfg = base_config(self.wd, smtp.port if smtp else None, extra)
         self.config = write_config(self.wd.file("sync.conf"), cfg)
         self.ops = os.path.join(self.wd.state, "ops.db")
         self.corpus = os.path.join(self.wd.state, "rtopacks.db")
