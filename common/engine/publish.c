@@ -28,6 +28,8 @@
 #define PUB_PARENTS 256		/* parents read at a time for a child list's delta */
 #define PUB_FAST_MS 5000.0	/* a request faster than this inside D1: double the rows */
 #define PUB_SLOW_MS 15000.0	/* slower: halve them */
+#define PUB_VERIFY_RANGE 500000	/* rows per verification SELECT at most: a larger table is checked in key ranges */
+#define PUB_VERIFY_RANGES_PER_REQUEST 4
 
 enum stage { S_PREP, S_SCHEMA, S_DATA, S_VERIFY, S_END };
 static const char *const stage_names[] = { "prep", "schema", "data", "verify", "end" };
@@ -57,6 +59,7 @@ struct publisher {
 	struct d1 *d1;
 	struct d1_db *corpus;
 	struct tinfo *ti;	/* per table, read once (a reload makes a new publisher) */
+	int verify_range;	/* PUB_VERIFY_RANGE; tests make it small (RTOPACKS_TEST_VERIFY_RANGE) */
 	bool ti_loaded;
 
 	/* The step in flight. */
@@ -69,7 +72,7 @@ struct publisher {
 	int next_table;
 	int64_t rows;		/* data: rows in this request */
 	size_t bytes;
-	double *local;		/* verify: n, lengths, numbers per table */
+	double *local;		/* verify: n, lengths, numbers per check of the request (kinds[i].table) */
 };
 
 /* --- small helpers ------------------------------------------------------------------------------------------- */
@@ -230,9 +233,43 @@ add_create(struct buf *b, const char *name, const struct tinfo *ti)
 	buf_adds(b, "));\n");
 }
 
-/* The verification SELECT, the same text on both sides. */
+/* "(a, b)" = (literals of key): a key range's bound, the same text on both sides. */
 static void
-add_verify(struct buf *b, const char *name, const struct tinfo *ti)
+add_bound(struct buf *b, const struct tinfo *ti, const cJSON *key, const char *op)
+{
+	struct d1_value v;
+	const cJSON *e;
+	char why[128];
+	size_t i;
+
+	buf_adds(b, "(");
+	list_cols(b, ti, 0, ti->npk);
+	buf_printf(b, ") %s (", op);
+	for (i = 0; i < ti->npk; i++) {
+		e = cJSON_GetArrayItem(key, (int)i);
+		memset(&v, 0, sizeof v);
+		if (cJSON_IsString(e))
+			v = D1_TEXT(e->valuestring);
+		else if (cJSON_IsNumber(e) && e->valuedouble == floor(e->valuedouble))
+			v = D1_INT((int64_t)e->valuedouble);
+		else if (cJSON_IsNumber(e))
+			v = D1_REAL(e->valuedouble);
+		else
+			v = D1_NULL;
+		if (i > 0)
+			buf_adds(b, ", ");
+		if (d1_sql_literal(b, &v, why, sizeof why) == -1)
+			buf_adds(b, "NULL");
+	}
+	buf_adds(b, ")");
+}
+
+/*
+ * The verification SELECT, the same text on both sides: over the whole table, or the key range (lo, hi] (a NULL
+ * bound is open), so that no single D1 statement reads millions of rows.
+ */
+static void
+add_verify(struct buf *b, const char *name, const struct tinfo *ti, const cJSON *lo, const cJSON *hi)
 {
 	size_t i;
 
@@ -244,6 +281,14 @@ add_verify(struct buf *b, const char *name, const struct tinfo *ti)
 		buf_printf(b, "%stotal(CASE WHEN typeof(\"%s\") IN ('integer', 'real') THEN \"%s\" END)", i > 0 ? " + " : "",
 		    ti->cols[i], ti->cols[i]);
 	buf_printf(b, " AS s FROM \"%s\"", name);
+	if (cJSON_IsArray(lo)) {
+		buf_adds(b, " WHERE ");
+		add_bound(b, ti, lo, ">");
+	}
+	if (cJSON_IsArray(hi)) {
+		buf_adds(b, cJSON_IsArray(lo) ? " AND " : " WHERE ");
+		add_bound(b, ti, hi, "<=");
+	}
 }
 
 static void
@@ -331,6 +376,7 @@ publish_new(struct ev_loop *loop, struct evcurl *ec, struct db *db, const struct
 {
 	struct d1_settings s;
 	struct publisher *p;
+	const char *env;
 
 	if (d1_settings_load(&s, cfg, def->scope, default_budget, cause) == -1)
 		return NULL;
@@ -339,6 +385,9 @@ publish_new(struct ev_loop *loop, struct evcurl *ec, struct db *db, const struct
 	p->db = db;
 	p->def = def;
 	p->enabled = s.enabled && s.corpus_id != NULL;
+	p->verify_range = PUB_VERIFY_RANGE;
+	if ((env = getenv("RTOPACKS_TEST_VERIFY_RANGE")) != NULL && atoi(env) > 0)
+		p->verify_range = atoi(env);	/* tests: key ranges at the small scale */
 	if (p->enabled) {
 		p->d1 = d1_new(ec, loop, &s);
 		p->corpus = d1_corpus(p->d1);
@@ -975,15 +1024,73 @@ same(double a, double b)
 	return fabs(a - b) <= 1e-6 + 1e-12 * fmax(fabs(a), fabs(b));
 }
 
+/*
+ * The checks of a verification, in the cycle state ("checks": [{"t": table, "lo": key|null, "hi": key|null}]): a
+ * table of at most verify_range rows whole, a larger one in key ranges of that many rows (bounds read from the
+ * local table: one keyset walk).
+ */
+static int
+plan_checks(struct publisher *p, cJSON *ps, char **cause)
+{
+	cJSON *checks = cJSON_CreateArray(), *c, *lo, *hi;
+	struct buf q;
+	sqlite3_stmt *s = NULL;
+	size_t t;
+	int rc;
+
+	for (t = 0; t < p->def->ntables; t++) {
+		const struct tinfo *ti = &p->ti[t];
+
+		lo = NULL;
+		do {
+			/* The last key of the range after lo, if the table has that many rows after it. */
+			buf_init(&q);
+			buf_adds(&q, "SELECT ");
+			list_cols(&q, ti, 0, ti->npk);
+			buf_printf(&q, " FROM \"%s\"", p->def->tables[t].name);
+			if (lo != NULL) {
+				buf_adds(&q, " WHERE ");
+				add_bound(&q, ti, lo, ">");
+			}
+			buf_adds(&q, " ORDER BY ");
+			list_cols(&q, ti, 0, ti->npk);
+			buf_printf(&q, " LIMIT 1 OFFSET %d", p->verify_range - 1);
+			rc = sqlite3_prepare_v2(db_handle(p->db), q.data, -1, &s, NULL);
+			buf_free(&q);
+			if (rc != SQLITE_OK || ((rc = sqlite3_step(s)) != SQLITE_ROW && rc != SQLITE_DONE)) {
+				db_error(p->db, cause, "publish: plan the verification");
+				sqlite3_finalize(s);
+				cJSON_Delete(lo);
+				cJSON_Delete(checks);
+				return -1;
+			}
+			hi = rc == SQLITE_ROW ? row_key(s, ti->npk) : NULL;	/* NULL: the rest, open above */
+			sqlite3_finalize(s);
+			c = cJSON_CreateObject();
+			cJSON_AddNumberToObject(c, "t", (double)t);
+			cJSON_AddItemToObject(c, "lo", lo != NULL ? lo : cJSON_CreateNull());
+			cJSON_AddItemToObject(c, "hi", hi != NULL ? cJSON_Duplicate(hi, 1) : cJSON_CreateNull());
+			cJSON_AddItemToArray(checks, c);
+			lo = hi;
+		} while (lo != NULL);
+	}
+	set_item(ps, "checks", checks);
+	set_num(ps, "vi", 0);
+	set_item(ps, "bad", NULL);
+	return 0;
+}
+
 static void
 verify_done(const struct d1_result *r, void *arg)
 {
 	struct publisher *p = arg;
 	struct step *st = p->st;
-	cJSON *ps = obj(step_cycle_state(st), "publish"), *only;
-	struct buf bad;
+	cJSON *ps = obj(step_cycle_state(st), "publish"), *only, *bad, *checks = cJSON_GetObjectItemCaseSensitive(ps,
+	    "checks");
+	struct buf msg;
 	char *cause = NULL;
-	int64_t rows = 0;
+	int i, vi = (int)num(ps, "vi", 0), n = (int)p->nkinds;
+	const cJSON *e;
 	size_t t, nbad = 0;
 
 	p->st = NULL;
@@ -991,39 +1098,74 @@ verify_done(const struct d1_result *r, void *arg)
 		fail_d1(p, st, r);
 		return;
 	}
-	buf_init(&bad);
-	only = cJSON_CreateArray();
-	for (t = 0; t < p->def->ntables; t++) {
-		const cJSON *row = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(r->result,
-		    (int)t), "results"), 0);
-		double n = num(row, "n", -1), l = num(row, "l", -1), s = num(row, "s", -1), *loc = &p->local[3 * t];
-
-		rows += (int64_t)loc[0];
-		if (n == loc[0] && l == loc[1] && same(s, loc[2]))
-			continue;
-		buf_printf(&bad, "%s%s (D1 %.0f rows, local %.0f%s)", nbad > 0 ? ", " : "", p->def->tables[t].name, n,
-		    loc[0], n == loc[0] ? ", contents differ" : "");
-		cJSON_AddItemToArray(only, cJSON_CreateNumber((double)t));
-		nbad++;
-	}
-	if (nbad > 0 && num(ps, "verify_round", 0) >= 1) {
-		step_fail(st, STEP_FATAL, "publish: D1 differs from the local tables after a republish: %s; run "
-		    "`syncctl trigger <daemon> --republish`", bad.data);
-		buf_free(&bad);
-		cJSON_Delete(only);
-		return;
-	}
 	if (step_db(st, &cause) == NULL) {
 		step_fail(st, STEP_RETRY, "%s", cause);
 		free(cause);
-		buf_free(&bad);
-		cJSON_Delete(only);
 		return;
 	}
 	add_counters(st, r);
+	if (!cJSON_IsArray(bad = cJSON_GetObjectItemCaseSensitive(ps, "bad"))) {
+		set_item(ps, "bad", cJSON_CreateArray());
+		bad = cJSON_GetObjectItemCaseSensitive(ps, "bad");
+	}
+	for (i = 0; i < n; i++) {
+		const cJSON *row = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(r->result, i),
+		    "results"), 0);
+		double dn = num(row, "n", -1), dl = num(row, "l", -1), ds = num(row, "s", -1), *loc = &p->local[3 * i];
+		char line[512];
+
+		t = (size_t)p->kinds[i].table;
+		step_detail_add(st, "verified_rows", (int64_t)loc[0]);
+		if (dn == loc[0] && dl == loc[1] && same(ds, loc[2]))
+			continue;
+		snprintf(line, sizeof line, "%s (D1 %.0f rows, local %.0f%s)", p->kinds[i].del ? " in a key range" : "",
+		    dn, loc[0], dn == loc[0] ? ", contents differ" : "");
+		{
+			cJSON *b = cJSON_CreateObject();
+
+			cJSON_AddNumberToObject(b, "t", (double)t);
+			cJSON_AddStringToObject(b, "what", line);
+			cJSON_AddItemToArray(bad, b);
+		}
+	}
+	vi += n;
+	set_num(ps, "vi", vi);
+	if (vi < cJSON_GetArraySize(checks)) {
+		set_cursor(st, S_VERIFY, ps);
+		step_done(st, STEP_MORE);
+		return;
+	}
+
+	/* The last check: the verdict. */
+	buf_init(&msg);
+	only = cJSON_CreateArray();
+	for (t = 0; t < p->def->ntables; t++) {
+		bool any = false;
+
+		cJSON_ArrayForEach(e, bad) {
+			if ((size_t)num(e, "t", -1) != t)
+				continue;
+			if (!any)
+				buf_printf(&msg, "%s%s", nbad > 0 ? ", " : "", p->def->tables[t].name);
+			buf_printf(&msg, "%s", str(e, "what"));
+			any = true;
+		}
+		if (any) {
+			cJSON_AddItemToArray(only, cJSON_CreateNumber((double)t));
+			nbad++;
+		}
+	}
+	if (nbad > 0 && num(ps, "verify_round", 0) >= 1) {
+		/* Nothing of this step is kept: the cursor stays at the verification's end, which fails again. */
+		step_fail(st, STEP_FATAL, "publish: D1 differs from the local tables after a republish: %s; run "
+		    "`syncctl trigger <daemon> --republish`", msg.data);
+		buf_free(&msg);
+		cJSON_Delete(only);
+		return;
+	}
 	if (nbad > 0) {
 		/* Republish those tables, then verify again (once). */
-		log_warnx("publish: verification failed: %s; republishing %s", bad.data, nbad == 1 ? "it" : "them");
+		log_warnx("publish: verification failed: %s; republishing %s", msg.data, nbad == 1 ? "it" : "them");
 		step_detail_add(st, "verify_mismatches", (int64_t)nbad);
 		set_item(ps, "only", only);
 		set_num(ps, "verify_round", 1);
@@ -1031,36 +1173,55 @@ verify_done(const struct d1_result *r, void *arg)
 		cJSON_AddBoolToObject(ps, "full", true);
 		set_num(ps, "t", 0);
 		set_item(ps, "k", NULL);
+		set_item(ps, "checks", NULL);
 		set_str(ps, "stage", "data");
 		set_cursor(st, S_DATA, ps);
 	} else {
 		cJSON_Delete(only);
 		step_detail_add(st, "verified_tables", (int64_t)p->def->ntables);
-		step_detail_add(st, "verified_rows", rows);
+		set_item(ps, "checks", NULL);
 		set_str(ps, "stage", "end");
 		set_cursor(st, S_END, ps);
 	}
-	buf_free(&bad);
+	buf_free(&msg);
 	step_done(st, STEP_MORE);
 }
 
+/* One request: the next checks, at most PUB_VERIFY_RANGES_PER_REQUEST of them key ranges of a large table. */
 static void
 run_verify(struct publisher *p, struct step *st, cJSON *ps)
 {
+	cJSON *checks = cJSON_GetObjectItemCaseSensitive(ps, "checks");
 	struct buf sql, one;
 	sqlite3_stmt *q;
-	size_t t;
+	char *cause = NULL;
+	int vi, n, ranged = 0;
 
+	if (!cJSON_IsArray(checks)) {
+		if (plan_checks(p, ps, &cause) == -1) {
+			step_fail(st, STEP_RETRY, "%s", cause);
+			free(cause);
+			return;
+		}
+		checks = cJSON_GetObjectItemCaseSensitive(ps, "checks");
+	}
+	vi = (int)num(ps, "vi", 0);
+	n = cJSON_GetArraySize(checks);
 	buf_init(&sql);
 	free(p->local);
-	p->local = xcalloc(3 * p->def->ntables, sizeof *p->local);
-	for (t = 0; t < p->def->ntables; t++) {
+	p->local = xcalloc(3 * (size_t)(n - vi + 1), sizeof *p->local);
+	for (; vi < n && ranged < PUB_VERIFY_RANGES_PER_REQUEST; vi++) {
+		const cJSON *c = cJSON_GetArrayItem(checks, vi);
+		const cJSON *lo = cJSON_GetObjectItemCaseSensitive(c, "lo"), *hi = cJSON_GetObjectItemCaseSensitive(c, "hi");
+		size_t t = (size_t)num(c, "t", 0), k = p->nkinds;
+		bool is_range = cJSON_IsArray(lo) || cJSON_IsArray(hi);
+
+		if (t >= p->def->ntables)
+			continue;
 		buf_init(&one);
-		add_verify(&one, p->def->tables[t].name, &p->ti[t]);
+		add_verify(&one, p->def->tables[t].name, &p->ti[t], lo, hi);
 		if (sqlite3_prepare_v2(db_handle(p->db), one.data, -1, &q, NULL) != SQLITE_OK ||
 		    sqlite3_step(q) != SQLITE_ROW) {
-			char *cause = NULL;
-
 			db_error(p->db, &cause, "publish: verify");
 			sqlite3_finalize(q);
 			buf_free(&one);
@@ -1069,13 +1230,16 @@ run_verify(struct publisher *p, struct step *st, cJSON *ps)
 			free(cause);
 			return;
 		}
-		p->local[3 * t] = sqlite3_column_double(q, 0);
-		p->local[3 * t + 1] = sqlite3_column_double(q, 1);
-		p->local[3 * t + 2] = sqlite3_column_double(q, 2);
+		push_kind(p, (int)t, is_range);	/* .del marks a range here */
+		p->local[3 * k] = sqlite3_column_double(q, 0);
+		p->local[3 * k + 1] = sqlite3_column_double(q, 1);
+		p->local[3 * k + 2] = sqlite3_column_double(q, 2);
 		sqlite3_finalize(q);
 		buf_add(&sql, one.data, one.len);
 		buf_adds(&sql, ";\n");
 		buf_free(&one);
+		if (is_range)
+			ranged++;
 	}
 	send_sql(p, st, &sql, "publish: verify", verify_done);
 	buf_free(&sql);

@@ -64,7 +64,10 @@ class PublishTest(unittest.TestCase):
         keys = {"account_id": ACCOUNT, "corpus_database_id": CORPUS, "api_base": self.d1.url + "/client/v4",
                 "token_file": self.token_file, "retries": "2", "backoff": "100ms", "backoff_max": "300ms",
                 "rate_block": "1s", "requests_per_5min": "1000", "rate_window": "5s"}
-        return tgalib.Env(self.fake, name=name, sections={"d1": keys})
+        env = tgalib.Env(self.fake, name=name, sections={"d1": keys})
+        # Verification in key ranges of 2,000 rows (500,000 in production): the scope table is checked in several.
+        env.daemon.env["RTOPACKS_TEST_VERIFY_RANGE"] = "2000"
+        return env
 
     def d1_rows(self, table):
         r = self.d1.get("/_fake/dump?database=rtopacks-db&table=%s" % table)
@@ -100,6 +103,10 @@ class PublishTest(unittest.TestCase):
         n_scope = len(self.local_rows(env, "tga_rto_scope"))
         self.assertGreater(n_scope, 1000)
         self.assertEqual(det.get("tga_rto_scope.upserted"), n_scope, det)
+        # One request for the small tables and up to 4 scope ranges, then the other ranges 4 at a time.
+        ranges = -(-n_scope // 2000)
+        self.assertEqual(det.get("verified_rows"), sum(len(self.local_rows(env, t)) for t in TABLES), det)
+        self.assertGreaterEqual(ranges, 2)
 
         # Changes of every kind, then a delta.
         dump = tgalib.fake_dump(self.fake)
@@ -148,6 +155,33 @@ class PublishTest(unittest.TestCase):
         self.assert_d1_equal(env, "after the kill")
         trig = query(env.ops, "SELECT trigger FROM sync_runs ORDER BY started_at DESC, run_id DESC LIMIT 1")[0][0]
         self.assertEqual(trig, "resume")
+
+        # Verification: a scope value changed behind our back in D1 is found (in its key range), and that table
+        # is republished in the same run; D1 ends equal.
+        self.d1.post("/_fake/sql", {"database": "rtopacks-db", "sql":
+                                    "UPDATE tga_rto_scope SET end_date = 'tampered-with' WHERE rowid IN"
+                                    " (SELECT rowid FROM tga_rto_scope LIMIT 1)"})
+        self.assertEqual(env.run_once(), 0, env.daemon.read_log()[-4000:])
+        det = self.detail(env)
+        self.assertEqual(det.get("verify_mismatches"), 1, det)
+        # The scope table went again whole; the others had nothing to send.
+        self.assertGreaterEqual(det.get("tga_rto_scope.upserted", 0), len(self.local_rows(env, "tga_rto_scope")), det)
+        self.assertNotIn("tga_components.upserted", det)
+        self.assert_d1_equal(env, "after a mismatch")
+        # A row in D1 that is not local cannot be republished away (the sweep is not built): after the second
+        # verification the step fails naming the table, and stays failed until the row is gone.
+        self.d1.post("/_fake/sql", {"database": "rtopacks-db", "sql":
+                                    "INSERT INTO tga_deletions (service, code, updated_date, applied, added_in, run)"
+                                    " VALUES ('training', 'NOTLOCAL', '2020-01-01T00:00:00Z', 0, 1, 1)"})
+        self.assertNotEqual(env.run_once(), 0)
+        err = query(env.ops, "SELECT error FROM sync_steps WHERE step = 'publish' ORDER BY started_at DESC,"
+                             " rowid DESC LIMIT 1")[0][0]
+        self.assertIn("tga_deletions", err)
+        self.assertIn("D1 differs from the local tables after a republish", err)
+        self.d1.post("/_fake/sql", {"database": "rtopacks-db", "sql":
+                                    "DELETE FROM tga_deletions WHERE code = 'NOTLOCAL'"})
+        self.assertEqual(env.run_once(), 0, env.daemon.read_log()[-4000:])
+        self.assert_d1_equal(env, "after the stray row went")
 
 
 if __name__ == "__main__":
