@@ -140,8 +140,10 @@ class UnitTest(unittest.TestCase):
             self.assertIn(d + ".service", u["Unit"]["After"])
 
     def test_daemon_service_shape(self):
-        creds = {"tga-sync": {"tga-password", "smtp-password"}, "cricos-sync": {"smtp-password"},
-                 "qb-reconcile": {"qb-client-secret", "smtp-password"}}
+        # d1-api-token: [d1] (issue 14), read by every daemon (the observatory mirror; the publish phase).
+        creds = {"tga-sync": {"tga-password", "smtp-password", "d1-api-token"},
+                 "cricos-sync": {"smtp-password", "d1-api-token"},
+                 "qb-reconcile": {"qb-client-secret", "smtp-password", "d1-api-token"}}
         for d in DAEMONS:
             s = read_unit(os.path.join(UNITS_DIR, d + ".service"))["Service"]
             self.assertEqual(s["Type"], ["notify"])
