@@ -25,7 +25,7 @@
 #include "xmalloc.h"
 
 #define PUB_BYTES_SOFT (D1_REQUEST_BUDGET - 64 * 1024)	/* stop adding rows past this: the request stays < 1 MB */
-#define PUB_PARENTS 256		/* parents read at a time for a child list's delta */
+#define PUB_PARENTS PUB_ROWS_MAX	/* parents read at a time for a delta through parents (then the rows decide) */
 #define PUB_FAST_MS 5000.0	/* a request faster than this inside D1: double the rows */
 #define PUB_SLOW_MS 15000.0	/* slower: halve them */
 #define PUB_VERIFY_RANGE 500000	/* rows per verification SELECT at most: a larger table is checked in key ranges */
