@@ -430,6 +430,36 @@ publish_enabled(const struct publisher *p)
 	return p != NULL && p->enabled;
 }
 
+void
+publish_status(const struct publisher *p, cJSON *out)
+{
+	struct d1_stats ds;
+	cJSON *o, *notes;
+	char when[ISO8601_LEN], line[256];
+	double blocked;
+
+	if (p == NULL)
+		return;
+	o = cJSON_AddObjectToObject(out, "publish");
+	cJSON_AddBoolToObject(o, "enabled", p->enabled);
+	if (!p->enabled)
+		return;
+	d1_get_stats(p->d1, &ds);
+	cJSON_AddNumberToObject(o, "requests", (double)ds.requests);
+	cJSON_AddNumberToObject(o, "retries", (double)ds.retries);
+	cJSON_AddNumberToObject(o, "rate_blocks", (double)ds.blocks);
+	if ((blocked = d1_blocked_until(p->d1)) > 0) {
+		iso8601_fmt((time_t)ceil(blocked), when);
+		cJSON_AddStringToObject(o, "blocked_until", when);
+		snprintf(line, sizeof line, "publish: waiting for D1's rate limit until %s", when);
+		if (!cJSON_IsArray(notes = cJSON_GetObjectItem(out, "notes"))) {
+			cJSON_DeleteItemFromObject(out, "notes");
+			notes = cJSON_AddArrayToObject(out, "notes");
+		}
+		cJSON_AddItemToArray(notes, cJSON_CreateString(line));
+	}
+}
+
 /* --- the step's end -------------------------------------------------------------------------------------------- */
 
 static void

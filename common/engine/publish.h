@@ -29,6 +29,7 @@
 #ifndef RTOPACKS_PUBLISH_H
 #define RTOPACKS_PUBLISH_H
 
+#include <cJSON.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -83,6 +84,8 @@ struct publisher *publish_new(struct ev_loop *, struct evcurl *, struct db *, co
     const struct pub_def *, int default_budget, char **cause);
 void publish_free(struct publisher *);
 bool publish_enabled(const struct publisher *);
+/* For `status`: "publish": {enabled, requests, blocked_until}, and a note while D1's rate limit blocks us. */
+void publish_status(const struct publisher *, cJSON *out);
 /* The phase: one step (call from the job's phase function). */
 void publish_step(struct publisher *, struct step *);
 

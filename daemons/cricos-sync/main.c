@@ -247,9 +247,11 @@ static const char SQL_JOB_STATE[] = "SELECT job_state FROM cricos_sync_cursor WH
 static void
 cricos_status(struct daemon *d, cJSON *out)
 {
+	struct cricos *c = d->job_ctx;
 	sqlite3_stmt *q;
 	cJSON *js = NULL, *it;
 
+	publish_status(c->pub, out);
 	if (db_in_tx(d->db) || (q = db_stmt(d->db, SQL_JOB_STATE, NULL)) == NULL)
 		return;
 	if (sqlite3_step(q) == SQLITE_ROW)

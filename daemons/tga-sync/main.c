@@ -182,6 +182,7 @@ tga_status(struct daemon *d, cJSON *out)
 		cJSON_AddNumberToObject(o, "failures", (double)hs.failures);
 		cJSON_AddNumberToObject(o, "bytes_in", (double)hs.bytes_in);
 	}
+	publish_status(t->pub, out);
 }
 
 /*

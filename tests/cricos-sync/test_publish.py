@@ -20,7 +20,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cricoslib import Env, last_run, query, start_fake, step_detail, stop_fake  # noqa: E402
-from harness import REPO, Server, Workdir, syncctl, wait_for  # noqa: E402
+from harness import REPO, Server, Workdir, ctl, syncctl, wait_for  # noqa: E402
 
 FAKE_D1 = os.path.join(REPO, "tests", "fakes", "fake_d1.py")
 ACCOUNT = "0123456789abcdef0123456789abcdef"
@@ -200,7 +200,18 @@ class PublishTest(unittest.TestCase):
         self.d1.post("/_fake/fault", {"op": "query", "kind": "http429", "block": 2, "count": 1, "skip": 1,
                                       "database": "rtopacks-db"})
         t0 = time.monotonic()
-        self.run_ok(env, "429")
+        notes = []
+        with open(env.daemon.log_path, "ab") as log:
+            p = subprocess.Popen(env.daemon.command((), once=True), stdout=log, stderr=log, env=dict(os.environ))
+            # `status` says what the run waits for while the block lasts.
+            def blocked():
+                r = ctl(env.daemon.socket_path(), "status", timeout=2)
+                notes[:] = r.get("result", {}).get("notes", []) if r.get("ok") else []
+                return any("waiting for D1's rate limit" in n for n in notes) or p.poll() is not None
+            wait_for(blocked, 30, what="the status note of the 429 block")
+            self.assertTrue(any(n.startswith("publish: waiting for D1's rate limit until") for n in notes), notes)
+            self.assertEqual(p.wait(60), 0, env.daemon.read_log()[-3000:])
+        self.assertEqual(last_run(env.ops)["status"], "complete")
         self.assertGreaterEqual(time.monotonic() - t0, 2.0)
         self.assert_d1_equal(env, "after a 429")
         self.assertEqual(self.stats()["rate"]["throttled"], 1, self.stats()["rate"])
