@@ -471,8 +471,15 @@ set_cursor(struct step *st, enum stage s, const cJSON *ps)
 	ckv_put(&b, "s", stage_names[s]);
 	ckv_put(&b, "m", cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ps, "full")) ? "full" : "delta");
 	if (s == S_DATA) {
+		const cJSON *k = cJSON_GetObjectItemCaseSensitive(ps, "k");
+		char *key = cJSON_IsArray(k) ? cJSON_PrintUnformatted(k) : NULL;
+
 		ckv_put_i64(&b, "t", (int64_t)num(ps, "t", 0));
 		ckv_put_i64(&b, "n", (int64_t)num(ps, "sent", 0));
+		/* The last key sent, for `syncctl cursor` (the cycle state's copy is the one resumed from). */
+		if (key != NULL && strlen(key) < CKV_VAL_MAX / 2)
+			ckv_put(&b, "k", key);
+		free(key);
 	}
 	step_set_cursor(st, "%s", ckv_str(&b));
 }

@@ -6,7 +6,8 @@
  * added by a corpus migration is published without an edit here.
  *
  * The phase is a sequence of steps, one D1 request each (one D1 transaction), the position committed locally with
- * the step (cursor "s=<stage> m=<full|delta> t=<table> n=<rows>", the last key sent in the cycle state, "publish"):
+ * the step (cursor "s=<stage> m=<full|delta> t=<table> n=<rows> k=<last key>", the key also in the cycle state,
+ * "publish", which is what a resumed step reads: a key of any length and type):
  *
  *   prep     CREATE TABLE IF NOT EXISTS for the bookkeeping tables (d1_schema_migrations, d1_publish_state) and
  *            every published table, then read D1's schema version, its published_through and each table's columns;
