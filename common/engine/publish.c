@@ -60,6 +60,7 @@ struct publisher {
 	struct d1_db *corpus;
 	struct tinfo *ti;	/* per table, read once (a reload makes a new publisher) */
 	int verify_range;	/* PUB_VERIFY_RANGE; tests make it small (RTOPACKS_TEST_VERIFY_RANGE) */
+	int rows_max;		/* PUB_ROWS_MAX; tests make it small (RTOPACKS_TEST_PUBLISH_ROWS) */
 	bool ti_loaded;
 
 	/* The step in flight. */
@@ -388,6 +389,9 @@ publish_new(struct ev_loop *loop, struct evcurl *ec, struct db *db, const struct
 	p->verify_range = PUB_VERIFY_RANGE;
 	if ((env = getenv("RTOPACKS_TEST_VERIFY_RANGE")) != NULL && atoi(env) > 0)
 		p->verify_range = atoi(env);	/* tests: key ranges at the small scale */
+	p->rows_max = PUB_ROWS_MAX;
+	if ((env = getenv("RTOPACKS_TEST_PUBLISH_ROWS")) != NULL && atoi(env) > 0)
+		p->rows_max = atoi(env);	/* tests: many small requests at the small scale */
 	if (p->enabled) {
 		p->d1 = d1_new(ec, loop, &s);
 		p->corpus = d1_corpus(p->d1);
@@ -784,9 +788,11 @@ done:
 }
 
 /*
- * Rows reached through their parents in a delta (publish.h, struct pub_table): the parents changed since `since`
- * after parent key `key`, then each one's rows; a child list's followed by a DELETE of what lies past its end (into
- * dels).  Returns rows added or -1.
+ * Rows reached through their parents in a delta (publish.h, struct pub_table): the parents changed since `since`,
+ * in key order, then each one's rows; a child list's followed by a DELETE of what lies past its end (into dels).
+ * The key to resume after is [parent] when that parent's rows all went, or the last child row's primary key when a
+ * parent's rows did not fit in one request (an RTO with 30,000 scope rows): the next request goes on inside that
+ * parent, and a list's DELETE goes with its last part.  Returns rows added or -1.
  */
 static int64_t
 add_children(struct publisher *p, struct step *st, size_t t, const char *since, const cJSON *key, int64_t max,
@@ -796,30 +802,43 @@ add_children(struct publisher *p, struct step *st, size_t t, const char *since, 
 	const struct pub_table *tb = &p->def->tables[t], *pt = &p->def->tables[tb->parent];
 	const struct tinfo *ti = &p->ti[t], *pi = &p->ti[tb->parent];
 	struct d1_value *v = xcalloc(ti->ncols, sizeof *v);
-	struct buf q, cq;
-	sqlite3_stmt *s = NULL, *c = NULL;
+	struct buf q, cq, cq2;
+	sqlite3_stmt *s = NULL, *c = NULL, *c2 = NULL, *cs;
 	int64_t n = 0, parents = 0;
 	char why[256];
-	int rc, crc, seq_idx = -1;
+	int rc, crc = SQLITE_DONE, seq_idx = -1;
 	size_t i;
-	const char *list_only = tb->seq_col != NULL ? "" : NULL;
+	/* Inside a parent: the key is a child row's (more columns than the parent's one). */
+	bool inside = key != NULL && (size_t)cJSON_GetArraySize(key) == ti->npk && ti->npk > 1;
 
 	buf_init(&q);
 	buf_init(&cq);
+	buf_init(&cq2);
 	buf_printf(&q, "SELECT \"%s\" FROM \"%s\" WHERE (%s)", pi->cols[0], pt->name,
 	    tb->parent_changed != NULL ? tb->parent_changed : pt->changed);
 	if (key != NULL)
-		buf_printf(&q, " AND \"%s\" > ?2", pi->cols[0]);
+		buf_printf(&q, " AND \"%s\" %s ?2", pi->cols[0], inside ? ">=" : ">");
 	buf_printf(&q, " ORDER BY \"%s\" LIMIT %d", pi->cols[0], PUB_PARENTS);
 	buf_adds(&cq, "SELECT ");
 	list_cols(&cq, ti, 0, ti->ncols);
 	buf_printf(&cq, " FROM \"%s\" WHERE \"%s\" = ?2", tb->name, tb->parent_col);
-	if (list_only == NULL && tb->changed != NULL)
+	if (tb->seq_col == NULL && tb->changed != NULL)
 		buf_printf(&cq, " AND (%s)", tb->changed);
+	/* The same, after a child key (?3, ?4, …): the rest of a parent begun in an earlier request. */
+	buf_add(&cq2, cq.data, cq.len);
+	buf_adds(&cq2, " AND (");
+	list_cols(&cq2, ti, 0, ti->npk);
+	buf_adds(&cq2, ") > (");
+	for (i = 0; i < ti->npk; i++)
+		buf_printf(&cq2, "%s?%d", i > 0 ? ", " : "", 3 + (int)i);
+	buf_adds(&cq2, ")");
 	buf_adds(&cq, " ORDER BY ");
 	list_cols(&cq, ti, 0, ti->npk);
+	buf_adds(&cq2, " ORDER BY ");
+	list_cols(&cq2, ti, 0, ti->npk);
 	if (sqlite3_prepare_v2(db_handle(p->db), q.data, -1, &s, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(db_handle(p->db), cq.data, -1, &c, NULL) != SQLITE_OK) {
+	    sqlite3_prepare_v2(db_handle(p->db), cq.data, -1, &c, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db_handle(p->db), cq2.data, -1, &c2, NULL) != SQLITE_OK) {
 		db_error(p->db, cause, tb->name);
 		n = -1;
 		goto done;
@@ -834,13 +853,33 @@ add_children(struct publisher *p, struct step *st, size_t t, const char *since, 
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		const char *parent = db_col_text(s, 0);
 		int64_t last_seq = -1;
-		bool any = false;
+		bool any = false, cut = false;
 
 		parents++;
-		bind_mark(p, c, 1, since);
-		sqlite3_bind_value(c, 2, sqlite3_column_value(s, 0));
-		while ((crc = sqlite3_step(c)) == SQLITE_ROW) {
-			row_values(c, v, ti->ncols);
+		/* The parent the key is inside of: its rows after the key (a key of another parent: none here). */
+		if (inside && parents == 1) {
+			const cJSON *k0 = cJSON_GetArrayItem(key, 0);
+
+			cs = c2;
+			for (i = 0; i < ti->npk; i++)
+				bind_json(c2, 3 + (int)i, cJSON_GetArrayItem(key, (int)i));
+			if (!cJSON_IsString(k0) || strcmp(k0->valuestring, parent) != 0)
+				cs = c;		/* that parent is no longer in the change set: from this one on */
+			else if (seq_idx >= 0) {
+				/* The list's DELETE needs its last seq: the part sent before ended at the key. */
+				const cJSON *ks = cJSON_GetArrayItem(key, seq_idx);
+
+				if (cJSON_IsNumber(ks)) {
+					last_seq = (int64_t)ks->valuedouble;
+					any = true;
+				}
+			}
+		} else
+			cs = c;
+		bind_mark(p, cs, 1, since);
+		sqlite3_bind_value(cs, 2, sqlite3_column_value(s, 0));
+		while ((crc = sqlite3_step(cs)) == SQLITE_ROW) {
+			row_values(cs, v, ti->ncols);
 			if (d1_upsert_row(u, seg, v, why, sizeof why) == -1)
 				step_reject(st, 1, "%s: a row not published: %s", tb->name, why);
 			else {
@@ -851,15 +890,27 @@ add_children(struct publisher *p, struct step *st, size_t t, const char *since, 
 							p->counts[t].deleted++;
 			}
 			if (seq_idx >= 0) {
-				last_seq = sqlite3_column_int64(c, seq_idx);
+				last_seq = sqlite3_column_int64(cs, seq_idx);
 				any = true;
 			}
+			if (n >= max || total_len + seg->len + dels->len >= PUB_BYTES_SOFT) {
+				/* The request is full: go on after this row next time, unless it was the parent's last. */
+				cJSON_Delete(p->next_key);
+				p->next_key = row_key(cs, ti->npk);
+				if ((crc = sqlite3_step(cs)) == SQLITE_ROW)
+					cut = true;
+				break;
+			}
 		}
-		sqlite3_reset(c);
-		if (crc != SQLITE_DONE) {
+		sqlite3_reset(cs);
+		if (crc != SQLITE_DONE && crc != SQLITE_ROW) {
 			db_error(p->db, cause, tb->name);
 			n = -1;
 			goto done;
+		}
+		if (cut) {
+			*exhausted = false;
+			break;
 		}
 		if (tb->seq_col != NULL) {
 			buf_printf(dels, "DELETE FROM \"%s\" WHERE \"%s\" = ", tb->name, tb->parent_col);
@@ -885,8 +936,10 @@ add_children(struct publisher *p, struct step *st, size_t t, const char *since, 
 done:
 	sqlite3_finalize(s);
 	sqlite3_finalize(c);
+	sqlite3_finalize(c2);
 	buf_free(&q);
 	buf_free(&cq);
+	buf_free(&cq2);
 	free(v);
 	return n;
 }
@@ -935,7 +988,7 @@ data_done(const struct d1_result *r, void *arg)
 	if (r->timeouts > 0 || r->duration_ms > PUB_SLOW_MS)
 		rows = fmax(rows / 2, 100);
 	else if (r->duration_ms < PUB_FAST_MS && p->rows >= (int64_t)rows)
-		rows = fmin(rows * 2, PUB_ROWS_MAX);
+		rows = fmin(rows * 2, p->rows_max);
 	set_num(ps, "rows", rows);
 	set_num(ps, "t", p->next_table);
 	set_num(ps, "sent", num(ps, "sent", 0) + (double)p->rows);
@@ -951,7 +1004,7 @@ static void
 run_data(struct publisher *p, struct step *st, cJSON *ps)
 {
 	const char *since = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ps, "full")) ? NULL : str(ps, "since");
-	int64_t max = (int64_t)num(ps, "rows", PUB_ROWS_START), n;
+	int64_t max = (int64_t)fmin(num(ps, "rows", PUB_ROWS_START), p->rows_max), n;
 	size_t t = (size_t)num(ps, "t", 0);
 	cJSON *key = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(ps, "k"), 1);
 	struct buf sql, seg, dels;

@@ -147,6 +147,28 @@ class PublishTest(unittest.TestCase):
         self.assertLess(sent_scope, n_scope / 2, "the delta sends the changed RTOs' scope rows only: %s" % det)
         self.assertGreater(det.get("tga_rto_scope.deleted", 0), 0, "scope rows removed are sent as soft deletes")
 
+        # Requests of 40 rows: a parent's rows that do not fit in one request (the big RTO's scope, a component's
+        # unit grid) are split across requests, a list's DELETE going with its last part; D1 ends equal.
+        big2 = orgs[3]
+        codes2 = [x["NrtCode"] for x in big2["Scopes"] if not x["IsImplicit"]]
+        for spec in ({"action": "scope", "code": big2["Code"], "add": [units[7], quals[8]], "remove": codes2[:3]},
+                     {"action": "update", "kind": "qualification", "code": quals[3]},
+                     {"action": "random", "fraction": 0.02, "seed": 9}):
+            self.fake.post("/_fake/mutate", spec)
+        self.d1.post("/_fake/sql", {"database": "rtopacks-db", "sql":
+                                    "INSERT INTO tga_unit_grid (component_code, seq, unit_code, run)"
+                                    " VALUES ('%s', 9999, 'X', 1)" % quals[3]})
+        self.assertEqual(env.run_once(env={"RTOPACKS_TEST_PUBLISH_ROWS": "40"}), 0, env.daemon.read_log()[-4000:])
+        self.assert_d1_equal(env, "after a delta in requests of 40 rows")
+        det = self.detail(env)
+        sent = sum(v for k, v in det.items() if k.endswith(".upserted"))
+        self.assertGreater(det.get("tga_rto_scope.upserted", 0), 40, det)
+        self.assertGreaterEqual(det.get("d1_requests"), sent // 40, det)
+        self.assertGreaterEqual(det.get("tga_unit_grid.deleted", 0), 1, det)
+        # quals[3]'s list is longer than a request: it was sent in parts, the DELETE with the last.
+        self.assertGreater(query(env.corpus, "SELECT count(*) FROM tga_unit_grid WHERE component_code = ?",
+                                 (quals[3],))[0][0], 40)
+
         # A kill after D1 committed a request and before our commit: the resumed run sends it again; D1 ends equal.
         self.fake.post("/_fake/mutate", {"action": "random", "fraction": 0.05, "seed": 11})
         rc = env.run_once(env={"RTOPACKS_CRASH_AT": "before_commit@publish:2"})
