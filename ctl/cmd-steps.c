@@ -4,7 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "db.h"
+#include "publish-detail.h"
 #include "sctl.h"
 
 static const char SQL_STEPS[] =
@@ -84,6 +86,9 @@ cmd_steps_exec(struct sctl *s, int argc, char **argv)
 		cJSON_Delete(arr);
 	} else {
 		struct sctl_table *t = table_new(headers, numeric, 9);
+		struct buf pub;
+
+		buf_init(&pub);
 
 		while ((step = sqlite3_step(st)) == SQLITE_ROW) {
 			char in[32], out[32], rej[32], att[32], dur[32];
@@ -100,9 +105,22 @@ cmd_steps_exec(struct sctl *s, int argc, char **argv)
 			    db_col_text(st, 7), dur, sizeof dur);
 			cells[8] = db_col_text(st, 8);
 			table_add(t, cells);
+			/* The publish phase's detail: what went to D1 (publish-detail.h). */
+			if (sqlite3_column_type(st, 9) != SQLITE_NULL) {
+				cJSON *detail = cJSON_Parse(db_col_text(st, 9));
+
+				if (pubdetail_is(detail)) {
+					buf_printf(&pub, "\n%s:\n", db_col_text(st, 0));
+					pubdetail_format(detail, db_col_text(st, 1), &pub, "  ");
+				}
+				cJSON_Delete(detail);
+			}
 		}
 		table_print(t);
 		table_free(t);
+		if (pub.len > 0)
+			fputs(pub.data, stdout);
+		buf_free(&pub);
 	}
 	sqlite3_reset(st);
 	db_close(db);

@@ -1,6 +1,7 @@
 /*
- * syncctl trigger DAEMON [--full] [--wait]: start a run (resuming an unfinished cycle).  With --wait it follows the
- * run to its end (a live progress line on a terminal) and exits with the run's result.
+ * syncctl trigger DAEMON [--full] [--republish] [--wait]: start a run (resuming an unfinished cycle).  --republish
+ * makes the publish phase send every row to D1 again.  With --wait it follows the run to its end (a live progress
+ * line on a terminal) and exits with the run's result.
  */
 #include <getopt.h>
 #include <math.h>
@@ -99,12 +100,13 @@ cmd_trigger_exec(struct sctl *s, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "full", no_argument, NULL, 'F' },
+		{ "republish", no_argument, NULL, 'R' },
 		{ "wait", no_argument, NULL, 'w' },
 		{ "trigger", required_argument, NULL, 't' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const struct sctl_daemon *d;
-	bool full = false, wait = false;
+	bool full = false, wait = false, republish = false;
 	const char *kind = NULL;
 	struct sctl_conn *c;
 	cJSON *args, *reply, *res;
@@ -115,6 +117,9 @@ cmd_trigger_exec(struct sctl *s, int argc, char **argv)
 		switch (ch) {
 		case 'F':
 			full = true;
+			break;
+		case 'R':
+			republish = true;
 			break;
 		case 'w':
 			wait = true;
@@ -127,13 +132,16 @@ cmd_trigger_exec(struct sctl *s, int argc, char **argv)
 		}
 	}
 	if (optind + 1 != argc || (d = sctl_find_daemon(argv[optind])) == NULL) {
-		fprintf(stderr, "usage: syncctl trigger DAEMON [--full] [--wait] [--trigger timer|manual|catchup]\n");
+		fprintf(stderr, "usage: syncctl trigger DAEMON [--full] [--republish] [--wait]"
+		    " [--trigger timer|manual|catchup]\n");
 		return SCTL_USAGE;
 	}
 	if ((c = sctl_connect(s, d->name, &rc)) == NULL)
 		return rc;
 	args = cJSON_CreateObject();
 	cJSON_AddBoolToObject(args, "full", full);
+	if (republish)
+		cJSON_AddBoolToObject(args, "republish", true);
 	cJSON_AddBoolToObject(args, "watch", wait);
 	if (kind != NULL)
 		cJSON_AddStringToObject(args, "trigger", kind);
@@ -169,7 +177,8 @@ cmd_trigger_exec(struct sctl *s, int argc, char **argv)
 	return rc;
 }
 
-const struct sctl_cmd sctl_cmd_trigger = { "trigger", "DAEMON [--full] [--wait]",
-	"Start a run (resuming an unfinished cycle; --full starts a new full one). --wait follows it to the end "
+const struct sctl_cmd sctl_cmd_trigger = { "trigger", "DAEMON [--full] [--republish] [--wait]",
+	"Start a run (resuming an unfinished cycle; --full starts a new full one; --republish sends every row to D1 "
+	"again in the publish phase). --wait follows it to the end "
 	"and exits with its result.",
 	cmd_trigger_exec, NULL };

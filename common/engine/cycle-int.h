@@ -96,6 +96,8 @@ struct cycle {
 
 	cycle_listener_fn listener;
 	void *larg;
+
+	cJSON *trigger_flags;	/* for the next trigger: {"republish": true}, written into its cycle state */
 };
 
 /* A run is in progress (in any state but idle). */

@@ -57,6 +57,7 @@ cycle_free(struct cycle *cy)
 	ev_timer_stop(cy->h->loop, &cy->next);
 	ev_timer_stop(cy->h->loop, &cy->grace);
 	cursor_clear(&cy->cur);
+	cJSON_Delete(cy->trigger_flags);
 	cJSON_Delete(cy->ph_detail);
 	free(cy->last_error);
 	free(cy);
@@ -107,8 +108,8 @@ cycle_recover(struct cycle *cy, bool *resume, char **cause)
 
 /* --- trigger ------------------------------------------------------------------------------------------------- */
 
-enum trigger_result
-cycle_trigger(struct cycle *cy, const char *trigger, const char *requested_by, bool full, char *run_id, size_t len,
+static enum trigger_result
+trigger_run(struct cycle *cy, const char *trigger, const char *requested_by, bool full, char *run_id, size_t len,
     char **cause)
 {
 	struct cursor c;
@@ -118,6 +119,8 @@ cycle_trigger(struct cycle *cy, const char *trigger, const char *requested_by, b
 	int idx;
 
 	if (cycle_busy(cy)) {
+		cJSON_Delete(cy->trigger_flags);
+		cy->trigger_flags = NULL;
 		snprintf(run_id, len, "%s", cy->run_id);
 		return TRIGGER_ALREADY_RUNNING;
 	}
@@ -180,6 +183,28 @@ cycle_trigger(struct cycle *cy, const char *trigger, const char *requested_by, b
 		c.cycle_state = xstrdup("{}");
 		c.full = full;
 	}
+	if (cy->trigger_flags != NULL) {
+		/* Flags for the phases (cycle_set_trigger_flag), in the cycle state this commit stores. */
+		cJSON *state = cJSON_Parse(c.cycle_state ? c.cycle_state : "{}"), *f, *it;
+
+		if (!cJSON_IsObject(state)) {
+			cJSON_Delete(state);
+			state = cJSON_CreateObject();
+		}
+		if (!cJSON_IsObject(f = cJSON_GetObjectItemCaseSensitive(state, "flags"))) {
+			cJSON_DeleteItemFromObjectCaseSensitive(state, "flags");
+			f = cJSON_AddObjectToObject(state, "flags");
+		}
+		cJSON_ArrayForEach(it, cy->trigger_flags) {
+			cJSON_DeleteItemFromObjectCaseSensitive(f, it->string);
+			cJSON_AddItemToObject(f, it->string, cJSON_Duplicate(it, 1));
+		}
+		free(c.cycle_state);
+		c.cycle_state = cJSON_PrintUnformatted(state);
+		cJSON_Delete(state);
+		cJSON_Delete(cy->trigger_flags);
+		cy->trigger_flags = NULL;
+	}
 	c.seq++;
 	if (cursor_store(cy, &c, cause) == -1 ||
 	    (cy->job->uses_corpus && checkpoint_store(cy, &c, "", 0, 0, 0, cause) == -1) ||
@@ -226,6 +251,26 @@ static void
 grace_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	cycle_abort_step(w->data);
+}
+
+enum trigger_result
+cycle_trigger(struct cycle *cy, const char *trigger, const char *requested_by, bool full, char *run_id, size_t len,
+    char **cause)
+{
+	enum trigger_result r = trigger_run(cy, trigger, requested_by, full, run_id, len, cause);
+
+	cJSON_Delete(cy->trigger_flags);	/* one trigger's, whatever came of it */
+	cy->trigger_flags = NULL;
+	return r;
+}
+
+void
+cycle_set_trigger_flag(struct cycle *cy, const char *flag)
+{
+	if (cy->trigger_flags == NULL)
+		cy->trigger_flags = cJSON_CreateObject();
+	cJSON_DeleteItemFromObjectCaseSensitive(cy->trigger_flags, flag);
+	cJSON_AddBoolToObject(cy->trigger_flags, flag, true);
 }
 
 void

@@ -102,6 +102,7 @@ const char *step_cursor(struct step *);		/* position inside the phase at the sta
 const char *step_run_id(struct step *);
 const char *step_cycle_id(struct step *);
 bool step_full(struct step *);			/* the cycle was triggered with --full */
+bool step_flag(struct step *, const char *flag);	/* flags.<flag> in the cycle state (cycle_set_trigger_flag) */
 int step_attempt(struct step *);		/* 0 on the first try of this step, 1 on the first retry, ... */
 bool step_stopping(struct step *);		/* a stop or cancel is pending: finish this step quickly */
 /* JSON state saved with the step's commit: per cycle, and across cycles.  Modify freely; dropped on failure. */
@@ -177,6 +178,11 @@ int cycle_recover(struct cycle *, bool *resume, char **cause);
  */
 enum trigger_result cycle_trigger(struct cycle *, const char *trigger, const char *requested_by, bool full,
     char *run_id, size_t len, char **cause);
+/*
+ * A flag for the next cycle_trigger only (e.g. "republish"): that trigger writes flags.<flag> = true into the cycle
+ * state it commits (a new cycle's or the resumed one's), where the phases read it (step_flag).
+ */
+void cycle_set_trigger_flag(struct cycle *, const char *flag);
 void cycle_cancel(struct cycle *, const char *by);
 /* SIGTERM: stop after the current step (rolled back after stop_grace). */
 void cycle_stop(struct cycle *);

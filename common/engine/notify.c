@@ -22,6 +22,7 @@
 #include "log.h"
 #include "mailstep.h"
 #include "outbox.h"
+#include "publish-detail.h"
 #include "timeutil.h"
 #include "xmalloc.h"
 
@@ -33,6 +34,11 @@ static const char SQL_CYCLE_RUNS[] =
 static const char SQL_CYCLE_STEPS[] =
     "SELECT s.step, s.status, s.records_in, s.records_out, s.rejected, s.error FROM sync_steps s"
     " JOIN sync_runs r ON r.run_id = s.run_id WHERE r.cycle_id = ? AND s.sync_type = ?"
+    " ORDER BY s.started_at, s.run_id";
+/* The publish phase's step rows (publish-detail.h), oldest first: a cycle resumed in that phase has several. */
+static const char SQL_CYCLE_DETAILS[] =
+    "SELECT s.detail, s.status FROM sync_steps s JOIN sync_runs r ON r.run_id = s.run_id"
+    " WHERE r.cycle_id = ? AND s.sync_type = ? AND s.detail LIKE '%\"d1_requests\"%'"
     " ORDER BY s.started_at, s.run_id";
 static const char SQL_CYCLE_SUMMARY[] =
     "SELECT summary, changes FROM sync_runs WHERE cycle_id = ? AND sync_type = ? AND summary IS NOT NULL"
@@ -78,6 +84,35 @@ struct phase_row {
 	int64_t in, out, rejected;
 	bool seen;
 };
+
+/* "Published to D1": what the publish phase sent in this cycle (nothing when the cycle has no such phase). */
+static int
+add_publish_block(struct db *db, struct step *st, struct buf *b, char **cause)
+{
+	const struct cycle_host *d = step_host(st);
+	sqlite3_stmt *q;
+	cJSON *sum = NULL, *one;
+	char status[16] = "";
+
+	if ((q = db_stmt(db, SQL_CYCLE_DETAILS, cause)) == NULL)
+		return -1;
+	db_bind_text(q, 1, step_cycle_id(st));
+	db_bind_text(q, 2, d->job->sync_type);
+	while (sqlite3_step(q) == SQLITE_ROW) {
+		if ((one = cJSON_Parse(db_col_text(q, 0))) != NULL && pubdetail_is(one)) {
+			sum = pubdetail_add(sum, one);
+			snprintf(status, sizeof status, "%s", db_col_text(q, 1));
+		}
+		cJSON_Delete(one);
+	}
+	sqlite3_reset(q);
+	if (sum != NULL) {
+		buf_adds(b, "\n");
+		pubdetail_format(sum, status, b, "");
+		cJSON_Delete(sum);
+	}
+	return 0;
+}
 
 /* Build subject and body; returns the number of changes, or -1 with *cause. */
 static int64_t
@@ -168,6 +203,8 @@ compose(struct step *st, char **subject, char **body, char **cause)
 		    rows[i].seen ? rows[i].status : "-", thousands(rows[i].in, n1, sizeof n1),
 		    thousands(rows[i].out, n2, sizeof n2));
 	}
+	if (add_publish_block(d->db, st, &b, cause) == -1)
+		goto fail;
 	buf_printf(&b, "\nChanges: %" PRId64 "\n", changes);
 	if (summary != NULL && job->format_summary != NULL)
 		job->format_summary(summary, &b);

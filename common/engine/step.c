@@ -71,6 +71,13 @@ step_full(struct step *st)
 	return st->cy->full;
 }
 
+bool
+step_flag(struct step *st, const char *flag)
+{
+	return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(st->cycle_state, "flags"),
+	    flag));
+}
+
 int
 step_attempt(struct step *st)
 {

@@ -1,5 +1,6 @@
 /*
- * trigger: start a run (or resume the unfinished cycle).  args: "full" (start a new full cycle), "watch" (stream
+ * trigger: start a run (or resume the unfinished cycle).  args: "full" (start a new full cycle), "republish" (the
+ * publish phase sends every row again: the cycle flag "republish", publish.h), "watch" (stream
  * this run's events to the caller: registered before the run starts, so a fast run cannot slip past), "trigger"
  * (timer|manual|catchup, default manual).  A trigger while a run is in progress answers already_running with that
  * run's id: there are never two runs of one job.
@@ -18,6 +19,7 @@ cmd_trigger_exec(struct ctl_client *c, const cJSON *args, char **cause)
 {
 	struct daemon *d = ctl_daemon(c);
 	const cJSON *full = cJSON_GetObjectItemCaseSensitive(args, "full");
+	const cJSON *republish = cJSON_GetObjectItemCaseSensitive(args, "republish");
 	const cJSON *watch = cJSON_GetObjectItemCaseSensitive(args, "watch");
 	const cJSON *kind = cJSON_GetObjectItemCaseSensitive(args, "trigger");
 	const char *trigger = "manual";
@@ -41,6 +43,8 @@ cmd_trigger_exec(struct ctl_client *c, const cJSON *args, char **cause)
 	 * The reply goes out before any event, and watching starts right after it: the run's first step is only
 	 * scheduled on the loop, so nothing after run_start (which the reply stands for) can be missed.
 	 */
+	if (cJSON_IsTrue(republish))
+		cycle_set_trigger_flag(d->cycle, "republish");
 	switch (cycle_trigger(d->cycle, trigger, by, cJSON_IsTrue(full), run_id, sizeof run_id, cause)) {
 	case TRIGGER_STARTED:
 		r = cJSON_CreateObject();
@@ -67,5 +71,6 @@ cmd_trigger_exec(struct ctl_client *c, const cJSON *args, char **cause)
 	}
 }
 
-const struct ctl_cmd ctl_cmd_trigger = { "trigger", "{\"full\":bool, \"watch\":bool, \"trigger\":\"manual|timer|catchup\"}",
+const struct ctl_cmd ctl_cmd_trigger = { "trigger",
+	"{\"full\":bool, \"republish\":bool, \"watch\":bool, \"trigger\":\"manual|timer|catchup\"}",
 	cmd_trigger_exec };

@@ -10,6 +10,7 @@
  *   sync_course_locations
  *   link                    courses' VET National Code -> tga_components (tga-sync's table)      (rtopacks.db)
  *   write_snapshot          soft-delete what the edition no longer has; the change summary       (rtopacks.db)
+ *   publish                 the changed rows into D1's corpus database (common/engine/publish.c)
  *   notify                  the completion mail (common)
  *
  * State.  Cycle state (one cycle): "edition" {table: fingerprint + "sync"}, "new_edition", "tables" {table:
@@ -29,11 +30,14 @@
 
 struct daemon;
 struct http_client;
+struct pub_def;
+struct publisher;
 struct step;
 
 struct cricos {
 	struct daemon *d;
 	struct http_client *http;
+	struct publisher *pub;		/* the publish phase (off without [d1]) */
 	char *base;			/* CKAN root, e.g. https://data.gov.au/data */
 	char *package_id;
 	char *resource_id[T_COUNT];
@@ -53,6 +57,7 @@ struct cricos {
 };
 
 #define CRICOS_SECTION "cricos-sync"
+#define CRICOS_D1_BUDGET 200		/* D1 requests per 5 minutes when [d1] names none (docs/d1-design.md) */
 
 /* Phases. */
 void phase_init(struct step *);
@@ -62,6 +67,8 @@ void phase_sync_locations(struct step *);
 void phase_sync_course_locations(struct step *);
 void phase_link(struct step *);
 void phase_snapshot(struct step *);
+void phase_publish(struct step *);
+extern const struct pub_def cricos_publish;
 
 /* Edition watch (watch.c). */
 void watch_housekeeping(struct daemon *);

@@ -13,6 +13,7 @@
 #include "db.h"
 #include "http.h"
 #include "log.h"
+#include "publish.h"
 #include "timeutil.h"
 #include "xmalloc.h"
 
@@ -202,6 +203,8 @@ cricos_init(struct daemon *d, char **cause)
 	http_settings_from_config(&hs, d->cfg, CRICOS_SECTION, "data.gov.au");
 	c->http = http_client_new(d->ec, d->loop, &hs);
 	d->job_ctx = c;
+	if ((c->pub = publish_new(d->loop, d->ec, d->db, d->cfg, &cricos_publish, CRICOS_D1_BUDGET, cause)) == NULL)
+		return -1;
 	return 0;
 }
 
@@ -210,11 +213,17 @@ cricos_reload(struct daemon *d, char **cause)
 {
 	struct cricos *c = d->job_ctx;
 	struct http_settings hs;
+	struct publisher *pub;
 
 	if (configure(c, d->cfg, cause) == -1)
 		return -1;
 	http_settings_from_config(&hs, d->cfg, CRICOS_SECTION, "data.gov.au");
 	http_client_settings(c->http, &hs);
+	/* Between runs: no publish request is in flight. */
+	if ((pub = publish_new(d->loop, d->ec, d->db, d->cfg, &cricos_publish, CRICOS_D1_BUDGET, cause)) == NULL)
+		return -1;
+	publish_free(c->pub);
+	c->pub = pub;
 	return 0;
 }
 
@@ -225,6 +234,7 @@ cricos_fini(struct daemon *d)
 
 	if (c == NULL)
 		return;
+	publish_free(c->pub);
 	http_client_free(c->http);
 	free_settings(c);
 	free(c);
@@ -237,9 +247,11 @@ static const char SQL_JOB_STATE[] = "SELECT job_state FROM cricos_sync_cursor WH
 static void
 cricos_status(struct daemon *d, cJSON *out)
 {
+	struct cricos *c = d->job_ctx;
 	sqlite3_stmt *q;
 	cJSON *js = NULL, *it;
 
+	publish_status(c->pub, out);
 	if (db_in_tx(d->db) || (q = db_stmt(d->db, SQL_JOB_STATE, NULL)) == NULL)
 		return;
 	if (sqlite3_step(q) == SQLITE_ROW)
@@ -264,6 +276,7 @@ static const struct phase_def phases[] = {
 	{ "sync_course_locations", phase_sync_course_locations, PHASE_CORPUS },
 	{ "link", phase_link, PHASE_CORPUS },
 	{ "write_snapshot", phase_snapshot, PHASE_CORPUS },
+	{ "publish", phase_publish, 0 },
 	{ "notify", phase_notify, 0 },
 };
 

@@ -19,7 +19,7 @@
 static const char SQL_TGA_READY[] =
     "SELECT count(*) FROM pragma_table_info('tga_components', 'corpus') WHERE name IN ('code', 'deleted_at')";
 static const char SQL_LINK[] =
-    "UPDATE cricos_courses SET tga_link = CASE"
+    "UPDATE cricos_courses SET link_cycle = ?1, tga_link = CASE"
     " WHEN vet_national_code IS NULL THEN NULL"
     " WHEN EXISTS (SELECT 1 FROM tga_components t WHERE t.code = cricos_courses.vet_national_code"
     " AND t.deleted_at IS NULL) THEN 'matched'"
@@ -32,7 +32,8 @@ static const char SQL_LINK[] =
     " WHEN EXISTS (SELECT 1 FROM tga_components t WHERE t.code = cricos_courses.vet_national_code) THEN 'deleted'"
     " ELSE 'unmatched' END)";
 static const char SQL_LINK_NONE[] =
-    "UPDATE cricos_courses SET tga_link = CASE WHEN vet_national_code IS NULL THEN NULL ELSE 'unmatched' END"
+    "UPDATE cricos_courses SET link_cycle = ?1,"
+    " tga_link = CASE WHEN vet_national_code IS NULL THEN NULL ELSE 'unmatched' END"
     " WHERE removed_cycle IS NULL AND tga_link IS NOT (CASE WHEN vet_national_code IS NULL THEN NULL"
     " ELSE 'unmatched' END)";
 static const char SQL_LINK_COUNTS[] =
@@ -72,7 +73,10 @@ phase_link(struct step *st)
 	ready = sqlite3_column_int(q, 0) == 2;
 	sqlite3_reset(q);
 	/* Prepared only when the table exists: a statement naming a missing table does not compile. */
-	if ((q = db_stmt(db, ready ? SQL_LINK : SQL_LINK_NONE, &cause)) == NULL || db_step_done(db, q, &cause) == -1)
+	if ((q = db_stmt(db, ready ? SQL_LINK : SQL_LINK_NONE, &cause)) == NULL)
+		goto fail;
+	db_bind_text(q, 1, step_cycle_id(st));	/* the stamp the publish phase reads (corpus migration 0006) */
+	if (db_step_done(db, q, &cause) == -1)
 		goto fail;
 
 	if ((q = db_stmt(db, SQL_LINK_COUNTS, &cause)) == NULL)

@@ -6,6 +6,7 @@
  *   sync_orgs        OrganisationService: changed RTOs, each with its whole scope in one transaction
  *   sweep_deletions  tombstones of both services: soft deletes
  *   write_snapshot   the change summary from the rows' stamps; advance the high-water mark
+ *   publish          the rows changed since D1's copy into D1's corpus database (phase-publish.c)
  *   notify           the completion mail
  *
  * With [tga-sync] source = rest the same phases run over the public REST API (phase-rest.c, source-rest.c): init
@@ -23,6 +24,7 @@
 #include "db.h"
 #include "http.h"
 #include "log.h"
+#include "publish.h"
 #include "tga.h"
 #include "xmalloc.h"
 
@@ -111,6 +113,8 @@ tga_init(struct daemon *d, char **cause)
 	if (db_exec(d->db, DDL_TEMP, cause) == -1 || db_exec(d->db, PRAGMA_CACHE, cause) == -1 ||
 	    db_exec(d->db, PRAGMA_CHECKPOINT, cause) == -1)
 		return -1;
+	if ((t->pub = publish_new(d->loop, d->ec, d->db, d->cfg, &tga_publish, TGA_D1_BUDGET, cause)) == NULL)
+		return -1;
 	return setup(d, t, cause);
 }
 
@@ -120,6 +124,7 @@ tga_reload(struct daemon *d, char **cause)
 	struct tga *t = d->job_ctx;
 	struct tga_settings old = t->set;
 	char *old_password = t->password;
+	struct publisher *pub;
 	int rc;
 
 	memset(&t->set, 0, sizeof t->set);
@@ -136,6 +141,11 @@ tga_reload(struct daemon *d, char **cause)
 	}
 	tga_settings_free(&old);
 	secret_free(old_password);
+	/* Between runs: no publish request is in flight.  A bad [d1] keeps the publisher in force. */
+	if ((pub = publish_new(d->loop, d->ec, d->db, d->cfg, &tga_publish, TGA_D1_BUDGET, cause)) == NULL)
+		return -1;
+	publish_free(t->pub);
+	t->pub = pub;
 	return 0;
 }
 
@@ -148,6 +158,7 @@ tga_fini(struct daemon *d)
 		return;
 	if (t->opened != NULL)
 		t->opened->close(t);
+	publish_free(t->pub);
 	http_client_free(t->http);
 	teardown(t);
 	free(t->spool_dir);
@@ -171,6 +182,7 @@ tga_status(struct daemon *d, cJSON *out)
 		cJSON_AddNumberToObject(o, "failures", (double)hs.failures);
 		cJSON_AddNumberToObject(o, "bytes_in", (double)hs.bytes_in);
 	}
+	publish_status(t->pub, out);
 }
 
 /*
@@ -239,6 +251,7 @@ static const struct phase_def phases[] = {
 	{ "sync_orgs", run_orgs, PHASE_CORPUS },
 	{ "sweep_deletions", run_sweep, PHASE_CORPUS },
 	{ "write_snapshot", run_snapshot, 0 },
+	{ "publish", phase_publish, 0 },
 	{ "notify", phase_notify, 0 },
 };
 

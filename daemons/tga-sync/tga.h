@@ -17,6 +17,7 @@
  */
 #ifndef TGA_H
 #define TGA_H
+#define TGA_D1_BUDGET 800		/* D1 requests per 5 minutes when [d1] names none (docs/d1-design.md) */
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -29,6 +30,8 @@
 struct buf;
 struct daemon;
 struct http_client;
+struct pub_def;
+struct publisher;
 struct step;
 struct tga_backend;
 struct tga_source;
@@ -105,6 +108,7 @@ struct tga {
 	struct rest_source *rest;	/* source = rest (source-rest.h) */
 	int rest_lanes;			/* source = rest: records fetched at once (the requests in flight) */
 	char *spool_dir;
+	struct publisher *pub;		/* the publish phase (off without [d1]) */
 };
 
 /* settings.c */
@@ -119,6 +123,8 @@ void phase_training_run(struct step *);
 void phase_orgs_run(struct step *);
 void phase_sweep_run(struct step *);
 void phase_snapshot_run(struct step *);
+void phase_publish(struct step *);		/* phase-publish.c */
+extern const struct pub_def tga_publish;
 /* phase-rest.c: the same phases over the public REST API (source = rest) */
 void phase_rest_init_run(struct step *);
 void phase_rest_training_run(struct step *);

@@ -249,7 +249,7 @@ def stop_fake(srv):
 
 # Columns naming runs, cycles or times differ between any two runs by design.
 VOLATILE = ("added_cycle", "changed_cycle", "seen_cycle", "removed_cycle", "first_seen_at", "updated_at",
-            "deleted_at", "cycle_id", "synced_at", "run_id", "updated_at", "seq")
+            "deleted_at", "cycle_id", "synced_at", "run_id", "updated_at", "seq", "link_cycle")
 
 
 class Env(kitenv.Env):
@@ -258,13 +258,15 @@ class Env(kitenv.Env):
     binary = "cricos-sync"
     sync_type = SYNC_TYPE
 
-    def __init__(self, fake, smtp=None, name="cricos", env=None, http=None, **keys):
+    def __init__(self, fake, smtp=None, name="cricos", env=None, http=None, sections=None, **keys):
         super().__init__(name, smtp)
         self.fake = fake
         section = {"base_url": fake.url + "/data", "page_size": 100, "step_retries": 1, "step_backoff": "100ms",
                    "step_backoff_max": "200ms", "housekeeping_interval": "200ms"}
         section.update(keys)
-        self.configure(section, extra={"http": http} if http else None, env=env)
+        extra = {"http": http} if http else {}
+        extra.update(sections or {})
+        self.configure(section, extra=extra or None, env=env)
 
     def corpus_dump(self):
         return super().corpus_dump(exclude_tables=("sync_checkpoint",), exclude_columns=VOLATILE)

@@ -26,7 +26,7 @@ COURSES = "48cacf69-2082-415e-9595-f17d0c3a4af0"
 PAGE = 100
 # Row stamps naming cycles, and our times: another cycle id and other times in every env (marked, NULL kept).
 CYCLE_COLUMNS = ("added_cycle", "changed_cycle", "seen_cycle", "removed_cycle", "first_seen_at", "updated_at",
-                 "deleted_at", "synced_at")
+                 "deleted_at", "synced_at", "link_cycle")
 
 
 class Env(kitenv.Env):

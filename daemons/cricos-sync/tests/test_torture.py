@@ -10,7 +10,7 @@ kills go to a fresh env (torture.fresh_env_per_cycle).  Small pages (20 records)
 seconds and about 56 page commits, so the random kills land inside it.
 
 What is not compared, and why (everything else is, row by row):
-  * the row stamps added_cycle, changed_cycle, seen_cycle, removed_cycle name the cycle, and first_seen_at,
+  * the row stamps added_cycle, changed_cycle, seen_cycle, removed_cycle, link_cycle name the cycle, and first_seen_at,
     updated_at, deleted_at, cricos_editions.cycle_id/synced_at read our clock: other ids and times in every env.
     They are replaced by a marker, so NULL against set still counts (a replayed page that stamped changed_cycle on
     an unchanged row is a difference).
@@ -35,7 +35,7 @@ from crash import MailSubject, engine_points, run_torture
 
 KEYS = {"page_size": 20}
 CYCLE_COLUMNS = ("added_cycle", "changed_cycle", "seen_cycle", "removed_cycle", "first_seen_at", "updated_at",
-                 "deleted_at", "cricos_editions.cycle_id", "synced_at")
+                 "deleted_at", "cricos_editions.cycle_id", "synced_at", "link_cycle")
 # The job state's record of the last edition synced: when (our clock) and by which cycle.
 JOB_TIMES = ("edition_synced_at", "edition_synced_cycle")
 

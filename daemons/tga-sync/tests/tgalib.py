@@ -49,12 +49,12 @@ class Env(kitenv.Env):
     binary = "tga-sync"
     sync_type = "tga_sync"
 
-    def __init__(self, fake, smtp=None, name="tga", password=PASSWORD, **keys):
+    def __init__(self, fake, smtp=None, name="tga", password=PASSWORD, sections=None, **keys):
         super().__init__(name, smtp)
         self.fake = fake
         tga = self.source_keys(fake, password)
         tga.update(keys)
-        self.configure(tga)
+        self.configure(tga, extra=sections)
 
     def source_keys(self, fake, password):
         """The source's part of the [tga-sync] section: SOAP with a TGA account."""
