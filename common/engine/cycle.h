@@ -70,6 +70,12 @@ struct job_def {
 	size_t nphases;
 	bool uses_corpus;		/* attach rtopacks.db (needed by PHASE_CORPUS phases) */
 	const struct cfg_key *config_keys;	/* the daemon's own keys in its section (besides the common ones) */
+	/*
+	 * The daemon's share of the account's D1 API limit (requests per 5 minutes) when [d1] requests_per_5min names
+	 * none; 0: D1_DEFAULT_BUDGET.  Every D1 request of the daemon (the observatory mirror and its own work) goes
+	 * through one client paced by it (daemon.h).
+	 */
+	int d1_budget;
 
 	/* Optional hooks. */
 	/*

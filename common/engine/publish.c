@@ -372,20 +372,16 @@ bind_mark(const struct publisher *p, sqlite3_stmt *q, int idx, const char *since
 /* --- lifetime -------------------------------------------------------------------------------------------------- */
 
 struct publisher *
-publish_new(struct ev_loop *loop, struct evcurl *ec, struct db *db, const struct config *cfg,
-    const struct pub_def *def, int default_budget, char **cause)
+publish_new(struct ev_loop *loop, struct d1 *d1, struct db *db, const struct pub_def *def)
 {
-	struct d1_settings s;
 	struct publisher *p;
 	const char *env;
 
-	if (d1_settings_load(&s, cfg, def->scope, default_budget, cause) == -1)
-		return NULL;
 	p = xcalloc(1, sizeof *p);
 	p->loop = loop;
 	p->db = db;
 	p->def = def;
-	p->enabled = s.enabled && s.corpus_id != NULL;
+	p->enabled = d1 != NULL && d1_corpus(d1) != NULL;
 	p->verify_range = PUB_VERIFY_RANGE;
 	if ((env = getenv("RTOPACKS_TEST_VERIFY_RANGE")) != NULL && atoi(env) > 0)
 		p->verify_range = atoi(env);	/* tests: key ranges at the small scale */
@@ -393,11 +389,10 @@ publish_new(struct ev_loop *loop, struct evcurl *ec, struct db *db, const struct
 	if ((env = getenv("RTOPACKS_TEST_PUBLISH_ROWS")) != NULL && atoi(env) > 0)
 		p->rows_max = atoi(env);	/* tests: many small requests at the small scale */
 	if (p->enabled) {
-		p->d1 = d1_new(ec, loop, &s);
+		p->d1 = d1;
 		p->corpus = d1_corpus(p->d1);
-	} else if (s.enabled)
+	} else if (d1 != NULL)
 		log_info("[d1] has no corpus_database_id: the publish phase is skipped");
-	d1_settings_clear(&s);
 	return p;
 }
 
@@ -422,7 +417,8 @@ publish_free(struct publisher *p)
 {
 	if (p == NULL)
 		return;
-	d1_free(p->d1);		/* a request in flight ends cancelled */
+	if (p->d1 != NULL)
+		d1_cancel_for(p->d1, p);	/* a request in flight ends cancelled */
 	clear_request(p);
 	free_tinfo(p);
 	free(p);
@@ -1393,7 +1389,7 @@ abort_cb(void *arg)
 {
 	struct publisher *p = arg;
 
-	d1_cancel_all(p->d1);	/* on_done runs with D1_ERR_CANCELLED and fails the step */
+	d1_cancel_for(p->d1, p);	/* on_done runs with D1_ERR_CANCELLED and fails the step */
 }
 
 static void

@@ -37,7 +37,7 @@
 struct config;
 struct db;
 struct ev_loop;
-struct evcurl;
+struct d1;
 struct step;
 
 #define PUB_ROWS_START 2000		/* rows per request at the start of a run */
@@ -78,11 +78,11 @@ struct pub_def {
 struct publisher;
 
 /*
- * Read [d1] (d1_settings_load with the job's sync_type and default_budget); NULL with *cause on a bad section.
- * db is the daemon's connection (ops.db with rtopacks.db attached as "corpus"), read outside any transaction.
+ * A publisher on the daemon's D1 client (daemon.h: one client, one budget; NULL without [d1], and a client without a
+ * corpus database: the phase is skipped).  db is the daemon's connection (ops.db with rtopacks.db attached as
+ * "corpus"), read outside any transaction.
  */
-struct publisher *publish_new(struct ev_loop *, struct evcurl *, struct db *, const struct config *,
-    const struct pub_def *, int default_budget, char **cause);
+struct publisher *publish_new(struct ev_loop *, struct d1 *, struct db *, const struct pub_def *);
 void publish_free(struct publisher *);
 bool publish_enabled(const struct publisher *);
 /* For `status`: "publish": {enabled, requests, blocked_until}, and a note while D1's rate limit blocks us. */

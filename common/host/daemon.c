@@ -427,6 +427,20 @@ become_daemon(void)
 		fatal("chdir /");
 }
 
+/* The daemon's one D1 client (daemon.h), when [d1] is set; the job and the mirror use it. */
+static int
+d1_open(struct daemon *d, char **cause)
+{
+	struct d1_settings s;
+
+	if (d1_settings_load(&s, d->cfg, d->job->sync_type, d->job->d1_budget, cause) == -1)
+		return -1;
+	if (s.enabled)
+		d->d1 = d1_new(d->ec, d->loop, &s);
+	d1_settings_clear(&s);
+	return 0;
+}
+
 /* Undo whatever start-up got to, in reverse order: the same for a clean stop and a failed start. */
 static void
 teardown(struct daemon *d)
@@ -438,6 +452,7 @@ teardown(struct daemon *d)
 	if (d->job->fini != NULL && d->job_ctx != NULL)
 		d->job->fini(d);
 	d1_mirror_free(d->mirror);
+	d1_free(d->d1);		/* after its users, which cancelled their own queries */
 	outbox_free(d->outbox);
 	mailer_free(d->mailer);
 	evcurl_free(d->ec);
@@ -567,6 +582,8 @@ daemon_main(int argc, char **argv, const struct job_def *job)
 	if (!mailer_enabled(d->mailer))
 		log_warnx("[smtp] url is not set: completion and failure mails are queued in ops.db but not sent");
 	d->outbox = outbox_new(d->loop, d->db, d->mailer, d->cfg, job->sync_type);
+	if (d1_open(d, &cause) == -1)
+		goto cannot_start;
 	if (job->init != NULL && job->init(d, &cause) == -1)
 		goto cannot_start;
 	engine_host(d);
@@ -574,7 +591,7 @@ daemon_main(int argc, char **argv, const struct job_def *job)
 		goto cannot_start;
 	cycle_set_listener(d->cycle, on_cycle_event, d);
 	/* After cycle_new, which makes the cursor table the mirror watches. */
-	if ((d->mirror = d1_mirror_new(d->loop, d->ec, d->db, d->cfg, job->sync_type, &cause)) == NULL)
+	if ((d->mirror = d1_mirror_new(d->loop, d->d1, d->db, d->cfg, job->sync_type, &cause)) == NULL)
 		goto cannot_start;
 	if (cycle_recover(d->cycle, &resume, &cause) == -1)
 		goto cannot_start;

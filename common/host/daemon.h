@@ -16,6 +16,7 @@
 
 struct config;
 struct control;
+struct d1;
 struct db;
 struct evcurl;
 struct mailer;
@@ -33,6 +34,13 @@ struct daemon {
 	struct evcurl *ec;
 	struct mailer *mailer;
 	struct outbox *outbox;
+	/*
+	 * The daemon's one D1 client (NULL without [d1]): the observatory mirror, the publish phase and qb-reconcile's
+	 * billing all send through it, so one budget ([d1] requests_per_5min, else job->d1_budget) paces every D1
+	 * request of the daemon and a 429 block stops them all.  Made before job->init; [d1] changes take effect at
+	 * restart.  Each user cancels its own queries (d1_cancel_for) before it goes away.
+	 */
+	struct d1 *d1;
 	struct d1_mirror *mirror;	/* runs, steps and cursor to D1's ops database (off without [d1]) */
 	struct cycle *cycle;
 	struct cycle_host engine;	/* what the cycle engine sees of this (engine_host() in daemon.c keeps it current) */

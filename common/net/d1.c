@@ -37,6 +37,7 @@ struct d1_req {
 	double started;
 	ev_timer timer;			/* waiting: a retry's back-off or the rate limit's block */
 	struct http_request *http;	/* sent (or queued in http.c) */
+	bool dropped;			/* its owner cancelled it while it was on the wire: its answer is ignored */
 	char reason[768];		/* why the last attempt failed */
 	long last_status;
 	int last_code;
@@ -423,7 +424,8 @@ finish(struct d1_req *r, enum d1_status st, const char *error, const cJSON *resu
 	}
 	if (st != D1_OK && st != D1_ERR_CANCELLED)
 		d1->stats.failures++;
-	r->on_done(&res, r->arg);
+	if (!r->dropped)
+		r->on_done(&res, r->arg);
 	free(r->body);
 	free(r->what);
 	free(r);
@@ -541,6 +543,37 @@ d1_cancel_all(struct d1 *d1)
 		finish(r, D1_ERR_CANCELLED, "cancelled", NULL);
 }
 
+void
+d1_cancel_for(struct d1 *d1, void *arg)
+{
+	struct d1_req *r;
+	struct d1_result res;
+
+again:
+	TAILQ_FOREACH(r, &d1->reqs, entry) {
+		if (r->arg != arg || r->dropped)
+			continue;
+		if (r->http == NULL) {
+			/* Queued or waiting (a back-off, a rate-limit block): it simply never goes out. */
+			finish(r, D1_ERR_CANCELLED, "cancelled", NULL);
+			goto again;	/* on_done may have queued or cancelled others */
+		}
+		/*
+		 * On the wire, in the client's one connection, which the other owners' requests share: it finishes
+		 * there (a write is idempotent, so it may well commit) and its answer is dropped; its owner hears
+		 * "cancelled" now, exactly once.
+		 */
+		r->dropped = true;
+		memset(&res, 0, sizeof res);
+		res.status = D1_ERR_CANCELLED;
+		res.error = "cancelled";
+		res.attempts = r->attempts;
+		res.elapsed = mono_now() - r->started;
+		r->on_done(&res, r->arg);
+		goto again;
+	}
+}
+
 /* D1's message, made safe to store and show: escaped, redacted, bounded. */
 static void
 d1_message(const cJSON *env, int *code, char *out, size_t len)
@@ -656,7 +689,8 @@ http_done(struct http_request *hreq, const struct http_result *res, void *arg)
 	int code = 0, i;
 
 	r->http = NULL;
-	if (res->cancelled) {
+	if (res->cancelled || r->dropped) {
+		/* A dropped query is not retried either: its owner has moved on (finish skips its on_done). */
 		finish(r, D1_ERR_CANCELLED, "cancelled", NULL);
 		return;
 	}

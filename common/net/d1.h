@@ -107,6 +107,13 @@ struct d1_db *d1_ops(struct d1 *);
 void d1_query(struct d1_db *, const struct d1_query *);
 /* Drop every queued or waiting query; their on_done runs with D1_ERR_CANCELLED. */
 void d1_cancel_all(struct d1 *);
+/*
+ * Drop the queries of one owner (the `arg` its d1_query gave), as a step's abort or an owner's teardown does: each
+ * on_done runs now with D1_ERR_CANCELLED, and nothing else of the client is disturbed (a daemon's D1 work shares
+ * one client, so that one budget paces it and one 429 block stops it: see daemon.h).  A query already on the wire
+ * finishes there and its answer is dropped.
+ */
+void d1_cancel_for(struct d1 *, void *arg);
 /* Wall-clock time (epoch seconds) until which D1's rate limit blocks us, or 0. */
 double d1_blocked_until(const struct d1 *);
 

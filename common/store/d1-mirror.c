@@ -95,7 +95,7 @@ kick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 struct d1_mirror *
-d1_mirror_new(struct ev_loop *loop, struct evcurl *ec, struct db *ops, const struct config *cfg,
+d1_mirror_new(struct ev_loop *loop, struct d1 *d1, struct db *ops, const struct config *cfg,
     const char *sync_type, char **cause)
 {
 	struct d1_settings s;
@@ -110,7 +110,7 @@ d1_mirror_new(struct ev_loop *loop, struct evcurl *ec, struct db *ops, const str
 	m->sync_type = xstrdup(sync_type);
 	ev_timer_init(&m->kick, kick_cb, 0.0, 0.0);
 	m->kick.data = m;
-	m->enabled = s.enabled && s.ops_id != NULL && d1_sql_identifier(sync_type);
+	m->enabled = d1 != NULL && s.enabled && s.ops_id != NULL && d1_sql_identifier(sync_type);
 	if (!m->enabled) {
 		/* Nothing is queued for a daemon that does not mirror (rows queued before stay, and go out if the
 		 * mirror is switched on again). */
@@ -149,7 +149,7 @@ d1_mirror_new(struct ev_loop *loop, struct evcurl *ec, struct db *ops, const str
 	db_bind_text(st, 1, sync_type);
 	if (db_step_done(ops, st, cause) == -1 || db_commit(ops, cause) == -1)
 		goto fail_tx;
-	m->d1 = d1_new(ec, loop, &s);
+	m->d1 = d1;
 	m->ops = d1_ops(m->d1);
 	log_info("mirroring runs, steps and the cursor to D1 (%s, %s, %s in the ops database)", m->steps_table,
 	    m->runs_table, m->cursor_table);
@@ -183,7 +183,8 @@ d1_mirror_free(struct d1_mirror *m)
 	if (m == NULL)
 		return;
 	ev_timer_stop(m->loop, &m->kick);
-	d1_free(m->d1);		/* a request in flight ends cancelled: its rows stay queued */
+	if (m->d1 != NULL)
+		d1_cancel_for(m->d1, m);	/* a request in flight ends cancelled: its rows stay queued */
 	clear_sent(m);
 	free(m->sync_type);
 	free(m->steps_table);

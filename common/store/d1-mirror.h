@@ -24,15 +24,17 @@
 #include "evcurl.h"
 
 struct config;
+struct d1;
 struct db;
 struct d1_mirror;
 
 /*
- * The mirror of sync_type's rows in ops (the daemon's connection, outside any transaction).  With [d1] not set (or
- * no ops_database_id) it is off: d1_mirror unregisters sync_type, so nothing is queued, and every call is a no-op.
+ * The mirror of sync_type's rows in ops (the daemon's connection, outside any transaction), sent through the
+ * daemon's D1 client (not owned: shared with the daemon's other D1 work).  With [d1] not set (no client, or no
+ * ops_database_id) it is off: d1_mirror unregisters sync_type, so nothing is queued, and every call is a no-op.
  * NULL with *cause when [d1] is set but unusable (the checks -n makes) or ops.db cannot be prepared.
  */
-struct d1_mirror *d1_mirror_new(struct ev_loop *, struct evcurl *, struct db *ops, const struct config *,
+struct d1_mirror *d1_mirror_new(struct ev_loop *, struct d1 *, struct db *ops, const struct config *,
     const char *sync_type, char **cause);
 void d1_mirror_free(struct d1_mirror *);
 bool d1_mirror_enabled(const struct d1_mirror *);

@@ -203,8 +203,7 @@ cricos_init(struct daemon *d, char **cause)
 	http_settings_from_config(&hs, d->cfg, CRICOS_SECTION, "data.gov.au");
 	c->http = http_client_new(d->ec, d->loop, &hs);
 	d->job_ctx = c;
-	if ((c->pub = publish_new(d->loop, d->ec, d->db, d->cfg, &cricos_publish, CRICOS_D1_BUDGET, cause)) == NULL)
-		return -1;
+	c->pub = publish_new(d->loop, d->d1, d->db, &cricos_publish);
 	return 0;
 }
 
@@ -213,17 +212,12 @@ cricos_reload(struct daemon *d, char **cause)
 {
 	struct cricos *c = d->job_ctx;
 	struct http_settings hs;
-	struct publisher *pub;
 
 	if (configure(c, d->cfg, cause) == -1)
 		return -1;
 	http_settings_from_config(&hs, d->cfg, CRICOS_SECTION, "data.gov.au");
 	http_client_settings(c->http, &hs);
-	/* Between runs: no publish request is in flight. */
-	if ((pub = publish_new(d->loop, d->ec, d->db, d->cfg, &cricos_publish, CRICOS_D1_BUDGET, cause)) == NULL)
-		return -1;
-	publish_free(c->pub);
-	c->pub = pub;
+	/* The publisher keeps the daemon's D1 client: [d1] changes take effect at restart (daemon.h). */
 	return 0;
 }
 
@@ -288,6 +282,7 @@ static const struct job_def cricos_job = {
 	.nphases = sizeof phases / sizeof phases[0],
 	.uses_corpus = true,
 	.config_keys = cricos_config_keys,
+	.d1_budget = CRICOS_D1_BUDGET,
 	.check = cricos_check,
 	.init = cricos_init,
 	.fini = cricos_fini,

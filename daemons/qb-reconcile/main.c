@@ -453,6 +453,7 @@ static const struct job_def qbr_job = {
 	.nphases = sizeof qbr_phases / sizeof qbr_phases[0],
 	.uses_corpus = false,
 	.config_keys = qbr_config_keys,
+	.d1_budget = QBR_D1_BUDGET,
 	.check = qbr_check,
 	.init = qbr_init,
 	.fini = qbr_fini,

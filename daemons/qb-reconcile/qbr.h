@@ -35,6 +35,12 @@ struct step;
 #define QBR_DOC_MAX 21			/* QuickBooks DocNumber limit */
 #define QBR_REQUESTID_MAX 50		/* QuickBooks requestid limit */
 #define QBR_ACCESS_MAX 4096		/* documented access token limit */
+/*
+ * D1 requests per 5 minutes when [d1] names none: the observatory mirror and, with billing_source = d1, the pull and
+ * the write-backs (10,000 invoices take about 440 requests over a run that QuickBooks' own limits make 25 minutes
+ * long).  With tga-sync's 800 and cricos-sync's 200, 1,120 of the account's 1,200 (docs/d1-design.md, Pacing).
+ */
+#define QBR_D1_BUDGET 120
 #define QBR_REFRESH_MAX 512		/* documented refresh token limit */
 #define QBR_MONEY_MAX_CENTS 100000000000LL	/* 1,000,000,000.00: anything larger is a bug, not an invoice */
 

@@ -113,8 +113,7 @@ tga_init(struct daemon *d, char **cause)
 	if (db_exec(d->db, DDL_TEMP, cause) == -1 || db_exec(d->db, PRAGMA_CACHE, cause) == -1 ||
 	    db_exec(d->db, PRAGMA_CHECKPOINT, cause) == -1)
 		return -1;
-	if ((t->pub = publish_new(d->loop, d->ec, d->db, d->cfg, &tga_publish, TGA_D1_BUDGET, cause)) == NULL)
-		return -1;
+	t->pub = publish_new(d->loop, d->d1, d->db, &tga_publish);
 	return setup(d, t, cause);
 }
 
@@ -124,7 +123,6 @@ tga_reload(struct daemon *d, char **cause)
 	struct tga *t = d->job_ctx;
 	struct tga_settings old = t->set;
 	char *old_password = t->password;
-	struct publisher *pub;
 	int rc;
 
 	memset(&t->set, 0, sizeof t->set);
@@ -141,11 +139,7 @@ tga_reload(struct daemon *d, char **cause)
 	}
 	tga_settings_free(&old);
 	secret_free(old_password);
-	/* Between runs: no publish request is in flight.  A bad [d1] keeps the publisher in force. */
-	if ((pub = publish_new(d->loop, d->ec, d->db, d->cfg, &tga_publish, TGA_D1_BUDGET, cause)) == NULL)
-		return -1;
-	publish_free(t->pub);
-	t->pub = pub;
+	/* The publisher keeps the daemon's D1 client: [d1] changes take effect at restart (daemon.h). */
 	return 0;
 }
 
@@ -263,6 +257,7 @@ static const struct job_def tga_sync_job = {
 	.nphases = sizeof phases / sizeof phases[0],
 	.uses_corpus = true,
 	.config_keys = tga_config_keys,
+	.d1_budget = TGA_D1_BUDGET,
 	.check = tga_check,
 	.init = tga_init,
 	.fini = tga_fini,
