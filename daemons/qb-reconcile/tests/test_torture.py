@@ -266,14 +266,14 @@ class TortureTest(unittest.TestCase):
 class D1TortureTest(unittest.TestCase):
     """The random kills with billing in D1: every DocNumber once in QuickBooks, ops.db and D1 as after an
     uninterrupted cycle, and D1's rows saying what QuickBooks holds.  TORTURE_KILLS_D1 sets its kills (default:
-    a third of TORTURE_KILLS, at least 2), so that it takes no longer than the local torture: its cycles are
-    longer (each env starts a fake D1, and the cycle pulls from it and writes back), and most kills fall in the
+    half of TORTURE_KILLS, at least 2), so that it takes no longer than the local torture: each of its kills costs
+    more (each env starts a fake D1, and the cycle pulls from it and writes back), and most kills fall in the
     push, which is the same code in both modes."""
 
     maxDiff = None
 
     def test_random_kills(self):
-        kills = os.environ.get("TORTURE_KILLS_D1") or str(max(2, int(os.environ.get("TORTURE_KILLS", "6")) // 3))
+        kills = os.environ.get("TORTURE_KILLS_D1") or str(max(2, int(os.environ.get("TORTURE_KILLS", "6")) // 2))
         subject = D1Subject()
         self.addCleanup(subject.stop_all)
         saved = os.environ.get("TORTURE_KILLS")
