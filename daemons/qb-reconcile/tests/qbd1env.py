@@ -99,6 +99,7 @@ class D1Env(QBEnv):
                 "token_file": self.d1.token_file, "retries": "1", "backoff": "100ms", "backoff_max": "300ms",
                 "rate_block": "2s", "requests_per_5min": 1000, "rate_window": "20s"}
         keys.update(d1_keys or {})
+        self.secrets.add(D1_TOKEN)      # leaked() looks for it too
         with open(self.config) as f:
             conf = f.read()
         conf = conf.replace("[qb-reconcile]\n", "[qb-reconcile]\nbilling_source = d1\n", 1)

@@ -117,7 +117,6 @@ class CrashCases:
         self.assert_once_each(["H-1", "H-2", "H-3"])
 
 
-
 class CrashTest(CrashCases, unittest.TestCase):
     """billing_source = local (the billing tables in ops.db)."""
 

@@ -40,6 +40,7 @@ import sqlite3
 import sys
 import time
 import unittest
+from unittest import mock
 
 from qbd1env import D1Env, billing_schema, d1_mismatches
 from qbenv import QBEnv, result
@@ -220,9 +221,7 @@ class D1Subject(Subject):
         env.drain()
         s = super().state(env)
         # The D1 mode's own tables in ops.db, with their times marked (super() compared them unmarked).
-        local = normalised(env.ops, include_tables=self.D1_TABLES,
-                           mark=self.D1_TIMES)
-        s.update(local)
+        s.update(normalised(env.ops, include_tables=self.D1_TABLES, mark=self.D1_TIMES))
         # The lines' id in ops.db is the copy's own (each pull of an invoice copies its lines again).
         s.update(normalised(env.ops, include_tables=("billing_invoice_lines",), drop=("billing_invoice_lines.id",)))
         # Not compared: d1_outbox, the observatory mirror's queue of run rows for D1 (not billing; a restart after a
@@ -248,7 +247,8 @@ class D1Subject(Subject):
         docs = {x["Id"]: x["DocNumber"] for x in ledger["invoices"]}
         names = {c["Id"]: c["DisplayName"] for c in env.fake.get("/_fake/dump")["Customer"]}
         d1 = normalised(copy, mark=TIMES, drop=("qb_reconcile_issues.id", "qb_connection.install_id"),
-                        translate={"qb_invoice_id": lambda v, row: None if v is None else "invoice %s" % docs.get(v, v),
+                        translate={"qb_invoice_id": lambda v, row: None if v is None else
+                                   "invoice %s" % docs.get(v, v),
                                    "qb_customer_id": lambda v, row: None if v is None else
                                    "customer %s" % names.get(v, v)})
         s.update({"d1." + t: v for t, v in d1.items()})
@@ -278,15 +278,9 @@ class D1TortureTest(unittest.TestCase):
         kills = os.environ.get("TORTURE_KILLS_D1") or str(max(2, int(os.environ.get("TORTURE_KILLS", "6")) // 2))
         subject = D1Subject()
         self.addCleanup(subject.stop_all)
-        saved = os.environ.get("TORTURE_KILLS")
-        os.environ["TORTURE_KILLS"] = kills
-        try:
+        # run_torture() takes its kills from TORTURE_KILLS.
+        with mock.patch.dict(os.environ, {"TORTURE_KILLS": kills}):
             res, env = run_torture(self, subject, "qb-reconcile (billing in D1)")
-        finally:
-            if saved is None:
-                del os.environ["TORTURE_KILLS"]
-            else:
-                os.environ["TORTURE_KILLS"] = saved
         self.assertEqual(env.ledger()["duplicates"], {})
         self.assertEqual(d1_mismatches(env), [])
         self.assertEqual(env.leaked(), [])
