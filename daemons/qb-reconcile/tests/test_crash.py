@@ -1,17 +1,25 @@
 #!/usr/bin/python3
 """qb-reconcile exactly-once: a SIGKILL after QuickBooks created the invoices but before our commit, a lost answer,
-and a kill while the create is in flight; after the restart the ledger has each DocNumber once."""
+and a kill while the create is in flight; after the restart the ledger has each DocNumber once.
+
+The cases (CrashCases) run in both billing modes: CrashTest with the billing tables in ops.db (local), D1CrashTest
+with them in the fake D1 (billing_source = d1, qbd1env.py), where every check of the ledger also checks that D1's
+billing rows say what QuickBooks holds (synced, its Id and SyncToken, the journal's generation) once the write-backs
+drained."""
 
 import signal
 import subprocess
 import unittest
 
+from qbd1env import D1Env, d1_mismatches
 from qbenv import QBEnv, result, slow_factor, wait_for
 
 
-class CrashTest(unittest.TestCase):
+class CrashCases:
+    """The cases; a subclass gives new_env() (the mode) and may check more in assert_once_each()."""
+
     def setUp(self):
-        self.env = QBEnv("qbcrash")
+        self.env = self.new_env("qbcrash")
         self.env.customer(1, "Crash Test RTO Pty Ltd")
 
     def tearDown(self):
@@ -23,6 +31,10 @@ class CrashTest(unittest.TestCase):
         for d in docs:
             self.assertEqual(ledger["doc_numbers"][d]["created"], 1, d)
 
+    def assert_pending(self, ids):
+        """After the kill (or the rollback): nothing was recorded as pushed."""
+        self.assertEqual([self.env.inv(i)["status"] for i in ids], ["pending"] * len(ids))
+
     def test_kill_before_commit_then_restart(self):
         env = self.env
         for i in range(1, 5):
@@ -31,7 +43,7 @@ class CrashTest(unittest.TestCase):
         self.assertEqual(rc, -signal.SIGKILL, env.daemon.read_log()[-2000:])
         # QuickBooks has them all; our database does not know yet.
         self.assertEqual(env.ledger()["total_created"], 4)
-        self.assertEqual([env.inv(i)["status"] for i in range(1, 5)], ["pending"] * 4)
+        self.assert_pending(range(1, 5))
         rc, res = env.once()
         self.assertEqual((rc, res), (0, result(synced=4)), env.daemon.read_log()[-3000:])
         self.assert_once_each(["K-%d" % i for i in range(1, 5)])
@@ -99,10 +111,32 @@ class CrashTest(unittest.TestCase):
         self.assertEqual(d.stop(), 0, d.read_log()[-3000:])     # the step is cut off after stop_grace
         self.assertIn("rolling it back", d.read_log())
         env.fake.post("/_fake/fault/clear")
-        self.assertEqual([env.inv(i)["status"] for i in range(1, 4)], ["pending"] * 3)
+        self.assert_pending(range(1, 4))
         rc, res = env.once()
         self.assertEqual((rc, res), (0, result(synced=3)), env.daemon.read_log()[-3000:])
         self.assert_once_each(["H-1", "H-2", "H-3"])
+
+
+class CrashTest(CrashCases, unittest.TestCase):
+    """billing_source = local (the billing tables in ops.db)."""
+
+    def new_env(self, name):
+        return QBEnv(name)
+
+
+class D1CrashTest(CrashCases, unittest.TestCase):
+    """billing_source = d1: the same cases with billing in the fake D1 (the env's own)."""
+
+    def new_env(self, name):
+        return D1Env(name + "d1")
+
+    def assert_once_each(self, docs):
+        super().assert_once_each(docs)
+        self.assertEqual(d1_mismatches(self.env, docs), [], self.env.daemon.read_log()[-3000:])
+
+    def assert_pending(self, ids):
+        super().assert_pending(ids)
+        self.assertEqual([self.env.dinv(i)["qb_sync_status"] for i in ids], ["pending"] * len(ids))
 
 
 if __name__ == "__main__":

@@ -4,9 +4,13 @@ ops database of the fake D1 (tests/fakes/fake_d1.py); each cycle pulls the invoi
 of every QuickBooks request), pushes them exactly as in local mode (against tests/fakes/fake_qbo.py), and writes
 every outcome back to D1 through qb_d1_writeback, compare-and-set on updated_at so a newer billing edit is never
 overwritten.  Checked: invoices inserted in D1 are pushed once each and D1 matches the QuickBooks ledger; an edit in
-D1 during the cycle ends as ONE QuickBooks invoice with the newest lines; SIGKILL during the push and during the
-write-back; D1 faults (429 block, 504 after commit, an outage at the pull and mid-cycle); `syncctl qb retry` resets
-the invoice in D1; `syncctl qb status` and `syncctl doctor` show write-backs that wait."""
+D1 during the cycle ends as ONE QuickBooks invoice with the newest lines; SIGKILL during the write-back; D1 faults
+(429 block, 504 after commit, an outage at the pull and mid-cycle); `syncctl qb retry` resets the invoice in D1;
+`syncctl qb status` and `syncctl doctor` show write-backs that wait.
+
+The exactly-once cases shared with local mode (SIGKILL before the push's commit, a lost answer, a kill with the
+create in flight, SIGTERM during a hung push, the random-kill torture) are not here: test_crash.py (D1CrashTest) and
+test_torture.py (D1TortureTest) run them in both modes.  D1Env and the fake D1 are in qbd1env.py."""
 
 import json
 import os
@@ -15,109 +19,22 @@ import subprocess
 import time
 import unittest
 
-from qbenv import QBEnv, result, slow_factor
-from harness import REPO, Server, Workdir, wait_for
-
-FAKE_D1 = os.path.join(REPO, "tests", "fakes", "fake_d1.py")
-ACCOUNT = "0123456789abcdef0123456789abcdef"
-D1_TOKEN = "test-d1-token_0123456789ABCDEFGHIJabcdefghij"
-OPS = "aaaaaaaa-1111-4111-8111-0000000000b5"
-T0 = "2026-11-29T00:00:00Z"
-BILLING_TABLES = ("qb_reconcile_issues", "billing_invoice_lines", "billing_invoices", "billing_customers",
-                  "qb_connection")
-
-
-def billing_schema():
-    with open(os.path.join(REPO, "schema", "ops", "0002-billing.sql")) as f:
-        return f.read()
-
-
-class D1Env(QBEnv):
-    """A QBEnv whose billing is in the fake D1 (shared by the test class)."""
-
-    def __init__(self, name, d1, token_file, d1_keys=None, **qb_keys):
-        super().__init__(name, **qb_keys)
-        self.d1 = d1
-        keys = {"account_id": ACCOUNT, "ops_database_id": OPS, "api_base": d1.url + "/client/v4",
-                "token_file": token_file, "retries": "1", "backoff": "100ms", "backoff_max": "300ms",
-                "rate_block": "2s"}
-        keys.update(d1_keys or {})
-        with open(self.config) as f:
-            conf = f.read()
-        conf = conf.replace("[qb-reconcile]\n", "[qb-reconcile]\nbilling_source = d1\n", 1)
-        conf += "[d1]\n" + "".join("%s = %s\n" % kv for kv in keys.items()) + "\n"
-        with open(self.config, "w") as f:
-            f.write(conf)
-
-    # D1 side (what billing does)
-    def dsql(self, sql):
-        return self.d1.post("/_fake/sql", {"database": "ops-db", "sql": sql})["results"]
-
-    def drows(self, sql):
-        r = self.dsql(sql)[-1]
-        return [dict(zip(r["columns"], row)) for row in r["rows"]]
-
-    def dcustomer(self, cid, name):
-        self.dsql("INSERT INTO billing_customers (id, rto_code, display_name, created_at, updated_at) VALUES"
-                  " (%d, '%05d', '%s', '%s', '%s')" % (cid, cid, name, T0, T0))
-
-    def dinvoice(self, iid, cust, doc, lines=((1, 10000, "essential"),)):
-        total = sum(q * u for q, u, _ in lines)
-        sql = ["INSERT INTO billing_invoices (id, customer_id, doc_number, txn_date, due_date, currency, total_cents,"
-               " created_at, updated_at) VALUES (%d, %d, '%s', '2026-11-01', '2026-12-01', 'AUD', %d, '%s', '%s')"
-               % (iid, cust, doc, total, T0, T0)]
-        for n, (q, u, item) in enumerate(lines, 1):
-            sql.append("INSERT INTO billing_invoice_lines (invoice_id, line_no, item, description, quantity,"
-                       " unit_price_cents, amount_cents) VALUES (%d, %d, '%s', 'Line %d', %d, %d, %d)"
-                       % (iid, n, item, n, q, u, q * u))
-        self.dsql(";\n".join(sql))
-
-    def dedit(self, iid, lines, when):
-        """Billing changes an invoice's lines and sets it pending again (docs: how to change a synced invoice)."""
-        total = sum(q * u for q, u, _ in lines)
-        sql = ["DELETE FROM billing_invoice_lines WHERE invoice_id = %d" % iid]
-        for n, (q, u, item) in enumerate(lines, 1):
-            sql.append("INSERT INTO billing_invoice_lines (invoice_id, line_no, item, description, quantity,"
-                       " unit_price_cents, amount_cents) VALUES (%d, %d, '%s', 'Edited %d', %d, %d, %d)"
-                       % (iid, n, item, n, q, u, q * u))
-        sql.append("UPDATE billing_invoices SET total_cents = %d, qb_sync_status = 'pending', updated_at = '%s'"
-                   " WHERE id = %d" % (total, when, iid))
-        self.dsql(";\n".join(sql))
-
-    def dinv(self, iid):
-        return self.drows("SELECT * FROM billing_invoices WHERE id = %d" % iid)[0]
-
-    def waiting(self):
-        return self.sql("SELECT count(*) FROM qb_d1_writeback")[0][0]
+from qbd1env import D1_TOKEN, D1Env, FakeD1
+from qbenv import QBEnv, result
+from harness import wait_for
 
 
 class D1Billing(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.wd = Workdir("qbd1")
-        tokens = cls.wd.file("fake-d1-tokens")
-        with open(tokens, "w") as f:
-            f.write(D1_TOKEN + "\n")
-        cls.token_file = cls.wd.file("d1-token")
-        with open(cls.token_file, "w") as f:
-            f.write(D1_TOKEN + "\n")
-        os.chmod(cls.token_file, 0o600)
-        cls.d1 = Server(FAKE_D1, "--account-id", ACCOUNT, "--token-file", tokens, "--data-dir", cls.wd.file("d1"),
-                        "--database", "ops-db=" + OPS, wd=cls.wd)
+        cls.d1 = FakeD1()      # one for the class (qbd1env.py), its billing tables made again for each test
 
     @classmethod
     def tearDownClass(cls):
-        cls.d1.post("/_fake/outage", {"mode": "off"})
         cls.d1.stop()
-        cls.wd.cleanup()
 
     def setUp(self):
-        self.d1.post("/_fake/fault/clear")
-        self.d1.post("/_fake/outage", {"mode": "off"})
-        self.d1.post("/_fake/rate/reset")
-        self.d1.post("/_fake/sql", {"database": "ops-db", "sql": ";\n".join(
-            "DROP TABLE IF EXISTS %s" % t for t in BILLING_TABLES)})
-        self.d1.post("/_fake/sql", {"database": "ops-db", "sql": billing_schema()})
+        self.d1.reset()
         self.envs = []
 
     def tearDown(self):
@@ -125,7 +42,7 @@ class D1Billing(unittest.TestCase):
             e.cleanup()
 
     def env(self, name, **kw):
-        e = D1Env(name, self.d1, self.token_file, **kw)
+        e = D1Env(name, d1=self.d1, **kw)
         self.envs.append(e)
         return e
 
@@ -261,70 +178,6 @@ class D1Billing(unittest.TestCase):
         self.assert_consistent(env, (1,), ("R-1",))
 
     # --- SIGKILL -----------------------------------------------------------------------------------------------
-
-    def test_kill_during_push_then_restart(self):
-        env = self.env("qbd1-killpush")
-        env.dcustomer(1, "Kill RTO")
-        for i in range(1, 5):
-            env.dinvoice(i, 1, "K-%d" % i)
-        rc, res = env.once(env={"RTOPACKS_CRASH_AT": "qbr_push_before_commit:1"})
-        self.assertEqual(rc, -signal.SIGKILL, env.daemon.read_log()[-2000:])
-        self.assertEqual(env.ledger()["total_created"], 4)
-        self.assertEqual([env.dinv(i)["qb_sync_status"] for i in range(1, 5)], ["pending"] * 4)
-        rc, res = env.once()
-        self.assertEqual((rc, res), (0, result(synced=4)), env.daemon.read_log()[-3000:])
-        self.assert_consistent(env, range(1, 5), ["K-%d" % i for i in range(1, 5)])
-        self.assertEqual(env.stats()["by_op"].get("invoice.create"), 4)
-
-    def test_lost_answer_is_replayed_or_adopted(self):
-        """test_crash's lost-answer case, with billing in D1: the same requestid replays, nothing is created twice."""
-        env = self.env("qbd1-lost")
-        env.dcustomer(1, "Lost RTO")
-        env.dinvoice(1, 1, "LA-1")
-        env.fault("invoice.create", "lost_response", 1)
-        rc, res = env.once()
-        self.assertEqual((rc, res), (0, result(synced=1)), env.daemon.read_log()[-3000:])
-        self.assertGreaterEqual(env.stats()["api"].get("replays", 0), 1)
-        self.assert_consistent(env, (1,), ("LA-1",))
-
-    def test_kill_while_the_create_is_in_flight(self):
-        """test_crash's in-flight kill, with billing in D1."""
-        env = self.env("qbd1-inflight")
-        env.dcustomer(1, "Flight RTO")
-        env.dinvoice(1, 1, "F-1")
-        env.fault("invoice.create", "slow", 1, delay=30)
-        with open(env.daemon.log_path, "ab") as log:
-            p = subprocess.Popen(env.daemon.command([], once=True), stdout=subprocess.DEVNULL, stderr=log)
-            wait_for(lambda: env.ledger()["total_created"] == 1, timeout=30 * slow_factor(), what="the create")
-            p.send_signal(signal.SIGKILL)
-            p.wait()
-        env.fake.post("/_fake/fault/clear")
-        self.assertEqual(env.dinv(1)["qb_sync_status"], "pending")
-        rc, res = env.once()
-        self.assertEqual((rc, res), (0, result(synced=1)), env.daemon.read_log()[-3000:])
-        self.assert_consistent(env, (1,), ("F-1",))
-
-    def test_sigterm_during_a_hung_push_rolls_back_and_resumes(self):
-        """test_crash's SIGTERM with a hung create, with billing in D1."""
-        env = self.env("qbd1-hung")
-        with open(env.config) as f:
-            conf = f.read()
-        with open(env.config, "w") as f:
-            f.write(conf.replace("[qb-reconcile]\n", "[qb-reconcile]\nstop_grace = 300ms\n"))
-        env.dcustomer(1, "Hung RTO")
-        for i in range(1, 4):
-            env.dinvoice(i, 1, "H-%d" % i)
-        env.fault("invoice.create", "hang", -1)
-        env.daemon.start()
-        env.ctl("trigger", "qb-reconcile")
-        wait_for(lambda: env.stats()["by_op"].get("invoice.create", 0) >= 1, timeout=20 * slow_factor(),
-                 what="a create in flight")
-        self.assertEqual(env.daemon.stop(), 0, env.daemon.read_log()[-3000:])
-        env.fake.post("/_fake/fault/clear")
-        self.assertEqual([env.inv(i)["status"] for i in range(1, 4)], ["pending"] * 3)
-        rc, res = env.once()
-        self.assertEqual((rc, res), (0, result(synced=3)), env.daemon.read_log()[-3000:])
-        self.assert_consistent(env, range(1, 4), ("H-1", "H-2", "H-3"))
 
     def test_kill_during_write_back_then_restart(self):
         env = self.env("qbd1-killwb")

@@ -19,6 +19,13 @@ result's for a complete run), time to outcome, and the error where qb-reconcile 
 
 rtopacks.db: qb-reconcile does not use it (its data is all in ops.db), so that case is a row saying so.
 Timeouts are short here (low_speed_time 1 s, total_timeout 2 s, one HTTP retry), so hangs and drips end in seconds.
+
+The QuickBooks API faults (test_api_faults: the ones that decide whether an invoice is created once) run in both
+billing modes: FaultMatrixTest with billing in ops.db, D1FaultMatrixTest with billing in the fake D1 (qbd1env.py),
+whose end state also holds D1's side (every invoice synced in D1 with QuickBooks' Id and SyncToken).  The other
+cases run in local mode only: the token endpoint's faults fall in the heartbeat, before the D1 pull, and leave the
+push as in local mode; mail, a locked ops.db and a full disk are the engine's, the same whatever holds billing (and
+D1's own faults are test_d1_billing's).
 """
 
 import json
@@ -28,6 +35,7 @@ import sys
 import time
 import unittest
 
+from qbd1env import D1Env, d1_mismatches
 from qbenv import QBEnv, result
 from harness import SmtpSink, refused_port, query, runs, wait_for
 from endstate import normalised
@@ -117,11 +125,40 @@ class Env(QBEnv):
         return s
 
 
-class FaultMatrixTest(unittest.TestCase):
+class D1MatrixEnv(Env, D1Env):
+    """Env with billing in D1 (its own fake D1): the same invoices, seeded in D1."""
+
+    # The D1 mode's tables in ops.db: the pull's times and cycle, the write-back queue's, since when runs are
+    # mirrored to D1.  d1_outbox (the observatory mirror's queue of run rows) is not compared: runs and times.
+    D1_TABLES = ("qb_d1_base", "qb_d1_writeback", "qb_d1_state", "d1_mirror")
+    D1_TIMES = ("qb_d1_base.d1_updated_at", "qb_d1_base.cycle_id", "qb_d1_base.pulled_at", "qb_d1_writeback.queued_at",
+                "d1_mirror.since")
+
+    def state(self):
+        """Env.state() once the write-backs drained, the D1 mode's tables with their times marked, and what in D1
+        differs from the ledger (nothing, as in the reference)."""
+        self.drain()
+        s = super().state()
+        s.pop("d1_outbox", None)
+        s.update(normalised(self.ops, include_tables=self.D1_TABLES, mark=self.D1_TIMES))
+        # The lines' id in ops.db is the copy's own: each pull of an invoice copies its lines again (a failed
+        # invoice pulled for its retry gets new ids); they are the same invoice and line_no.
+        s.update(normalised(self.ops, include_tables=("billing_invoice_lines",), drop=("billing_invoice_lines.id",)))
+        s["d1.mismatches"] = (["mismatch"], [(m,) for m in d1_mismatches(self)])
+        return s
+
+
+class FaultMatrixCases:
+    """The reference cycle, the table, the checks and the API faults; a subclass gives env_class (the billing mode)
+    and the table's title."""
+
+    env_class = Env
+    title = "fault matrix: qb-reconcile (QuickBooks API and OAuth token endpoint, mail, storage)"
+
     @classmethod
     def setUpClass(cls):
         cls.smtp = SmtpSink()
-        ref = Env(cls.smtp.port)
+        ref = cls.env_class(cls.smtp.port)
         try:
             t0 = time.monotonic()
             rc, res = ref.once()
@@ -133,8 +170,7 @@ class FaultMatrixTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        print(print_table(cls.rows, "fault matrix: qb-reconcile (QuickBooks API and OAuth token endpoint, mail, "
-                                    "storage)"), file=sys.stderr)
+        print(print_table(cls.rows, cls.title), file=sys.stderr)
         cls.smtp.stop()
 
     def run_cases(self, cases, env_factory=None):
@@ -150,7 +186,8 @@ class FaultMatrixTest(unittest.TestCase):
                 if check:
                     check(env, case)
             case["check"] = full_check
-        run_cases(self, cases, env_factory or (lambda case: Env(self.smtp.port, **case.get("keys", {}))), SYNC,
+        run_cases(self, cases,
+                  env_factory or (lambda case: self.env_class(self.smtp.port, **case.get("keys", {}))), SYNC,
                   self.rows, self.reference)
 
     def check_result(self, env, case):
@@ -222,6 +259,11 @@ class FaultMatrixTest(unittest.TestCase):
             {"name": "API auth failure (401 once: refresh, resend)", "arm": fault("invoice.create", "auth_401", 1),
              "check": lambda env, case: self.assertEqual(env.stats()["refreshes"], 2)},
         ])
+
+
+
+class FaultMatrixTest(FaultMatrixCases, unittest.TestCase):
+    """billing_source = local: every case."""
 
     def test_token_endpoint_faults(self):
         def fault(kind, count=-1, **kw):
@@ -344,6 +386,13 @@ class FaultMatrixTest(unittest.TestCase):
                          # before the first create, none is slowed. The disk is the fault under test: the run must
                          # fail with "full".
                          "unfired": True}], env_factory=factory)
+
+
+class D1FaultMatrixTest(FaultMatrixCases, unittest.TestCase):
+    """billing_source = d1: the QuickBooks API faults (see the module's docstring for the others)."""
+
+    env_class = D1MatrixEnv
+    title = "fault matrix: qb-reconcile with billing in D1 (QuickBooks API)"
 
 
 if __name__ == "__main__":

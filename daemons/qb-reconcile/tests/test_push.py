@@ -1,19 +1,33 @@
 #!/usr/bin/python3
 """qb-reconcile: pending invoices pushed once each and marked synced, the result JSON, reconciliation (payment,
-deletion, changed amount), the attention mail, `syncctl qb status` and `syncctl runs --json`."""
+deletion, changed amount), the attention mail, `syncctl qb status` and `syncctl runs --json`.
+
+The case (PushCases) runs in both billing modes: PushTest with billing in ops.db, D1PushTest with billing in the fake
+D1 (qbd1env.py), which also checks that D1's rows say what QuickBooks holds after the push and after the
+reconciliation."""
 
 import json
 import unittest
 
+from qbd1env import D1Env, d1_mismatches
 from qbenv import QBEnv, RESULT_KEYS, result
 from harness import SmtpSink, query
 
 
-class PushTest(unittest.TestCase):
+class PushCases:
+    """The case; a subclass gives new_env() (the billing mode) and may check more in check_billing()."""
+
     @classmethod
     def setUpClass(cls):
         cls.smtp = SmtpSink()
-        cls.env = QBEnv("qbpush", smtp=cls.smtp, item_map="essential=3,pro=5")
+        try:
+            cls.env = cls.new_env(smtp=cls.smtp, item_map="essential=3,pro=5")
+        except BaseException:
+            cls.smtp.stop()
+            raise
+
+    def check_billing(self, docs):
+        """Local mode: the checks above are on the billing tables themselves."""
 
     @classmethod
     def tearDownClass(cls):
@@ -60,6 +74,7 @@ class PushTest(unittest.TestCase):
         self.assertEqual(set(st["minorversion"]), {"75"})
         custs = dict(env.sql("SELECT id, qb_customer_id FROM billing_customers"))
         self.assertIsNotNone(custs[3])
+        self.check_billing(["INV-%04d" % i for i in range(1, 7)])
 
         # A second cycle: nothing to push, nothing created again.
         rc, res = env.once()
@@ -86,6 +101,7 @@ class PushTest(unittest.TestCase):
         issues = sorted(env.sql("SELECT invoice_id, kind, our_cents, qb_cents FROM qb_reconcile_issues"
                                 " WHERE resolved_at IS NULL"))
         self.assertEqual(issues, [(3, "deleted_in_qb", None, None), (4, "amount_differs", 30237, 9950)])
+        self.check_billing(["INV-%04d" % i for i in range(1, 7)])
         # New issues need the operator: one mail, naming them.
         mails = self.smtp.wait(sent + 1)[sent:]
         self.assertEqual(len(mails), 1)
@@ -121,6 +137,34 @@ class PushTest(unittest.TestCase):
             self.assertRegex(str(st["connection"][col]), r"^(\d+|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)$", col)
         self.assertEqual(st["invoices"]["synced"], 6)
         self.assertEqual(env.leaked([m["raw"] for m in self.smtp.received()]), [])
+
+
+class PushTest(PushCases, unittest.TestCase):
+    """billing_source = local."""
+
+    @classmethod
+    def new_env(cls, **kw):
+        return QBEnv("qbpush", **kw)
+
+
+class D1PushTest(PushCases, unittest.TestCase):
+    """billing_source = d1: the same case with billing in the fake D1 (the env's own)."""
+
+    @classmethod
+    def new_env(cls, **kw):
+        return D1Env("qbpushd1", **kw)
+
+    def check_billing(self, docs):
+        """D1 says what QuickBooks holds (Id, SyncToken, TotalAmt, generation), and has the reconciliation's
+        outcome (paid, partial, deleted, the amount QuickBooks has, the open issues)."""
+        env = self.env
+        self.assertEqual(d1_mismatches(env, docs), [], env.daemon.read_log()[-3000:])
+        same = "SELECT id, qb_sync_status, qb_state, qb_balance_cents, paid_at, qb_total_cents, qb_updated_at" \
+               " FROM billing_invoices ORDER BY id"
+        self.assertEqual([tuple(r.values()) for r in env.drows(same)], env.sql(same))
+        issues = "SELECT invoice_id, kind, our_cents, qb_cents FROM qb_reconcile_issues WHERE resolved_at IS NULL" \
+                 " ORDER BY invoice_id, kind"
+        self.assertEqual([tuple(r.values()) for r in env.drows(issues)], env.sql(issues))
 
 
 if __name__ == "__main__":

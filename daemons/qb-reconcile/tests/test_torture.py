@@ -34,11 +34,15 @@ TORTURE_KILLS sets the number of kills (default 6; scripts/reliability runs 50),
 """
 
 import json
+import os
 import re
+import sqlite3
 import sys
 import time
 import unittest
+from unittest import mock
 
+from qbd1env import D1Env, billing_schema, d1_mismatches
 from qbenv import QBEnv, result
 from harness import SmtpSink, query
 from endstate import MARK, mail_body, normalised, ops_state
@@ -57,10 +61,12 @@ ISO_TIME = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z"
 OPS_RUN_TABLES = ("sync_runs", "sync_steps", "mail_outbox", "qb_reconcile_cursor", "sync_alerts")
 
 
-class Env(QBEnv):
-    def __init__(self):
+class TortureData:
+    """The first cycle and the changes after it (the same in every env, in either billing mode)."""
+
+    def __init__(self, **kw):
         self.smtp = SmtpSink()
-        super().__init__("qbtort", smtp=self.smtp, **KEYS)
+        super().__init__("qbtort", smtp=self.smtp, **KEYS, **kw)
         try:
             self.setup()
         except BaseException:
@@ -86,23 +92,43 @@ class Env(QBEnv):
         for i in range(7, 31):
             self.invoice(i, 1 + i % 4, "TT-%03d" % i, lines=((2, 5000 + i, "essential"), (1, 2500, None)))
         # Billing changes a synced invoice: the push sends a sparse update (never a second invoice).
+        self.change_synced_invoice()
+        self.seq0 = query(self.ops, "SELECT seq FROM qb_reconcile_cursor")[0][0]
+
+
+class Env(TortureData, QBEnv):
+    """billing_source = local."""
+
+    def change_synced_invoice(self):
         self.sql("UPDATE billing_invoice_lines SET quantity = 3, amount_cents = 3 * unit_price_cents"
                  " WHERE invoice_id = 6")
         self.sql("UPDATE billing_invoices SET total_cents = (SELECT sum(amount_cents) FROM billing_invoice_lines"
                  " WHERE invoice_id = 6), qb_sync_status = 'pending' WHERE id = 6")
-        self.seq0 = query(self.ops, "SELECT seq FROM qb_reconcile_cursor")[0][0]
+
+
+class D1TortureEnv(TortureData, D1Env):
+    """billing_source = d1 (its own fake D1): billing's change is made in D1, with a new updated_at as billing
+    must give every edit (docs/qb-reconcile.md, "Billing in D1")."""
+
+    def change_synced_invoice(self):
+        self.dsql("UPDATE billing_invoice_lines SET quantity = 3, amount_cents = 3 * unit_price_cents"
+                  " WHERE invoice_id = 6;\n"
+                  "UPDATE billing_invoices SET total_cents = (SELECT sum(amount_cents) FROM billing_invoice_lines"
+                  " WHERE invoice_id = 6), qb_sync_status = 'pending', updated_at = '2026-11-30T00:00:00Z'"
+                  " WHERE id = 6")
 
 
 class Subject:
     fresh_env_per_cycle = True
     sync_type = "qb_reconcile"
+    env_class = Env
 
     def __init__(self):
         self.crash_points = []
         self.envs = []
 
     def new_env(self):
-        self.envs.append(Env())
+        self.envs.append(self.env_class())
         return self.envs[-1]
 
     def stop_all(self):
@@ -173,12 +199,90 @@ class Subject:
         return len(keys) - len(set(keys)) + twice
 
 
+class D1Subject(Subject):
+    """The same torture with billing_source = d1: each env has its own fake D1.  The end state is compared once the
+    write-backs a kill left behind were delivered (D1Env.drain: the restarted service does it between runs); it
+    also holds D1's billing tables, compared like ops.db's, so D1 must end the same as after an uninterrupted
+    cycle."""
+
+    env_class = D1TortureEnv
+    # ops.db's tables of the D1 mode: the pull's times and cycle, the write-back queue's time, and since when the
+    # runs are mirrored to D1 (the observatory mirror starts with the first run that has D1).
+    D1_TABLES = ("qb_d1_base", "qb_d1_writeback", "qb_d1_state", "d1_mirror")
+    D1_TIMES = ("qb_d1_base.d1_updated_at", "qb_d1_base.cycle_id", "qb_d1_base.pulled_at", "qb_d1_writeback.queued_at",
+                "d1_mirror.since")
+
+    def stop_all(self):
+        super().stop_all()
+        for env in self.envs:
+            env.d1.server.stop()
+
+    def state(self, env):
+        env.drain()
+        s = super().state(env)
+        # The D1 mode's own tables in ops.db, with their times marked (super() compared them unmarked).
+        s.update(normalised(env.ops, include_tables=self.D1_TABLES, mark=self.D1_TIMES))
+        # The lines' id in ops.db is the copy's own (each pull of an invoice copies its lines again).
+        s.update(normalised(env.ops, include_tables=("billing_invoice_lines",), drop=("billing_invoice_lines.id",)))
+        # Not compared: d1_outbox, the observatory mirror's queue of run rows for D1 (not billing; a restart after a
+        # kill at the cycle's end stops before housekeeping sends it, and what it sends are runs and times).
+        s.pop("d1_outbox", None)
+        # D1's billing tables, through a copy in SQLite so that they are normalised as ops.db's are.
+        copy = env.wd.file("d1-billing-copy.db")
+        if os.path.exists(copy):
+            os.unlink(copy)
+        con = sqlite3.connect(copy)
+        try:
+            con.executescript(billing_schema())
+            for t in ("billing_customers", "billing_invoices", "billing_invoice_lines", "qb_reconcile_issues",
+                      "qb_connection"):
+                rows = env.drows("SELECT * FROM %s" % t)
+                for r in rows:
+                    con.execute("INSERT OR REPLACE INTO %s (%s) VALUES (%s)"
+                                % (t, ", ".join(r), ", ".join("?" * len(r))), tuple(r.values()))
+            con.commit()
+        finally:
+            con.close()
+        ledger = env.ledger()
+        docs = {x["Id"]: x["DocNumber"] for x in ledger["invoices"]}
+        names = {c["Id"]: c["DisplayName"] for c in env.fake.get("/_fake/dump")["Customer"]}
+        d1 = normalised(copy, mark=TIMES, drop=("qb_reconcile_issues.id", "qb_connection.install_id"),
+                        translate={"qb_invoice_id": lambda v, row: None if v is None else
+                                   "invoice %s" % docs.get(v, v),
+                                   "qb_customer_id": lambda v, row: None if v is None else
+                                   "customer %s" % names.get(v, v)})
+        s.update({"d1." + t: v for t, v in d1.items()})
+        return s
+
+
 class TortureTest(unittest.TestCase):
     def test_random_kills(self):
         subject = Subject()
         self.addCleanup(subject.stop_all)
         res, env = run_torture(self, subject, "qb-reconcile")
         self.assertEqual(env.ledger()["duplicates"], {})
+        self.assertEqual(env.leaked(), [])
+        subject.discard(env)
+
+
+class D1TortureTest(unittest.TestCase):
+    """The random kills with billing in D1: every DocNumber once in QuickBooks, ops.db and D1 as after an
+    uninterrupted cycle, and D1's rows saying what QuickBooks holds.  TORTURE_KILLS_D1 sets its kills (default:
+    half of TORTURE_KILLS, at least 2), so that it takes no longer than the local torture: each of its kills costs
+    more (each env starts a fake D1, and the cycle pulls from it and writes back), and most kills fall in the
+    push, which is the same code in both modes."""
+
+    maxDiff = None
+
+    def test_random_kills(self):
+        kills = os.environ.get("TORTURE_KILLS_D1") or str(max(2, int(os.environ.get("TORTURE_KILLS", "6")) // 2))
+        subject = D1Subject()
+        self.addCleanup(subject.stop_all)
+        # run_torture() takes its kills from TORTURE_KILLS.
+        with mock.patch.dict(os.environ, {"TORTURE_KILLS": kills}):
+            res, env = run_torture(self, subject, "qb-reconcile (billing in D1)")
+        self.assertEqual(env.ledger()["duplicates"], {})
+        self.assertEqual(d1_mismatches(env), [])
         self.assertEqual(env.leaked(), [])
         subject.discard(env)
 
