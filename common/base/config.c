@@ -88,7 +88,8 @@ static const struct cfg_key d1_keys[] = {
 	{ "token_file", CFG_PATH, NULL, 0, 0, NULL, 0,
 	    "File holding the API token with D1 Edit (or systemd credential d1-api-token)." },
 	{ "requests_per_5min", CFG_INT, NULL, 1, 1200, NULL, 0,
-	    "Requests per 5 minutes for EACH daemon (of the account's 1,200), evenly spaced. Unset: each daemon's own share." },
+	    "Requests per 5 minutes for EACH daemon (of the account's 1,200), evenly spaced."
+	    " Unset: each daemon's own share." },
 	{ "rate_window", CFG_DURATION, "5m", 100, 3600000, NULL, 0,
 	    "The window of requests_per_5min (D1's is 5 minutes; shorter only against a test server)." },
 	{ "rate_block", CFG_DURATION, "5m", 100, 3600000, NULL, 0,
