@@ -13,11 +13,9 @@ import sqlite3
 import unittest
 
 import tgalib
-from harness import REPO, Server, Workdir, query
+import d1kit
+from harness import Workdir, query
 
-FAKE_D1 = os.path.join(REPO, "tests", "fakes", "fake_d1.py")
-ACCOUNT = "0123456789abcdef0123456789abcdef"
-TOKEN = "test-d1-token_0123456789ABCDEFGHIJabcdefghij"
 CORPUS = "aaaaaaaa-1111-4111-8111-0000000000d1"
 OPS = "aaaaaaaa-1111-4111-8111-0000000000d2"
 TABLES = ("tga_runs", "tga_components", "tga_releases", "tga_unit_grid", "tga_mappings", "tga_classifications",
@@ -39,15 +37,7 @@ class PublishTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.wd = Workdir("tga-d1")
-        tokens = cls.wd.file("fake-tokens")
-        with open(tokens, "w") as f:
-            f.write(TOKEN + "\n")
-        cls.token_file = cls.wd.file("token")
-        with open(cls.token_file, "w") as f:
-            f.write(TOKEN + "\n")
-        os.chmod(cls.token_file, 0o600)
-        cls.d1 = Server(FAKE_D1, "--account-id", ACCOUNT, "--token-file", tokens, "--data-dir", cls.wd.file("d1"),
-                        "--database", "rtopacks-db=" + CORPUS, "--database", "ops-db=" + OPS, wd=cls.wd)
+        cls.d1 = d1kit.start(cls.wd, CORPUS, OPS)
         cls.fwd = Workdir("tga-d1-fake")
         cls.fake = tgalib.start_fake(cls.fwd)
 
@@ -59,16 +49,14 @@ class PublishTest(unittest.TestCase):
         cls.wd.cleanup()
 
     def env(self, name):
-        keys = {"account_id": ACCOUNT, "corpus_database_id": CORPUS, "api_base": self.d1.url + "/client/v4",
-                "token_file": self.token_file, "retries": "2", "backoff": "100ms", "backoff_max": "300ms",
-                "rate_block": "1s", "requests_per_5min": "1000", "rate_window": "5s"}
+        keys = d1kit.section(self.d1, corpus_database_id=CORPUS, requests_per_5min="1000", rate_window="5s")
         env = tgalib.Env(self.fake, name=name, sections={"d1": keys})
         # Verification in key ranges of 2,000 rows (500,000 in production): the scope table is checked in several.
         env.daemon.env["RTOPACKS_TEST_VERIFY_RANGE"] = "2000"
         return env
 
     def d1_rows(self, table):
-        r = self.d1.get("/_fake/dump?database=rtopacks-db&table=%s" % table)
+        r = d1kit.dump(self.d1, table)
         return rowset(r["columns"], r["rows"])
 
     def local_rows(self, env, table):
