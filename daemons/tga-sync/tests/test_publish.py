@@ -37,16 +37,10 @@ class PublishTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.wd = Workdir("tga-d1")
+        cls.addClassCleanup(cls.wd.cleanup)
         cls.d1 = d1kit.start(cls.wd, CORPUS, OPS)
-        cls.fwd = Workdir("tga-d1-fake")
-        cls.fake = tgalib.start_fake(cls.fwd)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.d1.stop()
-        cls.fake.stop()
-        cls.fwd.cleanup()
-        cls.wd.cleanup()
+        cls.addClassCleanup(cls.d1.stop)
+        tgalib.share_fake(cls, "tga-d1-fake", smtp=False)
 
     def env(self, name):
         keys = d1kit.section(self.d1, corpus_database_id=CORPUS, requests_per_5min="1000", rate_window="5s")
@@ -96,26 +90,8 @@ class PublishTest(unittest.TestCase):
 
         # Changes of every kind, then a delta.
         dump = tgalib.fake_dump(self.fake)
-        comps = {c["Code"]: c for c in dump["TrainingComponents"]}
-        orgs = sorted(dump["Organisations"], key=lambda o: -len(o["Scopes"]))
-        quals = sorted(c for c, v in comps.items() if v["ComponentType"] == "Qualification" and v["IsCurrent"])
-        units = sorted(c for c, v in comps.items() if v["ComponentType"] == "Unit" and v["IsCurrent"])
-        big, rto_upd, rto_del = orgs[0], orgs[1]["Code"], orgs[2]["Code"]
-        scope_codes = [s["NrtCode"] for s in big["Scopes"] if not s["IsImplicit"]]
-        specs = [
-            {"action": "update", "kind": "qualification", "code": quals[0], "title": "Certificate IV in Renamed"},
-            {"action": "add", "kind": "unit", "package": quals[1][:3]},
-            {"action": "add", "kind": "skill_set"},
-            {"action": "delete", "kind": "unit", "code": units[0], "operation": "PhysicalDelete"},
-            {"action": "delete", "kind": "qualification", "code": quals[2], "operation": "LogicalDelete"},
-            {"action": "supersede", "kind": "unit", "code": units[1]},
-            {"action": "update", "kind": "rto", "code": rto_upd},
-            {"action": "delete", "kind": "rto", "code": rto_del},
-            {"action": "add", "kind": "rto"},
-            {"action": "scope", "code": big["Code"], "add": [units[5], quals[6]], "remove": scope_codes[:2],
-             "end": scope_codes[2:3]},
-            {"action": "random", "fraction": 0.03, "seed": 7},
-        ]
+        specs, picked = tgalib.changes_of_every_kind(dump)
+        orgs, quals, units = picked.orgs, picked.quals, picked.units
         for s in specs:
             self.fake.post("/_fake/mutate", s)
         # A child list in D1 longer than the local one (as after a list that got shorter): the delta cuts it.
