@@ -8,12 +8,11 @@ changed parents only (child lists replaced, a list that got shorter cut in D1, s
 scope changed); a kill between D1's commit and ours resumes and ends equal.
 """
 
-import os
 import sqlite3
 import unittest
 
-import tgalib
 import d1kit
+import tgalib
 from harness import Workdir, query
 
 CORPUS = "aaaaaaaa-1111-4111-8111-0000000000d1"
