@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "db.h"
+#include "fmt.h"
 #include "sctl.h"
 #include "timeutil.h"
 #include "xmalloc.h"
@@ -115,20 +116,7 @@ sctl_open_history(struct sctl *s, bool *fresh, int *exitcode)
 const char *
 fmt_count(long long v, char *buf, size_t len)
 {
-	char raw[32];
-	size_t n, i, o = 0;
-
-	snprintf(raw, sizeof raw, "%lld", v < 0 ? -v : v);
-	n = strlen(raw);
-	if (v < 0)
-		buf[o++] = '-';
-	for (i = 0; i < n && o + 2 < len; i++) {
-		if (i > 0 && (n - i) % 3 == 0)
-			buf[o++] = ',';
-		buf[o++] = raw[i];
-	}
-	buf[o] = '\0';
-	return buf;
+	return fmt_thousands(v, buf, len);
 }
 
 const char *

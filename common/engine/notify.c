@@ -19,6 +19,7 @@
 #include "config.h"
 #include "cycle.h"
 #include "db.h"
+#include "fmt.h"
 #include "log.h"
 #include "mailstep.h"
 #include "outbox.h"
@@ -48,24 +49,11 @@ static const char SQL_CYCLE_SUMMARY[] =
 static const char *
 thousands(int64_t v, char *buf, size_t len)
 {
-	char raw[32];
-	size_t n, i, o = 0;
-
 	if (v == 0) {
 		snprintf(buf, len, "-");
 		return buf;
 	}
-	snprintf(raw, sizeof raw, "%" PRId64, v < 0 ? -v : v);
-	n = strlen(raw);
-	if (v < 0 && o + 1 < len)
-		buf[o++] = '-';
-	for (i = 0; i < n && o + 2 < len; i++) {
-		if (i > 0 && (n - i) % 3 == 0)
-			buf[o++] = ',';
-		buf[o++] = raw[i];
-	}
-	buf[o] = '\0';
-	return buf;
+	return fmt_thousands(v, buf, len);
 }
 
 static void

@@ -502,6 +502,32 @@ fail_d1(struct publisher *p, struct step *st, const struct d1_result *r)
 	step_fail(st, kind, "publish (%s): %s", stage_names[p->stage], r->error ? r->error : "D1 request failed");
 }
 
+/* Every D1 answer starts here: the publisher is free for its next request; false (and the step failed as the
+ * answer's status says) unless D1 said OK. */
+static bool
+answered(struct publisher *p, struct step *st, const struct d1_result *r)
+{
+	p->st = NULL;
+	if (r->status == D1_OK)
+		return true;
+	fail_d1(p, st, r);
+	return false;
+}
+
+/* The step's transaction on the local database (step_db); false, and the step to be retried, when it cannot be
+ * opened. */
+static bool
+step_open(struct step *st)
+{
+	char *cause = NULL;
+
+	if (step_db(st, &cause) != NULL)
+		return true;
+	step_fail(st, STEP_RETRY, "%s", cause);
+	free(cause);
+	return false;
+}
+
 /* Counters of a request that committed, into the step row's detail. */
 static void
 add_counters(struct step *st, const struct d1_result *r)
@@ -537,16 +563,13 @@ prep_done(const struct d1_result *r, void *arg)
 	const cJSON *res, *row, *info;
 	struct buf alter;
 	const char *d1_through = NULL, *local_through;
-	char *cause = NULL, now[ISO8601_LEN];
+	char now[ISO8601_LEN];
 	int version = 0, missing = 0;
 	size_t t, i;
 	bool full;
 
-	p->st = NULL;
-	if (r->status != D1_OK) {
-		fail_d1(p, st, r);
+	if (!answered(p, st, r))
 		return;
-	}
 	res = r->result;
 	row = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(res, PREP_FIXED +
 	    (int)p->def->ntables), "results"), 0);
@@ -607,11 +630,8 @@ prep_done(const struct d1_result *r, void *arg)
 		set_str(ps, "stage", "data");
 	buf_free(&alter);
 	step_detail_add(st, "full", full ? 1 : 0);
-	if (step_db(st, &cause) == NULL) {
-		step_fail(st, STEP_RETRY, "%s", cause);
-		free(cause);
+	if (!step_open(st))
 		return;
-	}
 	add_counters(st, r);
 	set_cursor(st, strcmp(str(ps, "stage"), "schema") == 0 ? S_SCHEMA : S_DATA, ps);
 	step_done(st, STEP_MORE);
@@ -646,18 +666,11 @@ schema_done(const struct d1_result *r, void *arg)
 	struct publisher *p = arg;
 	struct step *st = p->st;
 	cJSON *ps = obj(step_cycle_state(st), "publish");
-	char *cause = NULL;
 
-	p->st = NULL;
-	if (r->status != D1_OK) {
-		fail_d1(p, st, r);
+	if (!answered(p, st, r))
 		return;
-	}
-	if (step_db(st, &cause) == NULL) {
-		step_fail(st, STEP_RETRY, "%s", cause);
-		free(cause);
+	if (!step_open(st))
 		return;
-	}
 	log_info("publish: D1's corpus schema is at version %d for %s", p->def->schema_version, p->def->scope);
 	set_str(ps, "alter", NULL);
 	set_str(ps, "stage", "data");
@@ -946,15 +959,12 @@ data_done(const struct d1_result *r, void *arg)
 	struct publisher *p = arg;
 	struct step *st = p->st;
 	cJSON *ps = obj(step_cycle_state(st), "publish");
-	char *cause = NULL, key[160];
+	char key[160];
 	double rows = num(ps, "rows", PUB_ROWS_START);
 	size_t i;
 
-	p->st = NULL;
-	if (r->status != D1_OK) {
-		fail_d1(p, st, r);
+	if (!answered(p, st, r))
 		return;
-	}
 	/* Tail deletes of child lists: what D1 says they removed. */
 	for (i = 0; i < p->nkinds; i++) {
 		const cJSON *meta = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(r->result, (int)i), "meta");
@@ -962,11 +972,8 @@ data_done(const struct d1_result *r, void *arg)
 		if (p->kinds[i].del)
 			p->counts[p->kinds[i].table].deleted += (int64_t)num(meta, "changes", 0);
 	}
-	if (step_db(st, &cause) == NULL) {
-		step_fail(st, STEP_RETRY, "%s", cause);
-		free(cause);
+	if (!step_open(st))
 		return;
-	}
 	for (i = 0; i < p->def->ntables; i++) {
 		if (p->counts[i].upserted > 0) {
 			snprintf(key, sizeof key, "%s.upserted", p->def->tables[i].name);
@@ -1081,13 +1088,8 @@ run_data(struct publisher *p, struct step *st, cJSON *ps)
 	key = NULL;
 	if (sql.len == 0) {
 		/* Nothing (more) to send: on to the verification, without a request. */
-		char *c2 = NULL;
-
-		if (step_db(st, &c2) == NULL) {
-			step_fail(st, STEP_RETRY, "%s", c2);
-			free(c2);
+		if (!step_open(st))
 			goto out;
-		}
 		set_str(ps, "stage", "verify");
 		set_item(ps, "k", NULL);
 		set_cursor(st, S_VERIFY, ps);
@@ -1174,21 +1176,14 @@ verify_done(const struct d1_result *r, void *arg)
 	cJSON *ps = obj(step_cycle_state(st), "publish"), *only, *bad, *checks = cJSON_GetObjectItemCaseSensitive(ps,
 	    "checks");
 	struct buf msg;
-	char *cause = NULL;
 	int i, vi = (int)num(ps, "vi", 0), n = (int)p->nkinds;
 	const cJSON *e;
 	size_t t, nbad = 0;
 
-	p->st = NULL;
-	if (r->status != D1_OK) {
-		fail_d1(p, st, r);
+	if (!answered(p, st, r))
 		return;
-	}
-	if (step_db(st, &cause) == NULL) {
-		step_fail(st, STEP_RETRY, "%s", cause);
-		free(cause);
+	if (!step_open(st))
 		return;
-	}
 	add_counters(st, r);
 	if (!cJSON_IsArray(bad = cJSON_GetObjectItemCaseSensitive(ps, "bad"))) {
 		set_item(ps, "bad", cJSON_CreateArray());
@@ -1339,18 +1334,11 @@ end_done(const struct d1_result *r, void *arg)
 	struct publisher *p = arg;
 	struct step *st = p->st;
 	cJSON *ps = obj(step_cycle_state(st), "publish"), *js = step_job_state(st);
-	char *cause = NULL;
 
-	p->st = NULL;
-	if (r->status != D1_OK) {
-		fail_d1(p, st, r);
+	if (!answered(p, st, r))
 		return;
-	}
-	if (step_db(st, &cause) == NULL) {
-		step_fail(st, STEP_RETRY, "%s", cause);
-		free(cause);
+	if (!step_open(st))
 		return;
-	}
 	add_counters(st, r);
 	set_str(js, "d1_published_through", str(ps, "mark"));
 	log_info("publish: D1 is complete through %s (%.0f rows sent)", str(ps, "mark"), num(ps, "sent", 0));

@@ -1,7 +1,9 @@
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "buf.h"
+#include "fmt.h"
 #include "publish-detail.h"
 
 bool
@@ -42,20 +44,7 @@ num(const cJSON *d, const char *key)
 static const char *
 commas(double v, char *buf, size_t len)
 {
-	char raw[32];
-	size_t n, i, o = 0;
-
-	snprintf(raw, sizeof raw, "%.0f", v < 0 ? -v : v);
-	n = strlen(raw);
-	if (v < 0 && o + 1 < len)
-		buf[o++] = '-';
-	for (i = 0; i < n && o + 2 < len; i++) {
-		if (i > 0 && (n - i) % 3 == 0)
-			buf[o++] = ',';
-		buf[o++] = raw[i];
-	}
-	buf[o] = '\0';
-	return buf;
+	return fmt_thousands((int64_t)llround(v), buf, len);
 }
 
 /* "<table>.<what>" -> table; false if key is not of that form. */

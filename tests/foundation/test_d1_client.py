@@ -10,11 +10,10 @@ import os
 import subprocess
 import unittest
 
-from harness import BIN, REPO, Server, Workdir, base_config, write_config
+import d1kit
+from d1kit import ACCOUNT, TOKEN
+from harness import BIN, Workdir, base_config, write_config
 
-FAKE = os.path.join(REPO, "tests", "fakes", "fake_d1.py")
-ACCOUNT = "0123456789abcdef0123456789abcdef"
-TOKEN = "test-d1-token_0123456789ABCDEFGHIJabcdefghij"
 CORPUS = "aaaaaaaa-1111-4111-8111-000000000001"
 OPS = "aaaaaaaa-1111-4111-8111-000000000002"
 PROBE = os.path.join(BIN, "d1-probe")
@@ -24,12 +23,8 @@ class D1Client(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.wd = Workdir("d1client")
-        cls.tokens = cls.wd.file("fake-tokens")
-        with open(cls.tokens, "w") as f:
-            f.write(TOKEN + "\n")
-        cls.fake = Server(FAKE, "--account-id", ACCOUNT, "--token-file", cls.tokens, "--data-dir", cls.wd.file("d1"),
-                          "--database", "rtopacks-db=" + CORPUS, "--database", "ops-db=" + OPS, wd=cls.wd)
-        cls.token_file = cls.secret("token", TOKEN)
+        cls.fake = d1kit.start(cls.wd, CORPUS, OPS)
+        cls.token_file = cls.fake.token_file
 
     @classmethod
     def tearDownClass(cls):
@@ -38,11 +33,7 @@ class D1Client(unittest.TestCase):
 
     @classmethod
     def secret(cls, name, value):
-        path = cls.wd.file(name)
-        with open(path, "w") as f:
-            f.write(value + "\n")
-        os.chmod(path, 0o600)
-        return path
+        return d1kit.secret(cls.wd, name, value)
 
     def setUp(self):
         self.fake.post("/_fake/fault/clear")
@@ -50,10 +41,10 @@ class D1Client(unittest.TestCase):
         self.fake.post("/_fake/stats/reset")
 
     def config(self, **d1):
-        keys = {"account_id": ACCOUNT, "corpus_database_id": CORPUS, "ops_database_id": OPS,
-                "api_base": self.fake.url + "/client/v4", "token_file": self.token_file,
-                "requests_per_5min": "1200", "retries": "3", "backoff": "100ms", "backoff_max": "500ms",
-                "timeout": "20s"}
+        # Not d1kit.LIMITS: more retries, a longer backoff, D1's own 429 block.
+        keys = d1kit.section(self.fake, limits={}, corpus_database_id=CORPUS, ops_database_id=OPS,
+                             requests_per_5min="1200", retries="3", backoff="100ms", backoff_max="500ms",
+                             timeout="20s")
         keys.update(d1)
         path = self.wd.file("sync-%s.conf" % self.id().rsplit(".", 1)[-1])
         write_config(path, {"d1": keys})

@@ -9,13 +9,12 @@ import sqlite3
 import time
 import unittest
 
+import d1kit
+from d1kit import TOKEN
 from harness import (Daemon, Server, Workdir, base_config, ctl, query, runs, syncctl, wait_for,
                      write_config, REPO)
 
-FAKE = os.path.join(REPO, "tests", "fakes", "fake_d1.py")
 ITEMS_SERVER = os.path.join(REPO, "tests", "kit", "items_server.py")
-ACCOUNT = "0123456789abcdef0123456789abcdef"
-TOKEN = "test-d1-token_0123456789ABCDEFGHIJabcdefghij"
 CORPUS = "aaaaaaaa-1111-4111-8111-000000000001"
 OPS = "aaaaaaaa-1111-4111-8111-000000000002"
 
@@ -24,15 +23,7 @@ class Mirror(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.wd = Workdir("d1mirror")
-        tokens = cls.wd.file("fake-tokens")
-        with open(tokens, "w") as f:
-            f.write(TOKEN + "\n")
-        cls.token_file = cls.wd.file("token")
-        with open(cls.token_file, "w") as f:
-            f.write(TOKEN + "\n")
-        os.chmod(cls.token_file, 0o600)
-        cls.fake = Server(FAKE, "--account-id", ACCOUNT, "--token-file", tokens, "--data-dir", cls.wd.file("d1"),
-                          "--database", "rtopacks-db=" + CORPUS, "--database", "ops-db=" + OPS, wd=cls.wd)
+        cls.fake = d1kit.start(cls.wd, CORPUS, OPS)
         cls.items = Server(ITEMS_SERVER, "--items", "25", wd=cls.wd)
 
     @classmethod
@@ -49,9 +40,7 @@ class Mirror(unittest.TestCase):
 
     def env(self, name, **d1):
         wd = Workdir("d1m-" + name)
-        keys = {"account_id": ACCOUNT, "ops_database_id": OPS, "api_base": self.fake.url + "/client/v4",
-                "token_file": self.token_file, "retries": "1", "backoff": "100ms", "backoff_max": "300ms",
-                "rate_block": "1s"}
+        keys = d1kit.section(self.fake, ops_database_id=OPS, retries="1")
         keys.update(d1)
         config = write_config(wd.file("sync.conf"), base_config(wd, None, {
             "d1": keys,
@@ -61,7 +50,7 @@ class Mirror(unittest.TestCase):
         return wd, config, os.path.join(wd.state, "ops.db")
 
     def d1_rows(self, table, where=None):
-        r = self.fake.get("/_fake/dump?database=ops-db&table=%s" % table)
+        r = d1kit.dump(self.fake, table, "ops-db")
         rows = [dict(zip(r["columns"], row)) for row in r["rows"]]
         return [x for x in rows if where is None or all(x[k] == v for k, v in where.items())]
 

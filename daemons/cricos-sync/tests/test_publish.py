@@ -18,11 +18,10 @@ import time
 import unittest
 
 from cricoslib import Env, last_run, query, start_fake, step_detail, stop_fake
-from harness import REPO, Server, Workdir, ctl, syncctl, wait_for
+import d1kit
+from d1kit import TOKEN
+from harness import Workdir, ctl, syncctl, wait_for
 
-FAKE_D1 = os.path.join(REPO, "tests", "fakes", "fake_d1.py")
-ACCOUNT = "0123456789abcdef0123456789abcdef"
-TOKEN = "test-d1-token_0123456789ABCDEFGHIJabcdefghij"
 CORPUS = "aaaaaaaa-1111-4111-8111-0000000000c1"
 OPS = "aaaaaaaa-1111-4111-8111-0000000000c2"
 TABLES = ("cricos_institutions", "cricos_courses", "cricos_locations", "cricos_course_locations", "cricos_editions")
@@ -32,15 +31,7 @@ class PublishTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.wd = Workdir("cricos-d1")
-        tokens = cls.wd.file("fake-tokens")
-        with open(tokens, "w") as f:
-            f.write(TOKEN + "\n")
-        cls.token_file = cls.wd.file("token")
-        with open(cls.token_file, "w") as f:
-            f.write(TOKEN + "\n")
-        os.chmod(cls.token_file, 0o600)
-        cls.d1 = Server(FAKE_D1, "--account-id", ACCOUNT, "--token-file", tokens, "--data-dir", cls.wd.file("d1"),
-                        "--database", "rtopacks-db=" + CORPUS, "--database", "ops-db=" + OPS, wd=cls.wd)
+        cls.d1 = d1kit.start(cls.wd, CORPUS, OPS)
         cls.ckan = start_fake()
 
     @classmethod
@@ -61,16 +52,14 @@ class PublishTest(unittest.TestCase):
             self.ckan.post("/_fake/mutate", action)
 
     def env(self, name, d1=True, **extra):
-        keys = {"account_id": ACCOUNT, "corpus_database_id": CORPUS, "api_base": self.d1.url + "/client/v4",
-                "token_file": self.token_file, "retries": "2", "backoff": "100ms", "backoff_max": "300ms",
-                "rate_block": "1s", "requests_per_5min": "600", "rate_window": "5s"}
+        keys = d1kit.section(self.d1, corpus_database_id=CORPUS, requests_per_5min="600", rate_window="5s")
         keys.update(extra)
         return Env(self.ckan, name=name, sections={"d1": keys} if d1 else None)
 
     # --- D1 against the local tables ------------------------------------------------------------------------------
 
     def d1_rows(self, table):
-        r = self.d1.get("/_fake/dump?database=rtopacks-db&table=%s" % table)
+        r = d1kit.dump(self.d1, table)
         return {tuple(sorted(zip(r["columns"], row))) for row in r["rows"]}
 
     def local_rows(self, env, table):
@@ -125,9 +114,9 @@ class PublishTest(unittest.TestCase):
                               " ORDER BY id DESC LIMIT 1")[0][0]
         self.assertIn("Published to D1: full republish, verified: 5 tables, %s rows" % format(total, ","), mail)
         self.assertRegex(mail, r"cricos_courses +[0-9,]+ upserted")
-        migrations = self.d1.get("/_fake/dump?database=rtopacks-db&table=d1_schema_migrations")
+        migrations = d1kit.dump(self.d1, "d1_schema_migrations")
         self.assertEqual(len(migrations["rows"]), 1, migrations)
-        state = self.d1.get("/_fake/dump?database=rtopacks-db&table=d1_publish_state")
+        state = d1kit.dump(self.d1, "d1_publish_state")
         st = dict(zip(state["columns"], state["rows"][0]))
         cycle = query(env.ops, "SELECT cycle_id FROM sync_runs ORDER BY started_at DESC LIMIT 1")[0][0]
         self.assertEqual(st["published_through"], cycle)

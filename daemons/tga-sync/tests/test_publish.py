@@ -8,16 +8,13 @@ changed parents only (child lists replaced, a list that got shorter cut in D1, s
 scope changed); a kill between D1's commit and ours resumes and ends equal.
 """
 
-import os
 import sqlite3
 import unittest
 
+import d1kit
 import tgalib
-from harness import REPO, Server, Workdir, query
+from harness import Workdir, query
 
-FAKE_D1 = os.path.join(REPO, "tests", "fakes", "fake_d1.py")
-ACCOUNT = "0123456789abcdef0123456789abcdef"
-TOKEN = "test-d1-token_0123456789ABCDEFGHIJabcdefghij"
 CORPUS = "aaaaaaaa-1111-4111-8111-0000000000d1"
 OPS = "aaaaaaaa-1111-4111-8111-0000000000d2"
 TABLES = ("tga_runs", "tga_components", "tga_releases", "tga_unit_grid", "tga_mappings", "tga_classifications",
@@ -39,36 +36,20 @@ class PublishTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.wd = Workdir("tga-d1")
-        tokens = cls.wd.file("fake-tokens")
-        with open(tokens, "w") as f:
-            f.write(TOKEN + "\n")
-        cls.token_file = cls.wd.file("token")
-        with open(cls.token_file, "w") as f:
-            f.write(TOKEN + "\n")
-        os.chmod(cls.token_file, 0o600)
-        cls.d1 = Server(FAKE_D1, "--account-id", ACCOUNT, "--token-file", tokens, "--data-dir", cls.wd.file("d1"),
-                        "--database", "rtopacks-db=" + CORPUS, "--database", "ops-db=" + OPS, wd=cls.wd)
-        cls.fwd = Workdir("tga-d1-fake")
-        cls.fake = tgalib.start_fake(cls.fwd)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.d1.stop()
-        cls.fake.stop()
-        cls.fwd.cleanup()
-        cls.wd.cleanup()
+        cls.addClassCleanup(cls.wd.cleanup)
+        cls.d1 = d1kit.start(cls.wd, CORPUS, OPS)
+        cls.addClassCleanup(cls.d1.stop)
+        tgalib.share_fake(cls, "tga-d1-fake", smtp=False)
 
     def env(self, name):
-        keys = {"account_id": ACCOUNT, "corpus_database_id": CORPUS, "api_base": self.d1.url + "/client/v4",
-                "token_file": self.token_file, "retries": "2", "backoff": "100ms", "backoff_max": "300ms",
-                "rate_block": "1s", "requests_per_5min": "1000", "rate_window": "5s"}
+        keys = d1kit.section(self.d1, corpus_database_id=CORPUS, requests_per_5min="1000", rate_window="5s")
         env = tgalib.Env(self.fake, name=name, sections={"d1": keys})
         # Verification in key ranges of 2,000 rows (500,000 in production): the scope table is checked in several.
         env.daemon.env["RTOPACKS_TEST_VERIFY_RANGE"] = "2000"
         return env
 
     def d1_rows(self, table):
-        r = self.d1.get("/_fake/dump?database=rtopacks-db&table=%s" % table)
+        r = d1kit.dump(self.d1, table)
         return rowset(r["columns"], r["rows"])
 
     def local_rows(self, env, table):
@@ -108,26 +89,8 @@ class PublishTest(unittest.TestCase):
 
         # Changes of every kind, then a delta.
         dump = tgalib.fake_dump(self.fake)
-        comps = {c["Code"]: c for c in dump["TrainingComponents"]}
-        orgs = sorted(dump["Organisations"], key=lambda o: -len(o["Scopes"]))
-        quals = sorted(c for c, v in comps.items() if v["ComponentType"] == "Qualification" and v["IsCurrent"])
-        units = sorted(c for c, v in comps.items() if v["ComponentType"] == "Unit" and v["IsCurrent"])
-        big, rto_upd, rto_del = orgs[0], orgs[1]["Code"], orgs[2]["Code"]
-        scope_codes = [s["NrtCode"] for s in big["Scopes"] if not s["IsImplicit"]]
-        specs = [
-            {"action": "update", "kind": "qualification", "code": quals[0], "title": "Certificate IV in Renamed"},
-            {"action": "add", "kind": "unit", "package": quals[1][:3]},
-            {"action": "add", "kind": "skill_set"},
-            {"action": "delete", "kind": "unit", "code": units[0], "operation": "PhysicalDelete"},
-            {"action": "delete", "kind": "qualification", "code": quals[2], "operation": "LogicalDelete"},
-            {"action": "supersede", "kind": "unit", "code": units[1]},
-            {"action": "update", "kind": "rto", "code": rto_upd},
-            {"action": "delete", "kind": "rto", "code": rto_del},
-            {"action": "add", "kind": "rto"},
-            {"action": "scope", "code": big["Code"], "add": [units[5], quals[6]], "remove": scope_codes[:2],
-             "end": scope_codes[2:3]},
-            {"action": "random", "fraction": 0.03, "seed": 7},
-        ]
+        specs, picked = tgalib.changes_of_every_kind(dump)
+        orgs, quals, units = picked.orgs, picked.quals, picked.units
         for s in specs:
             self.fake.post("/_fake/mutate", s)
         # A child list in D1 longer than the local one (as after a list that got shorter): the delta cuts it.

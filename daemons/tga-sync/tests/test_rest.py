@@ -95,26 +95,8 @@ class SourceEqualityTest(unittest.TestCase):
 
     def test_2_after_the_same_changes(self):
         dump = tgalib.fake_dump(self.rest_fake)
-        comps = {c["Code"]: c for c in dump["TrainingComponents"]}
-        orgs = sorted(dump["Organisations"], key=lambda o: -len(o["Scopes"]))
-        quals = sorted(c for c, v in comps.items() if v["ComponentType"] == "Qualification" and v["IsCurrent"])
-        units = sorted(c for c, v in comps.items() if v["ComponentType"] == "Unit" and v["IsCurrent"])
-        big = orgs[0]
-        explicit = [s["NrtCode"] for s in big["Scopes"] if not s["IsImplicit"]]
-        specs = [
-            {"action": "update", "kind": "qualification", "code": quals[0], "title": "Certificate IV in Renamed"},
-            {"action": "add", "kind": "unit", "package": quals[1][:3]},
-            {"action": "add", "kind": "skill_set"},
-            {"action": "delete", "kind": "unit", "code": units[0], "operation": "PhysicalDelete"},
-            {"action": "delete", "kind": "qualification", "code": quals[2], "operation": "LogicalDelete"},
-            {"action": "supersede", "kind": "unit", "code": units[1]},
-            {"action": "update", "kind": "rto", "code": orgs[1]["Code"]},
-            {"action": "delete", "kind": "rto", "code": orgs[2]["Code"]},
-            {"action": "add", "kind": "rto"},
-            {"action": "scope", "code": big["Code"], "add": [units[5], quals[6]], "remove": explicit[:2],
-             "end": explicit[2:3]},
-            {"action": "random", "fraction": 0.05, "seed": 7},
-        ]
+        specs, picked = tgalib.changes_of_every_kind(dump, fraction=0.05)
+        comps, orgs, quals, units = picked.comps, picked.orgs, picked.quals, picked.units
         for fake in (self.soap_fake, self.rest_fake):
             fake.post("/_fake/clock", {"now": LATER})
             answers = [fake.post("/_fake/mutate", s)["changes"] for s in specs]

@@ -125,28 +125,8 @@ class SyncTest(unittest.TestCase):
     def test_2_incremental_after_changes(self):
         env, fake = self.env, self.fake
         before = self.dump0
-        comps = {c["Code"]: c for c in before["TrainingComponents"]}
-        orgs = sorted(before["Organisations"], key=lambda o: -len(o["Scopes"]))
-        quals = sorted(c for c, v in comps.items() if v["ComponentType"] == "Qualification" and v["IsCurrent"])
-        units = sorted(c for c, v in comps.items() if v["ComponentType"] == "Unit" and v["IsCurrent"])
-        big, rto_upd, rto_del = orgs[0], orgs[1]["Code"], orgs[2]["Code"]
-        scope_codes = [s["NrtCode"] for s in big["Scopes"] if not s["IsImplicit"]]
-        specs = [
-            {"action": "update", "kind": "qualification", "code": quals[0], "title": "Certificate IV in Renamed"},
-            {"action": "update", "kind": "training_package", "code": sorted(
-                c for c, v in comps.items() if v["ComponentType"] == "TrainingPackage")[0]},
-            {"action": "add", "kind": "unit", "package": quals[1][:3]},
-            {"action": "add", "kind": "skill_set"},
-            {"action": "delete", "kind": "unit", "code": units[0], "operation": "PhysicalDelete"},
-            {"action": "delete", "kind": "qualification", "code": quals[2], "operation": "LogicalDelete"},
-            {"action": "supersede", "kind": "unit", "code": units[1]},
-            {"action": "update", "kind": "rto", "code": rto_upd},
-            {"action": "delete", "kind": "rto", "code": rto_del},
-            {"action": "add", "kind": "rto"},
-            {"action": "scope", "code": big["Code"], "add": [units[5], quals[6]], "remove": scope_codes[:2],
-             "end": scope_codes[2:3]},
-            {"action": "random", "fraction": 0.03, "seed": 7},
-        ]
+        specs, picked = tgalib.changes_of_every_kind(before, package=True)
+        quals, units, rto_del = picked.quals, picked.units, picked.orgs[2]["Code"]
         answers = [fake.post("/_fake/mutate", s) for s in specs]
         after = tgalib.fake_dump(fake)
         fake.post("/_fake/stats/reset")

@@ -5,6 +5,7 @@ rtopacks.db with the fake's register (GET /_fake/dump) by content, table by tabl
 import json
 import os
 import sqlite3
+import types
 import urllib.request
 
 import crash
@@ -62,6 +63,38 @@ class Env(kitenv.Env):
         return {"base_url": fake.url + "/Deewr.Tga.Webservices", "username": "WebService.Read",
                 "password_file": pw, "epoch": EPOCH, "page_size": 50, "step_backoff": "50ms",
                 "step_backoff_max": "200ms", "step_retries": 1, "overlap": "1h"}
+
+
+def changes_of_every_kind(dump, fraction=0.03, package=False):
+    """The delta tests' changes to the fake (POST /_fake/mutate specs), picked from its dump: a qualification
+    renamed (and a training package updated when package), a unit and a skill set added, a physical and a logical
+    delete, a supersession, an RTO updated, one deleted and one added, scope adds/removals/an end on the RTO with
+    the most scope, and fraction of everything at random.  Returns (specs, picked): picked.comps (by code), .orgs
+    (most scope first), .quals and .units (current, sorted), .big (orgs[0])."""
+    comps = {c["Code"]: c for c in dump["TrainingComponents"]}
+    orgs = sorted(dump["Organisations"], key=lambda o: -len(o["Scopes"]))
+    quals = sorted(c for c, v in comps.items() if v["ComponentType"] == "Qualification" and v["IsCurrent"])
+    units = sorted(c for c, v in comps.items() if v["ComponentType"] == "Unit" and v["IsCurrent"])
+    big = orgs[0]
+    explicit = [s["NrtCode"] for s in big["Scopes"] if not s["IsImplicit"]]
+    specs = [
+        {"action": "update", "kind": "qualification", "code": quals[0], "title": "Certificate IV in Renamed"},
+        {"action": "add", "kind": "unit", "package": quals[1][:3]},
+        {"action": "add", "kind": "skill_set"},
+        {"action": "delete", "kind": "unit", "code": units[0], "operation": "PhysicalDelete"},
+        {"action": "delete", "kind": "qualification", "code": quals[2], "operation": "LogicalDelete"},
+        {"action": "supersede", "kind": "unit", "code": units[1]},
+        {"action": "update", "kind": "rto", "code": orgs[1]["Code"]},
+        {"action": "delete", "kind": "rto", "code": orgs[2]["Code"]},
+        {"action": "add", "kind": "rto"},
+        {"action": "scope", "code": big["Code"], "add": [units[5], quals[6]], "remove": explicit[:2],
+         "end": explicit[2:3]},
+        {"action": "random", "fraction": fraction, "seed": 7},
+    ]
+    if package:
+        specs.insert(1, {"action": "update", "kind": "training_package", "code": sorted(
+            c for c, v in comps.items() if v["ComponentType"] == "TrainingPackage")[0]})
+    return specs, types.SimpleNamespace(comps=comps, orgs=orgs, quals=quals, units=units, big=big)
 
 
 def fake_dump(fake):
