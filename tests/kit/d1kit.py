@@ -7,8 +7,11 @@ qb-reconcile's test_d1_billing.py can use it too (its own set-up is the same).
 """
 
 import os
+import random
+import sys
+import time
 
-from harness import REPO, Server
+from harness import REPO, Server, ctl, cursor, runs, wait_for
 
 FAKE_D1 = os.path.join(REPO, "tests", "fakes", "fake_d1.py")
 ACCOUNT = "0123456789abcdef0123456789abcdef"
@@ -51,3 +54,33 @@ def section(server, limits=LIMITS, **keys):
 def dump(server, table, database="rtopacks-db"):
     """A table of the fake's database as it stands: {"columns": [...], "rows": [[...], ...]}."""
     return server.get("/_fake/dump?database=%s&table=%s" % (database, table))
+
+
+def publish_torture(tc, env, label, kills=8, window=(0.0, 0.12)):
+    """SIGKILL env's daemon (started as a service and triggered) at random moments of its publish phase, up to
+    `kills` times, restarting it each time (an unfinished cycle resumes by itself), until the cycle is done; the
+    number of kills that landed inside publish (at least one, or the test fails).  The moments are drawn from
+    TORTURE_SEED, printed with the count so a failure replays.  The caller then compares D1 with the local tables."""
+    seed = int(os.environ.get("TORTURE_SEED", str(int(time.time()))))
+    rnd = random.Random(seed)
+    st = env.sync_type
+    d = env.daemon.start()
+    tc.assertTrue(ctl(d.socket_path(), "trigger")["ok"])
+    landed = 0
+    for i in range(kills):
+        wait_for(lambda: cursor(env.ops, st)["cycle_phase"] in ("publish", "notify", "done"), timeout=120,
+                 interval=0.01, what="the publish phase (seed %d, kill %d)" % (seed, i))
+        if cursor(env.ops, st)["cycle_phase"] != "publish":
+            break
+        time.sleep(rnd.uniform(*window))
+        d.kill()
+        landed += cursor(env.ops, st)["cycle_phase"] == "publish"
+        d.start()
+    wait_for(lambda: cursor(env.ops, st)["cycle_phase"] == "done", timeout=180,
+             what="the resumed cycle (seed %d)" % seed)
+    wait_for(lambda: runs(env.ops, st)[-1]["status"] == "complete", what="the run row")
+    tc.assertEqual(d.stop(), 0)
+    sys.stderr.write("%s publish torture: %d kills landed in publish (seed %d)\n" % (label, landed, seed))
+    tc.assertGreater(landed, 0, "no kill landed inside publish (seed %d)" % seed)
+    tc.assertEqual(runs(env.ops, st)[-1]["trigger"], "resume")
+    return landed, seed

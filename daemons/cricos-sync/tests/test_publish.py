@@ -12,18 +12,16 @@ with detail "disabled".
 
 import json
 import os
-import random
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 import unittest
 
 from cricoslib import Env, last_run, query, start_fake, step_detail, stop_fake
 import d1kit
 from d1kit import TOKEN
-from harness import Workdir, ctl, cursor, runs, syncctl, wait_for
+from harness import Workdir, ctl, syncctl, wait_for
 
 CORPUS = "aaaaaaaa-1111-4111-8111-0000000000c1"
 OPS = "aaaaaaaa-1111-4111-8111-0000000000c2"
@@ -301,31 +299,10 @@ class PublishTest(unittest.TestCase):
         often lands with a request on the wire or between D1's commit and ours), restarting the daemon as a service
         each time: the resumed cycle completes and D1 ends equal to the local tables, nothing missing.  The kills
         are drawn from TORTURE_SEED (printed, so a failure replays)."""
-        seed = int(os.environ.get("TORTURE_SEED", str(int(time.time()))))
-        rnd = random.Random(seed)
         keys = d1kit.section(self.d1, corpus_database_id=CORPUS, requests_per_5min="1200", rate_window="5s")
         env = Env(self.ckan, name="pub-torture", sections={"d1": keys}, env={"RTOPACKS_TEST_PUBLISH_ROWS": "20"})
         self.addCleanup(env.cleanup)
-        st = env.sync_type
-        d = env.daemon.start()
-        self.assertTrue(ctl(d.socket_path(), "trigger")["ok"])
-        landed = 0
-        for i in range(8):
-            wait_for(lambda: cursor(env.ops, st)["cycle_phase"] in ("publish", "notify", "done"), timeout=60,
-                     interval=0.01, what="the publish phase (seed %d, kill %d)" % (seed, i))
-            if cursor(env.ops, st)["cycle_phase"] != "publish":
-                break
-            time.sleep(rnd.uniform(0.0, 0.12))
-            d.kill()
-            landed += cursor(env.ops, st)["cycle_phase"] == "publish"
-            d.start()       # an unfinished cycle resumes by itself
-        wait_for(lambda: cursor(env.ops, st)["cycle_phase"] == "done", timeout=120,
-                 what="the resumed cycle (seed %d)" % seed)
-        wait_for(lambda: runs(env.ops, st)[-1]["status"] == "complete", what="the run row")
-        self.assertEqual(d.stop(), 0)
-        sys.stderr.write("publish torture: %d kills landed in publish (seed %d)\n" % (landed, seed))
-        self.assertGreater(landed, 0, "no kill landed inside publish (seed %d)" % seed)
-        self.assertEqual(runs(env.ops, st)[-1]["trigger"], "resume")
+        landed, seed = d1kit.publish_torture(self, env, "cricos-sync")
         self.assert_d1_equal(env, "after %d kills during publish (seed %d)" % (landed, seed))
 
 

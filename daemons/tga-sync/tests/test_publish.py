@@ -5,7 +5,8 @@ Issue 14: after the phase every published table in D1's corpus database equals t
 load (a full republish, D1 being empty), then a delta after changes of every kind (updates, adds, physical and
 logical deletes, a supersession, RTO update/delete/add, scope adds/removals/ends, 3% random), sent through the
 changed parents only (child lists replaced, a list that got shorter cut in D1, scope reached through the RTOs whose
-scope changed); a kill between D1's commit and ours resumes and ends equal.
+scope changed); a kill between D1's commit and ours resumes and ends equal; so does a first load under random
+SIGKILLs during publish (TORTURE_SEED).
 """
 
 import sqlite3
@@ -165,6 +166,18 @@ class PublishTest(unittest.TestCase):
                                     "DELETE FROM tga_deletions WHERE code = 'NOTLOCAL'"})
         self.assertEqual(env.run_once(), 0, env.daemon.read_log()[-4000:])
         self.assert_d1_equal(env, "after the stray row went")
+
+
+    def test_torture_random_kills_during_publish(self):
+        """A first load into an empty D1 in requests of 200 rows, SIGKILLed at random moments of publish
+        (TORTURE_SEED) and restarted each time: D1 ends equal to the local tables, nothing missing."""
+        drop = "; ".join("DROP TABLE IF EXISTS %s" % t for t in TABLES + ("d1_schema_migrations", "d1_publish_state"))
+        self.d1.post("/_fake/sql", {"database": "rtopacks-db", "sql": drop})
+        env = self.env("tga-pub-torture")
+        self.addCleanup(env.cleanup)
+        env.daemon.env["RTOPACKS_TEST_PUBLISH_ROWS"] = "200"
+        landed, seed = d1kit.publish_torture(self, env, "tga-sync")
+        self.assert_d1_equal(env, "after %d kills during publish (seed %d)" % (landed, seed))
 
 
 if __name__ == "__main__":
